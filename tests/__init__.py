@@ -1,0 +1,1 @@
+"""The viabtc trial suite; it mirrors the viabtc package."""

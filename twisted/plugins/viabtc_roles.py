@@ -1,0 +1,21 @@
+"""
+twistd plugins, one per viabtc role: ``twistd -n viabtc-<role> --config FILE``.
+
+Each line only names the role's ``tap`` module; all logic lives there, as in
+Twisted's own ``twisted_names`` plugin.
+"""
+
+from twisted.application.service import ServiceMaker
+
+viabtcJobmaster = ServiceMaker(
+    "viabtc-jobmaster",
+    "viabtc.jobmaster.tap",
+    "Builds mining jobs from bitcoind templates and submits found blocks.",
+    "viabtc-jobmaster",
+)
+viabtcGateway = ServiceMaker(
+    "viabtc-gateway",
+    "viabtc.gateway.tap",
+    "Stratum server for miners and mineragents; checks shares.",
+    "viabtc-gateway",
+)
