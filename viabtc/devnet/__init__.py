@@ -1,0 +1,42 @@
+# -*- test-case-name: tests.devnet -*-
+"""
+Local services for tests and the local demo: a real ``redis-server`` and a real
+bcoin regtest node, each started on free loopback ports and stopped again.
+
+Nothing here is a fake: these start the real programs.  When a program is
+missing, ``ServiceUnavailable`` says which and how to install it; tests turn it
+into a skip only when ``VIABTC_REQUIRE_SERVICES`` is unset (never in CI).
+"""
+
+import os
+import socket
+
+
+class ServiceUnavailable(Exception):
+    """A local service (redis-server, bcoin) could not be found or started."""
+
+
+def services_required():
+    """
+    True when a missing local service must fail the run instead of skipping
+    (``VIABTC_REQUIRE_SERVICES=1``, set by ``scripts/test`` and so in CI).
+    """
+    return os.environ.get("VIABTC_REQUIRE_SERVICES", "") not in ("", "0")
+
+
+def free_port(host="127.0.0.1", kind=socket.SOCK_STREAM):
+    """
+    A port on ``host`` that nothing listens on right now.
+
+    The socket is bound with port 0 and closed, so there is a small window in
+    which another process may take the port; the launchers retry on a bind
+    failure for that reason.
+    """
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def project_root():
+    """The checkout's top directory (where node_modules/ and .venv/ live)."""
+    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
