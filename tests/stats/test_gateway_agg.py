@@ -1,0 +1,139 @@
+"""Gateway per-minute aggregation: attribution, counters, zero entries, flushing."""
+
+from twisted.trial import unittest
+
+from viabtc.stats import records
+from viabtc.stats.gateway_agg import MinuteAggregator, MinuteRecords
+from viabtc.stats.records import MonitorFloatRecord, MonitorIntRecord, ShareRecord
+
+T = 1482252540  # 12:49:00 UTC, a minute start
+
+
+def agg():
+    return MinuteAggregator("10.0.0.1", "btc")
+
+
+class CounterTests(unittest.TestCase):
+    def test_valid_and_rejected_shares(self):
+        """The counters of ref §4.9's table, for one minute."""
+        a = agg()
+        a.share("alice", "rig1", 0, 1024, 0.25, T + 1)
+        a.share("alice", "rig1", 0, 2048, 0.5, T + 2)
+        a.share("alice", "rig2", 0, 16, 0.125, T + 3)
+        a.share("alice", "rig1", 23, 0, 0.0, T + 4)
+        a.share("bob", "x", 21, 0, 0.0, T + 5)
+        a.share("bob", "x", 23, 0, 0.0, T + 6)
+        [minute] = a.flush(T + 60)
+        H, C = "10.0.0.1", "btc"
+        self.assertEqual(minute, MinuteRecords(
+            T,
+            (
+                ShareRecord("alice", H, C, 3, 3088, 0.875),
+                ShareRecord("alice:rig1", H, C, 2, 3072, 0.0),
+                ShareRecord("alice:rig2", H, C, 1, 16, 0.0),
+                ShareRecord("alice:reject", H, C, 1, 0, 0.0),
+                ShareRecord("alice:rig1:reject", H, C, 1, 0, 0.0),
+                ShareRecord("bob:reject", H, C, 2, 0, 0.0),
+                ShareRecord("bob:x:reject", H, C, 2, 0, 0.0),
+            ),
+            (
+                MonitorIntRecord("share", H, C, 3),
+                MonitorIntRecord("pow", H, C, 3088),
+                MonitorIntRecord("reject", H, C, 3),
+                MonitorIntRecord("reject_23", H, C, 2),
+                MonitorIntRecord("reject_21", H, C, 1),
+            ),
+            (MonitorFloatRecord("goal", H, C, 0.875),),
+        ))
+
+    def test_monitor_counters(self):
+        a = agg()
+        a.monitor("connection_new", 2, T)
+        a.monitor("connection_new", 3, T + 30)
+        a.monitor("share", 1, T + 30)  # merges with the share-derived counter
+        a.monitor_float("temperature", 1.5, T + 30)
+        [minute] = a.flush(T + 60)
+        self.assertEqual(minute.monitor_ints, (
+            MonitorIntRecord("share", "10.0.0.1", "btc", 1),
+            MonitorIntRecord("connection_new", "10.0.0.1", "btc", 5),
+        ))
+        self.assertEqual(minute.monitor_floats, (MonitorFloatRecord("temperature", "10.0.0.1", "btc", 1.5),))
+
+    def test_bad_monitor_value(self):
+        self.assertRaises(ValueError, agg().monitor, "k", -1, T)
+        self.assertRaises(ValueError, agg().monitor, "k", 1.5, T)
+
+    def test_zero_entries_never_emitted(self):
+        """Zero counters and a minute of only zeros produce no records."""
+        a = agg()
+        a.monitor("connections", 0, T)
+        a.monitor_float("goal", 1e-16, T)
+        a.share("alice", "rig1", 0, 0, 0.0, T)  # a share of difficulty 0: counted, no pow
+        [minute] = a.flush(T + 60)
+        self.assertEqual(minute.shares, (
+            ShareRecord("alice", "10.0.0.1", "btc", 1, 0, 0.0),
+            ShareRecord("alice:rig1", "10.0.0.1", "btc", 1, 0, 0.0),
+        ))
+        self.assertEqual(minute.monitor_ints, (MonitorIntRecord("share", "10.0.0.1", "btc", 1),))
+        self.assertEqual(minute.monitor_floats, ())
+
+
+class MinuteTests(unittest.TestCase):
+    def test_attribution_across_boundary(self):
+        """A share at hh:mm:59.9 counts for hh:mm; one at hh:(mm+1):00.0 for the next minute."""
+        a = agg()
+        a.share("alice", "w", 0, 1, 0.0, T + 59.9)
+        a.share("alice", "w", 0, 2, 0.0, T + 60.0)
+        self.assertEqual(a.flush(T + 59.99), [])
+        [first] = a.flush(T + 60)
+        self.assertEqual(first.minute, T)
+        self.assertEqual(first.shares[0], ShareRecord("alice", "10.0.0.1", "btc", 1, 1, 0.0))
+        self.assertEqual(a.flush(T + 119), [])
+        [second] = a.flush(T + 120)
+        self.assertEqual(second.minute, T + 60)
+        self.assertEqual(second.shares[0], ShareRecord("alice", "10.0.0.1", "btc", 1, 2, 0.0))
+
+    def test_flush_returns_each_minute_once_oldest_first(self):
+        a = agg()
+        for k in (2, 0, 1):
+            a.share("u", "w", 0, k + 1, 0.0, T + 60 * k)
+        got = a.flush(T + 180)
+        self.assertEqual([m.minute for m in got], [T, T + 60, T + 120])
+        self.assertEqual(a.flush(T + 180), [])
+        self.assertEqual(a.flush_all(), [])
+
+    def test_late_event_for_flushed_minute(self):
+        """Something reported late for an already flushed minute is still filed under its minute."""
+        a = agg()
+        a.share("u", "w", 0, 1, 0.0, T + 10)
+        a.flush(T + 60)
+        a.monitor("block", 1, T + 20)
+        [late] = a.flush(T + 61)
+        self.assertEqual((late.minute, late.monitor_ints), (T, (MonitorIntRecord("block", "10.0.0.1", "btc", 1),)))
+
+    def test_flush_all_includes_current_minute(self):
+        a = agg()
+        a.share("u", "w", 0, 1, 0.0, T + 10)
+        a.share("u", "w", 0, 1, 0.0, T + 70)
+        self.assertEqual([m.minute for m in a.flush_all()], [T, T + 60])
+        self.assertEqual(a.flush_all(), [])
+        a.share("u", "w", 0, 5, 0.0, T + 75)  # the cached current bucket was released
+        [m] = a.flush_all()
+        self.assertEqual(m.shares[0].pow, 5)
+
+    def test_bodies_are_stamped(self):
+        a = agg()
+        for i in range(200):
+            a.share("user%03d" % i, "worker", 0, 1000, 0.001, T + 5)
+        [minute] = a.flush(T + 60)
+        bodies = minute.bodies()
+        commands = [c for c, _ in bodies]
+        self.assertEqual(set(commands), {records.META_SHARE, records.META_MONITOR_INT, records.META_MONITOR_FLOAT})
+        shares = []
+        for command, body in bodies:
+            self.assertLessEqual(len(body), records.MAX_BODY)
+            self.assertEqual(records.body_minute(body), T)
+            if command == records.META_SHARE:
+                shares.extend(records.decode_body(command, body))
+        self.assertEqual(tuple(shares), minute.shares)
+        self.assertGreater(commands.count(records.META_SHARE), 1)

@@ -1,0 +1,201 @@
+# -*- test-case-name: tests.stats.test_gateway_agg -*-
+"""
+The gateway's per-minute statistics (ref §4.9), bucketed by the minute in
+which each share or sample happened.
+
+The seed sums everything since its last flush at about hh:mm:30 and lets the
+metawriter guess the minute, so each Redis minute mixes two real minutes and
+its dictionaries keep every key forever with zero values (ref §12.17, §12.26).
+Here every event lands in the bucket of its own minute start (a share at
+12:00:59.9 counts for 12:00), a completed bucket is handed out once, stamped
+with its minute (``viabtc.stats.records``), and then forgotten.
+
+Blocks and events are not aggregated: the gateway sends them at once
+(``records.BlockRecord`` / ``records.EventRecord``).
+
+``share`` is on the hot path: it allocates nothing once a user and worker
+have been seen in the current minute; record keys are built only at flush.
+"""
+
+import os
+
+import attrs
+
+from viabtc.stats import records
+from viabtc.stats.schema import share_record_key
+
+# Monitor counter names the aggregator fills from shares (ref §4.9).
+SHARE = "share"
+POW = "pow"
+REJECT = "reject"
+GOAL = "goal"
+REJECT_CODE = "reject_%d"
+
+# Seed rule for float monitors: smaller magnitudes are not worth a write.
+FLOAT_EPSILON = 1e-15
+
+
+def minute_start(now):
+    """The unix start of the minute containing ``now`` (seconds)."""
+    return int(now // 60) * 60
+
+
+@attrs.frozen
+class MinuteRecords:
+    """All records of one completed minute, ready to stamp and send."""
+
+    minute: int
+    shares: tuple
+    monitor_ints: tuple
+    monitor_floats: tuple
+
+    def bodies(self, max_body=records.MAX_BODY, random=os.urandom):
+        """``[(command, body), ...]`` for this minute, each body stamped."""
+        out = []
+        for command, recs in (
+            (records.META_SHARE, self.shares),
+            (records.META_MONITOR_INT, self.monitor_ints),
+            (records.META_MONITOR_FLOAT, self.monitor_floats),
+        ):
+            for body in records.encode_bodies(command, recs, max_body, random, self.minute):
+                out.append((command, body))
+        return out
+
+
+class _Bucket:
+    """Mutable counters of one minute; lives only until that minute is flushed."""
+
+    __slots__ = ("users", "share", "pow", "reject", "goal", "reject_codes", "ints", "floats")
+
+    def __init__(self):
+        # user -> [num, pow, goal, rejects, {worker: [num, pow, rejects]}]
+        self.users = {}
+        self.share = 0
+        self.pow = 0
+        self.reject = 0
+        self.goal = 0.0
+        self.reject_codes = {}
+        self.ints = {}
+        self.floats = {}
+
+
+class MinuteAggregator:
+    """
+    Per-minute counters of one gateway.  ``host`` is its ``alert.host``
+    identity and ``coin`` its stats coin prefix (e.g. "btc"), both written into
+    every record as the seed does.
+    """
+
+    def __init__(self, host, coin):
+        self.host = host
+        self.coin = coin
+        self._buckets = {}
+        self._minute = None
+        self._bucket = None
+
+    def _bucket_for(self, now):
+        minute = int(now // 60) * 60
+        if minute == self._minute:
+            return self._bucket
+        bucket = self._buckets.get(minute)
+        if bucket is None:
+            bucket = self._buckets[minute] = _Bucket()
+        self._minute = minute
+        self._bucket = bucket
+        return bucket
+
+    def share(self, user, worker, code, difficulty, goal, now):
+        """
+        Count one share: ``code`` 0 is accepted with ``difficulty`` (an int,
+        the share's pow) and ``goal`` (its fraction of a block); any other
+        code is a reject of that code.
+        """
+        bucket = self._bucket_for(now)
+        entry = bucket.users.get(user)
+        if entry is None:
+            entry = bucket.users[user] = [0, 0, 0.0, 0, {}]
+        wentry = entry[4].get(worker)
+        if wentry is None:
+            wentry = entry[4][worker] = [0, 0, 0]
+        if code:
+            bucket.reject += 1
+            codes = bucket.reject_codes
+            codes[code] = codes.get(code, 0) + 1
+            entry[3] += 1
+            wentry[2] += 1
+        else:
+            bucket.share += 1
+            bucket.pow += difficulty
+            bucket.goal += goal
+            entry[0] += 1
+            entry[1] += difficulty
+            entry[2] += goal
+            wentry[0] += 1
+            wentry[1] += difficulty
+
+    def monitor(self, key, value, now):
+        """
+        Add ``value`` to integer monitor counter ``key`` (e.g.
+        ``connection_new``).  Counters only grow on the wire (a varint), so a
+        negative value is refused here rather than spoiling the whole minute
+        at flush.
+        """
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError("monitor %r: value must be a non-negative int, got %r" % (key, value))
+        ints = self._bucket_for(now).ints
+        ints[key] = ints.get(key, 0) + value
+
+    def monitor_float(self, key, value, now):
+        """Add ``value`` to float monitor counter ``key``."""
+        floats = self._bucket_for(now).floats
+        floats[key] = floats.get(key, 0.0) + value
+
+    def flush(self, now):
+        """
+        The records of every minute that ended at or before ``now``, oldest
+        first; those minutes are forgotten.
+        """
+        current = minute_start(now)
+        done = sorted(m for m in self._buckets if m < current)
+        return [self._take(m) for m in done]
+
+    def flush_all(self):
+        """Every minute still held, the current one included (for shutdown)."""
+        return [self._take(m) for m in sorted(self._buckets)]
+
+    def _take(self, minute):
+        bucket = self._buckets.pop(minute)
+        if minute == self._minute:
+            self._minute = self._bucket = None
+        host, coin = self.host, self.coin
+        shares = []
+        for user, (num, pow_, goal, rejects, workers) in bucket.users.items():
+            if num:
+                shares.append(records.ShareRecord(user, host, coin, num, pow_, goal))
+            for worker, (wnum, wpow, wrejects) in workers.items():
+                if wnum:
+                    shares.append(records.ShareRecord(
+                        share_record_key(user, worker), host, coin, wnum, wpow, 0.0))
+            if rejects:
+                shares.append(records.ShareRecord(
+                    share_record_key(user, reject=True), host, coin, rejects, 0, 0.0))
+            for worker, (_wnum, _wpow, wrejects) in workers.items():
+                if wrejects:
+                    shares.append(records.ShareRecord(
+                        share_record_key(user, worker, reject=True), host, coin, wrejects, 0, 0.0))
+        ints = {SHARE: bucket.share, POW: bucket.pow, REJECT: bucket.reject}
+        for code, n in bucket.reject_codes.items():
+            ints[REJECT_CODE % code] = n
+        for key, value in bucket.ints.items():
+            ints[key] = ints.get(key, 0) + value
+        monitor_ints = tuple(
+            records.MonitorIntRecord(key, host, coin, value) for key, value in ints.items() if value
+        )
+        floats = {GOAL: bucket.goal}
+        for key, value in bucket.floats.items():
+            floats[key] = floats.get(key, 0.0) + value
+        monitor_floats = tuple(
+            records.MonitorFloatRecord(key, host, coin, value)
+            for key, value in floats.items() if abs(value) > FLOAT_EPSILON
+        )
+        return MinuteRecords(minute, tuple(shares), monitor_ints, monitor_floats)
