@@ -1,0 +1,288 @@
+"""
+Metawriter aggregation: scripted packets give exactly the seed's Redis commands
+(ref §8.5), which are then applied to a real redis-server and read back.
+"""
+
+import hashlib
+import itertools
+
+from twisted.trial import unittest
+
+from tests.support import redis_server
+from viabtc.stats import records
+from viabtc.stats.records import (
+    BlockRecord, EventRecord, MonitorFloatRecord, MonitorIntRecord, RecordError, ShareRecord,
+    encode_bodies,
+)
+from viabtc.stats.writer_agg import APPLY_SCRIPT, Batch, WriterAggregator
+
+T = 1482252540  # a minute start
+
+
+def counter_random():
+    """Distinct, predictable 'random' bytes: bodies never collide, ids are known."""
+    counter = itertools.count(1)
+
+    def random(n):
+        return next(counter).to_bytes(n, "big")
+    return random
+
+
+def packet(command, recs, minute=None, random=None):
+    [body] = encode_bodies(command, recs, random=random or counter_random(), minute=minute)
+    return body
+
+
+def apply(server, batch):
+    """Apply one batch to a real Redis the way the metawriter does."""
+    return server.command("EVAL", APPLY_SCRIPT, 1, batch.guard_key, *batch.script_args())
+
+
+def hgetall(server, key):
+    flat = server.command("HGETALL", key)
+    return dict(zip(flat[::2], flat[1::2]))
+
+
+def smembers(server, key):
+    return set(server.command("SMEMBERS", key))
+
+
+class ScriptedFlushTests(unittest.TestCase):
+    """One minute of mixed seed (unstamped) and stamped packets."""
+
+    def setUp(self):
+        self.random = counter_random()
+        self.writer = WriterAggregator(random=lambda n: b"\xab" * n)
+        r = self.random
+        w = self.writer
+        now = T + 20
+        # A C gateway's bodies: no stamp, filed under the minute before the flush (T).
+        w.receive(records.META_SHARE, packet(records.META_SHARE, [
+            ShareRecord("alice", "h1", "btc", 3, 3000, 0.5),
+            ShareRecord("alice:rig1", "h1", "btc", 3, 3000, 0.0),
+            ShareRecord("alice:reject", "h1", "btc", 1, 0, 0.0),
+        ], random=r), now)
+        w.receive(records.META_MONITOR_INT, packet(
+            records.META_MONITOR_INT, [MonitorIntRecord("pow", "h1", "btc", 3000)], random=r), now)
+        # Our gateway's bodies: stamped; bob's share is for the minute before.
+        w.receive(records.META_SHARE, packet(
+            records.META_SHARE, [ShareRecord("bob", "h2", "btc", 1, 16, 0.0)], T - 60, r), now)
+        w.receive(records.META_SHARE, packet(
+            records.META_SHARE, [ShareRecord("alice", "h2", "btc", 1, 100, 0.25)], T, r), now)
+        w.receive(records.META_MONITOR_INT, packet(
+            records.META_MONITOR_INT, [MonitorIntRecord("pow", "h2", "btc", 100)], T, r), now)
+        w.receive(records.META_MONITOR_FLOAT, packet(
+            records.META_MONITOR_FLOAT, [MonitorFloatRecord("goal", "h2", "btc", 0.25)], T, r), now)
+
+    def expected(self):
+        t, t0 = str(T), str(T - 60)
+        return (
+            ("SADD", "mining:keys", "btc:s:alice"), ("HINCRBY", "btc:s:alice", t, "4"),
+            ("SADD", "mining:keys", "btc:p:alice"), ("HINCRBY", "btc:p:alice", t, "3100"),
+            ("SADD", "mining:keys", "btc:g:alice"), ("HINCRBYFLOAT", "btc:g:alice", t, "0.75"),
+            ("SADD", "mining:keys", "btc:s:alice:rig1"), ("HINCRBY", "btc:s:alice:rig1", t, "3"),
+            ("SADD", "mining:keys", "btc:p:alice:rig1"), ("HINCRBY", "btc:p:alice:rig1", t, "3000"),
+            ("SADD", "mining:keys", "btc:s:alice:reject"), ("HINCRBY", "btc:s:alice:reject", t, "1"),
+            ("SADD", "mining:keys", "btc:s:bob"), ("HINCRBY", "btc:s:bob", t0, "1"),
+            ("SADD", "mining:keys", "btc:p:bob"), ("HINCRBY", "btc:p:bob", t0, "16"),
+            ("HINCRBY", "btc:m:pow", t, "3000"), ("HINCRBY", "btc:mh:h1:pow", t, "3000"),
+            ("SADD", "btc:mk:pow", "h1"), ("SADD", "monitor:keys", "btc:m:pow"),
+            ("HINCRBY", "btc:m:pow", t, "100"), ("HINCRBY", "btc:mh:h2:pow", t, "100"),
+            ("SADD", "btc:mk:pow", "h2"), ("SADD", "monitor:keys", "btc:m:pow"),
+            ("HINCRBYFLOAT", "btc:m:goal", t, "0.25"), ("HINCRBYFLOAT", "btc:mh:h2:goal", t, "0.25"),
+            ("SADD", "btc:mk:goal", "h2"), ("SADD", "monitor:keys", "btc:m:goal"),
+        )
+
+    def test_exact_commands(self):
+        [batch] = self.writer.flush(T + 61)
+        self.assertEqual(batch, Batch("ab" * 16, self.expected()))
+        self.assertEqual(self.writer.flush(T + 62), [])
+
+    def test_applied_to_real_redis(self):
+        server = redis_server(self)
+        [batch] = self.writer.flush(T + 61)
+        self.assertEqual(apply(server, batch), [1, 0, ""])
+        t, t0 = str(T), str(T - 60)
+        expected_hashes = {
+            "btc:s:alice": {t: "4"}, "btc:p:alice": {t: "3100"}, "btc:g:alice": {t: "0.75"},
+            "btc:s:alice:rig1": {t: "3"}, "btc:p:alice:rig1": {t: "3000"},
+            "btc:s:alice:reject": {t: "1"}, "btc:s:bob": {t0: "1"}, "btc:p:bob": {t0: "16"},
+            "btc:m:pow": {t: "3100"}, "btc:mh:h1:pow": {t: "3000"}, "btc:mh:h2:pow": {t: "100"},
+            "btc:m:goal": {t: "0.25"}, "btc:mh:h2:goal": {t: "0.25"},
+        }
+        expected_sets = {
+            "mining:keys": {"btc:s:alice", "btc:p:alice", "btc:g:alice", "btc:s:alice:rig1",
+                            "btc:p:alice:rig1", "btc:s:alice:reject", "btc:s:bob", "btc:p:bob"},
+            "monitor:keys": {"btc:m:pow", "btc:m:goal"},
+            "btc:mk:pow": {"h1", "h2"}, "btc:mk:goal": {"h2"},
+        }
+        for key, value in expected_hashes.items():
+            self.assertEqual(hgetall(server, key), value, key)
+        for key, value in expected_sets.items():
+            self.assertEqual(smembers(server, key), value, key)
+        keys = set(server.command("KEYS", "*"))
+        self.assertEqual(keys, set(expected_hashes) | set(expected_sets) | {batch.guard_key})
+        self.assertEqual(server.command("TTL", "btc:s:alice"), -1)  # no retention by default
+
+    def test_replay_counts_once(self):
+        """Re-sending a batch after an unknown outcome changes nothing."""
+        server = redis_server(self)
+        [batch] = self.writer.flush(T + 61)
+        apply(server, batch)
+        self.assertEqual(apply(server, batch), [0, 0, ""])
+        self.assertEqual(hgetall(server, "btc:s:alice"), {str(T): "4"})
+        self.assertGreater(server.command("TTL", batch.guard_key), 0)
+
+    def test_failing_command_does_not_stop_the_batch(self):
+        server = redis_server(self)
+        server.command("SET", "btc:s:alice", "not a hash")
+        [batch] = self.writer.flush(T + 61)
+        applied, errors, first = apply(server, batch)
+        self.assertEqual((applied, errors), (1, 1))
+        self.assertIn("WRONGTYPE", first)
+        self.assertEqual(hgetall(server, "btc:p:alice"), {str(T): "3100"})
+
+
+class ThrottleAndRetentionTests(unittest.TestCase):
+    def share_packet(self, random, minute=None, user="alice"):
+        return packet(records.META_SHARE, [ShareRecord(user, "h", "btc", 1, 5, 0.0)], minute, random)
+
+    def test_mining_keys_throttled_by_key_expire(self):
+        r = counter_random()
+        w = WriterAggregator(key_expire=3600, random=r)
+        w.receive(records.META_SHARE, self.share_packet(r), T)
+        first = w.flush(T + 60)[0].commands
+        self.assertIn(("SADD", "mining:keys", "btc:s:alice"), first)
+        w.receive(records.META_SHARE, self.share_packet(r), T + 70)
+        self.assertEqual(w.flush(T + 120)[0].commands, (
+            ("HINCRBY", "btc:s:alice", str(T + 60), "1"), ("HINCRBY", "btc:p:alice", str(T + 60), "5")))
+        w.receive(records.META_SHARE, self.share_packet(r), T + 3700)
+        again = w.flush(T + 3720)[0].commands
+        self.assertEqual(again[0], ("SADD", "mining:keys", "btc:s:alice"))
+
+    def test_retention_expires_written_keys(self):
+        server = redis_server(self)
+        r = counter_random()
+        w = WriterAggregator(retention=7 * 86400, random=r)
+        w.receive(records.META_SHARE, self.share_packet(r, T), T + 61)
+        w.receive(records.META_MONITOR_INT, packet(
+            records.META_MONITOR_INT, [MonitorIntRecord("share", "h", "btc", 1)], T, r), T + 61)
+        [batch] = w.flush(T + 62)
+        ttl = str(7 * 86400)
+        self.assertEqual(batch.commands[-5:], (
+            ("EXPIRE", "btc:s:alice", ttl), ("EXPIRE", "btc:p:alice", ttl),
+            ("EXPIRE", "btc:m:share", ttl), ("EXPIRE", "btc:mh:h:share", ttl),
+            ("EXPIRE", "btc:mk:share", ttl),
+        ))
+        apply(server, batch)
+        for key in ("btc:s:alice", "btc:p:alice", "btc:m:share", "btc:mh:h:share", "btc:mk:share"):
+            self.assertGreater(server.command("TTL", key), 7 * 86400 - 60, key)
+        self.assertEqual(server.command("TTL", "mining:keys"), -1)
+        self.assertEqual(server.command("TTL", "monitor:keys"), -1)
+
+    def test_large_flush_split_into_guarded_batches(self):
+        r = counter_random()
+        w = WriterAggregator(max_batch_commands=100, random=r)
+        recs = [ShareRecord("u%03d" % i, "h", "btc", 1, 0, 0.0) for i in range(120)]
+        for body in encode_bodies(records.META_SHARE, recs, random=r, minute=T):
+            w.receive(records.META_SHARE, body, T + 61)
+        batches = w.flush(T + 62)
+        self.assertEqual([len(b.commands) for b in batches], [100, 100, 40])
+        self.assertEqual(len({b.guard_key for b in batches}), 3)
+
+    def test_own_metric(self):
+        """The writer's own meta_flush_cost goes through add()."""
+        w = WriterAggregator(random=counter_random())
+        w.add(MonitorIntRecord("meta_flush_cost", "mw1", "job", 3), T)
+        [batch] = w.flush(T + 61)
+        self.assertEqual(batch.commands[0], ("HINCRBY", "job:m:meta_flush_cost", str(T), "3"))
+        self.assertRaises(RecordError, w.add, BlockRecord("a", "b", "c", "d"))
+
+
+class DedupeTests(unittest.TestCase):
+    def test_retransmission_dropped(self):
+        w = WriterAggregator(random=counter_random())
+        body = packet(records.META_SHARE, [ShareRecord("alice", "h", "btc", 1, 5, 0.0)], T)
+        first = w.receive(records.META_SHARE, body, T + 61)
+        self.assertEqual((first.duplicate, first.digest), (False, hashlib.sha256(body).digest()))
+        self.assertTrue(w.receive(records.META_SHARE, body, T + 62).duplicate)
+        [batch] = w.flush(T + 63)
+        self.assertIn(("HINCRBY", "btc:s:alice", str(T), "1"), batch.commands)
+
+    def test_expiry_after_dup_timeout(self):
+        w = WriterAggregator(dup_timeout=3600, random=counter_random())
+        body = packet(records.META_SHARE, [ShareRecord("alice", "h", "btc", 1, 5, 0.0)], T)
+        w.receive(records.META_SHARE, body, T)
+        w.flush(T + 3600)
+        self.assertTrue(w.receive(records.META_SHARE, body, T + 3600).duplicate)
+        w.flush(T + 3601)
+        self.assertEqual(len(w.dedupe), 0)
+        self.assertFalse(w.receive(records.META_SHARE, body, T + 3601).duplicate)
+
+    def test_bounded(self):
+        w = WriterAggregator(dedupe_limit=10, random=counter_random())
+        r = counter_random()
+        for i in range(25):
+            w.receive(records.META_MONITOR_INT, packet(
+                records.META_MONITOR_INT, [MonitorIntRecord("k", "h", "btc", 1)], random=r), T + i)
+        self.assertEqual(len(w.dedupe), 10)
+
+    def test_brother_hash(self):
+        """A cmd 104 from the brother marks the body as done here without counting it."""
+        w = WriterAggregator(random=counter_random())
+        body = packet(records.META_BLOCK, [BlockRecord("a", "b", "BTC", "00")])
+        w.receive(records.META_HASH, hashlib.sha256(body).digest(), T)
+        self.assertTrue(w.receive(records.META_BLOCK, body, T).duplicate)
+        self.assertRaises(RecordError, w.receive, records.META_HASH, b"short", T)
+
+    def test_malformed_not_remembered(self):
+        w = WriterAggregator(random=counter_random())
+        body = packet(records.META_SHARE, [ShareRecord("alice", "h", "btc", 1, 5, 0.0)]) + b"\x05"
+        self.assertRaises(RecordError, w.receive, records.META_SHARE, body, T)
+        self.assertRaises(RecordError, w.receive, records.META_SHARE, body, T)
+        self.assertRaises(RecordError, w.receive, 103, body, T)
+        self.assertEqual((len(w.dedupe), w.flush(T + 60)), (0, []))
+
+
+class EventTests(unittest.TestCase):
+    def test_block(self):
+        w = WriterAggregator(random=counter_random())
+        body = packet(records.META_BLOCK, [BlockRecord("alice", "rig1", "BTC", "00ff")])
+        receipt = w.receive(records.META_BLOCK, body, T)
+        self.assertEqual(receipt.batch, Batch(receipt.digest.hex(), (
+            ("RPUSH", "newblock", '{"user": "alice", "worker": "rig1", "name": "BTC", "hash": "00ff"}'),
+        )))
+
+    def test_newworker_at_most_hourly(self):
+        server = redis_server(self)
+        r = counter_random()
+        w = WriterAggregator(random=r)
+
+        def event(kind, now, worker="rig1"):
+            body = packet(records.META_EVENT, [EventRecord("alice", worker, "btc", "1.2.3.4", kind)], random=r)
+            batch = w.receive(records.META_EVENT, body, now).batch
+            apply(server, batch)
+            return batch.commands
+
+        connected = '{"user": "alice", "worker": "rig1", "coin": "btc", "peer": "1.2.3.4", "event": "connected"}'
+        newworker = '{"user": "alice", "worker": "rig1", "coin": "btc"}'
+        self.assertEqual(event("connected", T), (("RPUSH", "newworker", newworker), ("RPUSH", "newevent", connected)))
+        self.assertEqual(event("disconnected", T + 10)[0][1], "newevent")
+        self.assertEqual(event("connected", T + 20), (("RPUSH", "newevent", connected),))
+        self.assertEqual(len(event("connected", T + 30, worker="rig2")), 2)
+        w.flush(T + 3599)
+        self.assertEqual(len(event("connected", T + 3599)), 1)
+        w.flush(T + 3601)  # forgets workers not announced for an hour
+        self.assertEqual(len(event("connected", T + 3601)), 2)
+        self.assertEqual(server.command("LLEN", "newevent"), 6)
+        self.assertEqual(server.command("LRANGE", "newworker", 0, -1), [
+            newworker, '{"user": "alice", "worker": "rig2", "coin": "btc"}', newworker])
+
+    def test_event_batch_replay_safe(self):
+        server = redis_server(self)
+        w = WriterAggregator(random=counter_random())
+        body = packet(records.META_BLOCK, [BlockRecord("alice", "rig1", "BTC", "00ff")])
+        batch = w.receive(records.META_BLOCK, body, T).batch
+        apply(server, batch)
+        apply(server, batch)
+        self.assertEqual(server.command("LLEN", "newblock"), 1)
