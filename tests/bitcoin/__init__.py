@@ -1,0 +1,1 @@
+"""Tests for the pure Bitcoin primitives (``viabtc.bitcoin``)."""
