@@ -1,0 +1,976 @@
+# -*- test-case-name: tests.test_config -*-
+"""
+Reading and validating role configuration files.
+
+Every role reads the seed's ``config.json`` for its module (ref §10), so the
+seed's forms are accepted as they are: ``tcp@ip:port`` addresses, ``bind`` as a
+string or an array, coin daemons inline or under ``addr``, the alertcenter's
+Sentinel-style ``redis`` block.  Beside them we accept Twisted endpoint
+descriptions (``tcp:3333:interface=0.0.0.0``, ``ssl:...``) and a few new keys.
+
+A bad or missing key stops start-up with ONE line naming the key
+(``ConfigError``: ``svr.bind[1]: ...``), never a traceback.  Keys the role never
+read are reported once each (``ConfigReader.warn_unused``), so a typo in a key
+name does not silently fall back to a default.
+
+Role configurations are attrs classes built in ``viabtc/<role>/config.py`` from
+a ``ConfigReader`` with the common blocks defined here.
+"""
+
+import ipaddress
+import json
+import re
+import resource
+
+import attrs
+from twisted.internet.endpoints import (
+    clientFromString,
+    quoteStringArgument,
+    serverFromString,
+)
+from twisted.logger import Logger
+
+
+class ConfigError(Exception):
+    """
+    A configuration key is missing or bad.
+
+    ``key`` is the dotted path of the key (``svr.bind[1]``), or the file name
+    for errors about the file itself; ``str(error)`` is the one line printed
+    at start-up.
+    """
+
+    def __init__(self, key, message):
+        super().__init__(key, message)
+        self.key = key
+        self.message = message
+
+    def __str__(self):
+        return f"{self.key}: {self.message}"
+
+
+# JSON type names used in error messages, so operators see the words of the
+# file they edit rather than Python's.
+_JSON_NAMES = {
+    str: "a string",
+    int: "an integer",
+    float: "a number",
+    bool: "a boolean",
+    list: "an array",
+    dict: "an object",
+    type(None): "null",
+}
+
+
+def _json_name(value):
+    return _JSON_NAMES.get(type(value), type(value).__name__)
+
+
+def _reject_constant(name):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def load_json(path):
+    """
+    Load a JSON configuration file whose top level must be an object.
+
+    Every failure (missing or unreadable file, bad JSON with its line and
+    column, a top level that is not an object) is a ``ConfigError`` whose key
+    is the file name.  ``NaN``/``Infinity`` are rejected as the seed's JSON
+    parser (jansson) rejects them.
+    """
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except FileNotFoundError:
+        raise ConfigError(path, "file not found") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(path, f"cannot read file: {e}") from None
+    try:
+        data = json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as e:
+        raise ConfigError(
+            path, f"invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}"
+        ) from None
+    except ValueError as e:
+        raise ConfigError(path, f"invalid JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(path, f"top level must be an object, not {_json_name(data)}")
+    return data
+
+
+# -- validators ----------------------------------------------------------------
+#
+# A validator takes a value already of the right kind and returns it (possibly
+# converted) or raises ValueError with a message; ConfigReader adds the key.
+
+
+def positive(value):
+    """Greater than zero."""
+    if value <= 0:
+        raise ValueError(f"must be greater than 0, got {value!r}")
+    return value
+
+
+def non_negative(value):
+    """Zero or more."""
+    if value < 0:
+        raise ValueError(f"must not be negative, got {value!r}")
+    return value
+
+
+def port(value):
+    """A TCP/UDP port number, 1 to 65535."""
+    if not 1 <= value <= 65535:
+        raise ValueError(f"must be a port number (1-65535), got {value!r}")
+    return value
+
+
+def one_of(*choices):
+    """A validator accepting only the given values."""
+
+    def check(value):
+        if value not in choices:
+            listed = ", ".join(repr(c) for c in choices)
+            raise ValueError(f"must be one of {listed}, got {value!r}")
+        return value
+
+    return check
+
+
+def in_range(low, high):
+    """A validator accepting ``low <= value <= high``."""
+
+    def check(value):
+        if not low <= value <= high:
+            raise ValueError(f"must be between {low} and {high}, got {value!r}")
+        return value
+
+    return check
+
+
+def non_empty(value):
+    """A non-empty string or array."""
+    if not value:
+        raise ValueError("must not be empty")
+    return value
+
+
+def hex_bytes(length):
+    """A validator turning a hex string of exactly ``length`` bytes into bytes."""
+
+    def check(value):
+        try:
+            raw = bytes.fromhex(value)
+        except ValueError:
+            raise ValueError(f"must be hex, got {value!r}") from None
+        if len(raw) != length:
+            raise ValueError(f"must be {length} bytes ({2 * length} hex digits), got {value!r}")
+        return raw
+
+    return check
+
+
+_SENTINEL = object()
+_INDEX = re.compile(r"\[\d+\]")
+
+
+def _check_kind(value, kind):
+    """
+    True when ``value`` (from JSON) is of ``kind``.  ``bool`` is never an int
+    (JSON ``true`` for a port is a mistake), an int is a float.
+    """
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, kind)
+
+
+class ConfigReader:
+    """
+    Typed access to one JSON object of a configuration, remembering which
+    keys were read.
+
+    ``prefix`` is this object's dotted path (``""`` for the file's top level),
+    so every ``ConfigError`` names the full key.  Sections and array elements
+    get their own readers, and ``unused()`` walks them, so a misspelt key
+    anywhere in the file is found.
+    """
+
+    def __init__(self, data, prefix=""):
+        if not isinstance(data, dict):
+            raise ConfigError(prefix or "<config>", f"must be an object, not {_json_name(data)}")
+        self._data = data
+        self._prefix = prefix
+        self._read = set()
+        self._children = []
+
+    @classmethod
+    def from_file(cls, path):
+        """A reader over the JSON object in ``path`` (see ``load_json``)."""
+        return cls(load_json(path))
+
+    def path(self, key):
+        """The dotted path of ``key`` in this object."""
+        return f"{self._prefix}.{key}" if self._prefix else key
+
+    def __contains__(self, key):
+        return key in self._data
+
+    def is_object(self, key):
+        """True when ``key`` holds a JSON object (for "string or object" keys)."""
+        return isinstance(self._data.get(key), dict)
+
+    def _get(self, key):
+        self._read.add(key)
+        value = self._data.get(key, _SENTINEL)
+        return _SENTINEL if value is None else value
+
+    def _validate(self, key, value, kind, validators):
+        if not _check_kind(value, kind):
+            raise ConfigError(key, f"expected {_JSON_NAMES[kind]}, got {_json_name(value)} ({json.dumps(value)[:40]})")
+        if kind is float:
+            value = float(value)
+        for validator in validators:
+            try:
+                value = validator(value)
+            except ValueError as e:
+                raise ConfigError(key, str(e)) from None
+        return value
+
+    def required(self, key, kind, *validators):
+        """The value of ``key``, which must be present (and not null)."""
+        value = self._get(key)
+        if value is _SENTINEL:
+            raise ConfigError(self.path(key), "required key is missing")
+        return self._validate(self.path(key), value, kind, validators)
+
+    def optional(self, key, kind, default, *validators):
+        """
+        The value of ``key``, or ``default`` when absent or null.  The default
+        is returned as given, not validated.
+        """
+        value = self._get(key)
+        if value is _SENTINEL:
+            return default
+        return self._validate(self.path(key), value, kind, validators)
+
+    def section(self, key, required=True):
+        """
+        A reader over the object at ``key``; ``None`` when it is absent and
+        not ``required``.
+        """
+        value = self._get(key)
+        if value is _SENTINEL:
+            if required:
+                raise ConfigError(self.path(key), "required section is missing")
+            return None
+        if not isinstance(value, dict):
+            raise ConfigError(self.path(key), f"expected an object, got {_json_name(value)}")
+        return self._child(value, self.path(key))
+
+    def _child(self, data, prefix):
+        child = ConfigReader(data, prefix)
+        self._children.append(child)
+        return child
+
+    def _items(self, key, required, single):
+        """The elements of the array at ``key`` (None when absent)."""
+        value = self._get(key)
+        if value is _SENTINEL:
+            if required:
+                raise ConfigError(self.path(key), "required key is missing")
+            return None
+        if isinstance(value, list):
+            return [(f"{self.path(key)}[{i}]", item) for i, item in enumerate(value)]
+        if single:
+            return [(self.path(key), value)]
+        raise ConfigError(self.path(key), f"expected an array, got {_json_name(value)}")
+
+    def list(self, key, kind, *validators, required=True, default=(), single=False, min_length=0):
+        """
+        The array at ``key`` as a tuple, each element of ``kind`` and passed
+        through ``validators`` (errors name ``key[i]``).
+
+        ``single=True`` also accepts one bare element (the seed's "string or
+        array" keys, like ``bind``).  Absent and not ``required``: ``default``.
+        """
+        items = self._items(key, required, single)
+        if items is None:
+            return default
+        if len(items) < min_length:
+            raise ConfigError(self.path(key), f"needs at least {min_length} element(s)")
+        return tuple(self._validate(path, item, kind, validators) for path, item in items)
+
+    def sections(self, key, required=True, single=False, min_length=0):
+        """
+        Readers over an array of objects (``aux_coin``, ``pool_list``);
+        ``single=True`` also accepts one bare object.  Absent and not
+        ``required``: an empty tuple.
+        """
+        items = self._items(key, required, single)
+        if items is None:
+            return ()
+        if len(items) < min_length:
+            raise ConfigError(self.path(key), f"needs at least {min_length} element(s)")
+        readers = []
+        for path, item in items:
+            if not isinstance(item, dict):
+                raise ConfigError(path, f"expected an object, got {_json_name(item)}")
+            readers.append(self._child(item, path))
+        return tuple(readers)
+
+    def address(self, key, side=None, required=True, default=None, default_transport="tcp"):
+        """
+        The address at ``key`` (see ``parse_address``).  ``side`` ("server" or
+        "client") also checks that the address can be used that way, so a
+        client address with port 0 or an SSL server without its key files
+        fails here, naming the key, instead of at listen time.
+        """
+        value = self.required(key, str) if required else self.optional(key, str, _SENTINEL)
+        if value is _SENTINEL:
+            return default
+        return _checked_address(value, self.path(key), side, default_transport)
+
+    def addresses(self, key, side=None, required=True, default_transport="tcp"):
+        """
+        One address or an array of them at ``key`` (the seed's ``bind`` and
+        ``addr``), at least one; ``()`` when absent and not ``required``.
+        """
+        items = self._items(key, required, single=True)
+        if items is None:
+            return ()
+        if not items:
+            raise ConfigError(self.path(key), "needs at least one address")
+        result = []
+        for path, item in items:
+            if not isinstance(item, str):
+                raise ConfigError(path, f"expected a string, got {_json_name(item)}")
+            result.append(_checked_address(item, path, side, default_transport))
+        return tuple(result)
+
+    def unused(self):
+        """Dotted paths of keys present in the file but never read."""
+        found = [self.path(k) for k in self._data if k not in self._read]
+        for child in self._children:
+            found.extend(child.unused())
+        return found
+
+    def warn_unused(self, log, ignored=frozenset()):
+        """
+        Log one warning per unused key and return them.
+
+        ``ignored`` lists keys the seed accepts but this role deliberately
+        ignores (``http_svr`` in jobmaster, ``log.shift``); they get a milder
+        message than unknown keys (probably typos).  Entries match with array
+        indices removed (``aux_coin.address``), and ``*.name`` matches
+        ``name`` in any section (``*.read_mem``).
+        """
+        unused = self.unused()
+        for key in unused:
+            bare = _INDEX.sub("", key)
+            last = bare.rsplit(".", 1)[-1]
+            if bare in ignored or f"*.{last}" in ignored:
+                log.warn("config: {key} is a key the seed accepts but this role ignores", key=key)
+            else:
+                log.warn("config: unknown key {key} (not used; misspelt?)", key=key)
+        return unused
+
+
+# Keys of the common blocks that the seed reads but that have no effect here;
+# roles pass this (plus their own) to ``warn_unused``.
+SEED_IGNORED = frozenset({
+    "*.read_mem",  # SO_RCVBUF/SO_SNDBUF: the kernel's autotuning is used
+    "*.write_mem",
+    "log.shift",  # mineragent's own log rotation; twistd's logging rotates
+    "log.pid",
+    "log.fork",
+    "log.max",
+    "log.num",
+    "log.keep",
+})
+
+
+# -- addresses -----------------------------------------------------------------
+
+_SEED_PROTOCOLS = {"tcp": "tcp", "udp": "udp", "stream": "unix", "dgram": "unixgram"}
+_TWISTED_TYPE = re.compile(r"[A-Za-z][A-Za-z0-9_+.-]*:")
+
+
+@attrs.frozen
+class Address:
+    """
+    A network address from a configuration.
+
+    ``transport`` is "tcp", "udp", "ssl", "unix" (stream), "unixgram" (the
+    seed's ``dgram@``) or "endpoint" (any other Twisted endpoint description,
+    passed through).  ``host``/``port`` are set for tcp, udp and ssl, ``path``
+    for unix sockets.  ``description`` is the Twisted description as written
+    (None for the seed's forms), ``text`` the configured string.
+    """
+
+    transport: str
+    host: str | None = None
+    port: int | None = None
+    path: str | None = None
+    description: str | None = None
+    text: str = ""
+    # "server" or "client" when a Twisted description was written in one of
+    # the two forms (``tcp:3333`` vs ``tcp:host=h:port=p``), else None.
+    form: str | None = attrs.field(default=None, repr=False)
+
+    @property
+    def is_datagram(self):
+        return self.transport in ("udp", "unixgram")
+
+    @property
+    def sockaddr(self):
+        """``(host, port)`` for inet addresses, the path for unix ones."""
+        if self.path is not None:
+            return self.path
+        return (self.host, self.port)
+
+    def __str__(self):
+        return self.text
+
+    def server_description(self):
+        """
+        The Twisted server endpoint description (``tcp@0.0.0.0:3333`` →
+        ``tcp:3333:interface=0.0.0.0``).  ValueError when this address cannot
+        be listened on as a stream (datagram, or an SSL client description).
+        """
+        if self.is_datagram:
+            raise ValueError("a datagram address cannot be a stream server")
+        if self.form in ("server", None) and self.description is not None:
+            return self.description
+        if self.transport == "tcp":
+            kind = "tcp6" if ":" in self.host else "tcp"
+            return f"{kind}:{self.port}:interface={quoteStringArgument(self.host)}"
+        if self.transport == "unix":
+            # lockfile=1 lets Twisted remove a stale socket file (the seed
+            # unlinks before bind); mode 660 rather than the seed's 0777 (§12.6).
+            return f"unix:{quoteStringArgument(self.path)}:mode=660:lockfile=1"
+        raise ValueError(f"{self.text!r} is a client description, not a server one")
+
+    def client_description(self):
+        """
+        The Twisted client endpoint description (``tcp@10.0.0.1:6000`` →
+        ``tcp:host=10.0.0.1:port=6000``).  ValueError when this address cannot
+        be connected to as a stream.
+        """
+        if self.is_datagram:
+            raise ValueError("a datagram address cannot be a stream client")
+        if self.form in ("client", None) and self.description is not None:
+            return self.description
+        if self.transport == "tcp":
+            if self.port == 0:
+                raise ValueError("a client address needs a port other than 0")
+            return f"tcp:host={quoteStringArgument(self.host)}:port={self.port}"
+        if self.transport == "unix":
+            return f"unix:path={quoteStringArgument(self.path)}"
+        raise ValueError(f"{self.text!r} is a server description, not a client one")
+
+    def server_endpoint(self, reactor):
+        """An ``IStreamServerEndpoint`` listening on this address."""
+        return serverFromString(reactor, self.server_description())
+
+    def client_endpoint(self, reactor):
+        """An ``IStreamClientEndpoint`` connecting to this address."""
+        return clientFromString(reactor, self.client_description())
+
+    def listen_udp(self, reactor, protocol, max_packet_size=65535):
+        """
+        Listen for datagrams on this ``udp@`` (or unix ``dgram@``) address
+        with ``protocol``; returns the listening port.
+        """
+        if self.transport == "udp":
+            return reactor.listenUDP(self.port, protocol, interface=self.host,
+                                     maxPacketSize=max_packet_size)
+        if self.transport == "unixgram":
+            return reactor.listenUNIXDatagram(self.path, protocol, maxPacketSize=max_packet_size)
+        raise ValueError(f"{self.text!r} is not a datagram address")
+
+
+def _ip(text, key, what):
+    """Validate an IP literal (the seed takes no host names)."""
+    bare = text[1:-1] if text.startswith("[") and text.endswith("]") else text
+    try:
+        return str(ipaddress.ip_address(bare))
+    except ValueError:
+        raise ConfigError(
+            key,
+            f"{what} {text!r} is not an IP address (the seed's forms take no "
+            "host names; use a Twisted endpoint such as tcp:host=NAME:port=N)",
+        ) from None
+
+
+def _port(text, key):
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise ConfigError(key, f"bad port {text!r} (expected 0-65535)")
+    return int(text)
+
+
+def _split_host_port(text, key):
+    """``ip:port``, ``[v6]:port``, ``v6:port`` (last colon) or ``ip port``."""
+    parts = text.split()
+    if len(parts) == 2:
+        host, port_text = parts
+    elif len(parts) == 1 and ":" in text:
+        host, _, port_text = text.rpartition(":")
+    else:
+        raise ConfigError(key, f"{text!r} is not of the form ip:port")
+    return _ip(host, key, "host"), _port(port_text, key)
+
+
+def _split_description(text):
+    """
+    Split a Twisted endpoint description at unescaped colons, as
+    ``serverFromString`` does: (type, positional args, keyword args).
+    """
+    tokens, current, chars = [], [], iter(text)
+    for ch in chars:
+        if ch == "\\":
+            current.append(next(chars, ""))
+        elif ch == ":":
+            tokens.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+    tokens.append("".join(current))
+    args, kwargs = [], {}
+    # "=" after an escape was already unescaped; good enough to find
+    # host/port/interface, and the string itself is passed on unchanged.
+    for token in tokens[1:]:
+        name, eq, value = token.partition("=")
+        if eq:
+            kwargs[name] = value
+        else:
+            args.append(token)
+    return tokens[0].lower(), args, kwargs
+
+
+def _parse_twisted(text, key):
+    kind, args, kwargs = _split_description(text)
+    if kind in ("tcp", "tcp6", "ssl", "udp"):
+        transport = "tcp" if kind == "tcp6" else kind
+        if "host" in kwargs:
+            if "port" not in kwargs:
+                raise ConfigError(key, f"{text!r} has host= but no port=")
+            host, form = kwargs["host"], "client"
+            if not host:
+                raise ConfigError(key, f"{text!r} has an empty host")
+        else:
+            if args:
+                port_text = args[0]
+            elif "port" in kwargs:
+                port_text = kwargs["port"]
+            else:
+                raise ConfigError(key, f"{text!r} names no port")
+            kwargs["port"] = port_text
+            host = kwargs.get("interface") or ("::" if kind == "tcp6" else "0.0.0.0")
+            host, form = _ip(host, key, "interface"), "server"
+        if transport == "ssl" and form == "server" and "privateKey" not in kwargs:
+            raise ConfigError(key, f"{text!r}: an ssl server needs privateKey=")
+        return Address(transport, host=host, port=_port(kwargs["port"], key),
+                       description=None if transport == "udp" else text,
+                       text=text, form=form)
+    if kind == "unix":
+        path = kwargs.get("path") or kwargs.get("address") or (args[0] if args else "")
+        if not path:
+            raise ConfigError(key, f"{text!r} names no socket path")
+        form = "client" if "path" in kwargs else "server" if "address" in kwargs else None
+        return Address("unix", path=path, description=text, text=text, form=form)
+    return Address("endpoint", description=text, text=text)
+
+
+def parse_address(text, key="address", default_transport="tcp"):
+    """
+    Parse a configured address; errors are ``ConfigError(key, ...)``.
+
+    Accepted forms:
+
+    - the seed's ``tcp@ip:port``, ``udp@ip:port``, ``stream@/path`` (unix
+      stream), ``dgram@/path`` (unix datagram); IPv6 as ``tcp@[::1]:3333``
+      or, as the seed splits at the last colon, ``tcp@::1:3333``;
+    - the seed's plain ``ip:port`` or ``ip port`` (alert and jobmaster lists),
+      taken as ``default_transport`` ("tcp" or "udp");
+    - Twisted endpoint descriptions: ``tcp:3333:interface=0.0.0.0``,
+      ``ssl:3334:privateKey=k.pem:certKey=c.pem``, ``unix:/path``,
+      ``tcp:host=h:port=p`` (clients; host names allowed here), and
+      ``udp:3000:interface=...`` / ``udp:host=h:port=p`` for datagrams.  Other
+      endpoint types (``systemd:...``, ``tls:...``) pass through unparsed.
+    """
+    if not isinstance(text, str):
+        raise ConfigError(key, f"expected an address string, got {_json_name(text)}")
+    text = text.strip()
+    if not text:
+        raise ConfigError(key, "empty address")
+    proto, at, rest = text.partition("@")
+    if at and proto.lower() in _SEED_PROTOCOLS:
+        transport = _SEED_PROTOCOLS[proto.lower()]
+        if transport.startswith("unix"):
+            if not rest:
+                raise ConfigError(key, f"{text!r} names no socket path")
+            return Address(transport, path=rest, text=text)
+        host, port_number = _split_host_port(rest, key)
+        return Address(transport, host=host, port=port_number, text=text)
+    if at and proto.lower() == "seqpacket":
+        raise ConfigError(key, "seqpacket sockets are not supported; use stream@ or tcp@")
+    if at:
+        raise ConfigError(key, f"unknown protocol {proto!r} (expected tcp@, udp@, stream@ or dgram@)")
+    if text[0].isdigit() or text[0] == "[":
+        if default_transport not in ("tcp", "udp"):
+            raise ValueError(f"default_transport must be tcp or udp, not {default_transport!r}")
+        host, port_number = _split_host_port(text, key)
+        return Address(default_transport, host=host, port=port_number, text=text)
+    if _TWISTED_TYPE.match(text):
+        return _parse_twisted(text, key)
+    raise ConfigError(key, f"{text!r} is not an address (e.g. tcp@0.0.0.0:3333 or tcp:3333)")
+
+
+def _checked_address(text, key, side, default_transport):
+    address = parse_address(text, key, default_transport)
+    if side is None or address.is_datagram:
+        return address
+    try:
+        if side == "server":
+            description = address.server_description()
+            if address.transport in ("ssl", "endpoint"):
+                # Builds the endpoint without listening: an SSL server loads
+                # its key and certificate here, an unknown type is refused.
+                serverFromString(None, description)
+        elif side == "client":
+            description = address.client_description()
+            if address.transport == "endpoint":
+                clientFromString(None, description)
+        else:
+            raise ValueError(f"side must be 'server' or 'client', not {side!r}")
+    except ConfigError:
+        raise
+    except Exception as e:
+        raise ConfigError(key, f"cannot use {text!r} as a {side} address: {e}") from None
+    return address
+
+
+# -- common blocks (ref §10) -----------------------------------------------------
+
+
+@attrs.frozen
+class ServerBlock:
+    """
+    A listening block (``svr``, ``monitor``, ``http_svr``): one or more bind
+    addresses (stream and datagram mixed, as the seed's jobmaster listens on
+    TCP and UDP 6000), the maximum frame size and the send-buffer limit.
+    """
+
+    binds: tuple[Address, ...]
+    max_pkg_size: int
+    buf_limit: int | None = None
+
+    @classmethod
+    def from_reader(cls, reader):
+        return cls(
+            binds=reader.addresses("bind", side="server"),
+            max_pkg_size=reader.required("max_pkg_size", int, positive),
+            buf_limit=reader.optional("buf_limit", int, None, positive),
+        )
+
+    @property
+    def stream_binds(self):
+        return tuple(a for a in self.binds if not a.is_datagram)
+
+    @property
+    def datagram_binds(self):
+        return tuple(a for a in self.binds if a.is_datagram)
+
+
+def _clamped(low, high):
+    """The seed clamps heartbeat timeouts into [2, 600] s; so do we."""
+
+    def clamp(value):
+        return min(max(value, low), high)
+
+    return clamp
+
+
+@attrs.frozen
+class RPCClientBlock:
+    """
+    A module-to-module RPC client (``job``, ``writer``, ``brother``): the
+    peer's name for logs, the failover address list (ref §2.3), the maximum
+    frame size and the reconnect/heartbeat timing in seconds.
+    """
+
+    name: str
+    addrs: tuple[Address, ...]
+    max_pkg_size: int
+    reconnect_timeout: float = 1.0
+    heartbeat_timeout: float = 3.0
+
+    @classmethod
+    def from_reader(cls, reader):
+        return cls(
+            name=reader.required("name", str, non_empty),
+            addrs=reader.addresses("addr", side="client"),
+            max_pkg_size=reader.required("max_pkg_size", int, positive),
+            reconnect_timeout=reader.optional("reconnect_timeout", float, 1.0, positive),
+            heartbeat_timeout=reader.optional("heartbeat_timeout", float, 3.0, _clamped(2.0, 600.0)),
+        )
+
+
+@attrs.frozen
+class NodeEntry:
+    """
+    One bitcoind-compatible JSON-RPC daemon.  ``cookie_file`` (bitcoind's
+    ``.cookie``) replaces user/password; ``url`` overrides the default
+    ``http://host:port/`` (e.g. a wallet path).
+    """
+
+    host: str
+    port: int
+    user: str | None
+    password: str | None = attrs.field(repr=False)
+    cookie_file: str | None = None
+    url: str | None = None
+
+    @classmethod
+    def from_reader(cls, reader):
+        cookie_file = reader.optional("cookie_file", str, None, non_empty)
+        if cookie_file is None:
+            user = reader.required("user", str)
+            password = reader.required("pass", str)
+        else:
+            user = reader.optional("user", str, None)
+            password = reader.optional("pass", str, None)
+        url = reader.optional("url", str, None)
+        if url is not None and not url.startswith(("http://", "https://")):
+            raise ConfigError(reader.path("url"), f"must be an http:// or https:// URL, got {url!r}")
+        return cls(
+            host=reader.required("host", str, non_empty),
+            port=reader.required("port", int, port),
+            user=user,
+            password=password,
+            cookie_file=cookie_file,
+            url=url,
+        )
+
+
+@attrs.frozen
+class CoinRPCBlock:
+    """
+    A coin daemon block (``main_coin``, ``coin``, each ``aux_coin``): a name
+    and the daemons tried in order (ref §3.1), given inline
+    (``host/port/user/pass``) or under ``addr`` as an object or an array.
+    Keys a role adds to the block (``address`` in ``aux_coin``) are read by
+    the role from the same reader.
+    """
+
+    name: str
+    nodes: tuple[NodeEntry, ...]
+
+    @classmethod
+    def from_reader(cls, reader):
+        name = reader.required("name", str, non_empty)
+        if "addr" in reader:
+            if "host" in reader:
+                raise ConfigError(reader.path("addr"), "give either addr or inline host/port, not both")
+            nodes = tuple(NodeEntry.from_reader(r) for r in reader.sections("addr", single=True, min_length=1))
+        else:
+            nodes = (NodeEntry.from_reader(reader),)
+        return cls(name=name, nodes=nodes)
+
+
+@attrs.frozen
+class AlertBlock:
+    """
+    ``alert``: the identity string put in alerts (and used by the seed as the
+    statistics host id) and the alertcenter's UDP address, if any.
+    """
+
+    host: str
+    addr: Address | None = None
+
+    @classmethod
+    def from_reader(cls, reader):
+        host = reader.required("host", str, non_empty)
+        addr = reader.address("addr", required=False, default_transport="udp")
+        if addr is not None and addr.transport != "udp":
+            raise ConfigError(reader.path("addr"), f"alerts are sent over UDP; {addr.text!r} is not a UDP address")
+        return cls(host=host, addr=addr)
+
+
+DEFAULT_LOG_FLAGS = frozenset({"fatal", "error", "warn", "info"})
+LOG_FLAGS = frozenset({"fatal", "error", "warn", "info", "notice", "debug", "trace", "user1", "user2"})
+
+
+def _log_flags(value):
+    flags = frozenset(f.strip() for f in value.split(",") if f.strip())
+    unknown = sorted(flags - LOG_FLAGS)
+    if unknown:
+        raise ValueError(f"unknown log flag(s) {', '.join(unknown)} (known: {', '.join(sorted(LOG_FLAGS))})")
+    return flags
+
+
+@attrs.frozen
+class LogBlock:
+    """``log``: the log file base path and the enabled levels (``log.flag``)."""
+
+    path: str | None = None
+    flags: frozenset = DEFAULT_LOG_FLAGS
+
+    @classmethod
+    def from_reader(cls, reader):
+        return cls(
+            path=reader.optional("path", str, None, non_empty),
+            flags=reader.optional("flag", str, DEFAULT_LOG_FLAGS, _log_flags),
+        )
+
+
+@attrs.frozen
+class ProcessBlock:
+    """``process``: file-descriptor and core-size limits (0 = untouched)."""
+
+    file_limit: int = 0
+    core_limit: int = 0
+
+    _log = Logger()
+
+    @classmethod
+    def from_reader(cls, reader):
+        return cls(
+            file_limit=reader.optional("file_limit", int, 0, non_negative),
+            core_limit=reader.optional("core_limit", int, 0, non_negative),
+        )
+
+    def apply(self):
+        """
+        Raise the limits as far as allowed (an unprivileged process stops at
+        the hard limit) and log what it got; returns ``{name: soft limit}``.
+        The seed fails when setrlimit fails; we start with what we have,
+        since a too-low limit is better reported than a pool that is down.
+        """
+        result = {}
+        for name, which, wanted in (("file_limit", resource.RLIMIT_NOFILE, self.file_limit),
+                                    ("core_limit", resource.RLIMIT_CORE, self.core_limit)):
+            if not wanted:
+                continue
+            soft, hard = resource.getrlimit(which)
+            unlimited = hard == resource.RLIM_INFINITY
+            try:
+                # Raising the hard limit needs privilege; try it first.
+                resource.setrlimit(which, (wanted, hard if unlimited or hard >= wanted else wanted))
+            except (ValueError, OSError):
+                try:
+                    resource.setrlimit(which, (min(wanted, hard), hard))
+                except (ValueError, OSError) as e:
+                    self._log.warn("process: cannot set {name}: {error}", name=name, error=str(e))
+            got = resource.getrlimit(which)[0]
+            result[name] = got
+            if got < wanted and got != resource.RLIM_INFINITY:
+                self._log.warn("process: {name} is {got}, below the configured {wanted}",
+                               name=name, got=got, wanted=wanted)
+            else:
+                self._log.info("process: {name} is {got}", name=name, got=got)
+        return result
+
+
+@attrs.frozen
+class RedisBlock:
+    """
+    ``redis``: one Redis server.  Keys ``host`` (127.0.0.1), ``port`` (6379),
+    ``auth`` (the seed's name; ``password`` is accepted too) and ``db`` (0).
+
+    The seed's alertcenter sample gives a Sentinel-style ``name``/``addr``
+    block that its code never read (ref §9, §12.23); we take the first
+    ``addr`` as the server and warn, since Sentinel itself is not spoken.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 6379
+    password: str | None = attrs.field(default=None, repr=False)
+    db: int = 0
+
+    _log = Logger()
+
+    @classmethod
+    def from_reader(cls, reader):
+        password = reader.optional("auth", str, None)
+        password = reader.optional("password", str, password)
+        db = reader.optional("db", int, 0, non_negative)
+        if "addr" in reader:
+            if "host" in reader:
+                raise ConfigError(reader.path("addr"), "give either addr (Sentinel-style) or host/port, not both")
+            name = reader.optional("name", str, None)
+            first = reader.addresses("addr")[0]
+            if first.transport != "tcp":
+                raise ConfigError(reader.path("addr"), f"{first.text!r} is not an ip:port address")
+            cls._log.warn(
+                "config: {key} is Sentinel-style (name {name!r}); using the first "
+                "address {host}:{port} as a plain Redis server",
+                key=reader.path("addr"), name=name, host=first.host, port=first.port,
+            )
+            return cls(host=first.host, port=first.port, password=password, db=db)
+        return cls(
+            host=reader.optional("host", str, "127.0.0.1", non_empty),
+            port=reader.optional("port", int, 6379, port),
+            password=password,
+            db=db,
+        )
+
+
+@attrs.frozen
+class SecretBlock:
+    """
+    The shared HMAC secret authenticating module links (our addition to the
+    packet format, ref §12.1): a string, or ``{"file": path}`` whose content
+    (without trailing newlines) is the secret, so it can stay out of the
+    config file.  At least 16 bytes: a short secret is guessable.
+    """
+
+    MIN_LENGTH = 16
+
+    value: bytes = attrs.field(repr=False)
+
+    @classmethod
+    def from_reader(cls, reader, key="secret", required=False):
+        """The secret at ``key``, or None when absent and not ``required``."""
+        if key not in reader:
+            if required:
+                raise ConfigError(reader.path(key), "required key is missing")
+            return None
+        if reader.is_object(key):
+            section = reader.section(key)
+            where = section.path("file")
+            path = section.required("file", str, non_empty)
+            try:
+                with open(path, "rb") as f:
+                    value = f.read().rstrip(b"\r\n")
+            except OSError as e:
+                raise ConfigError(where, f"cannot read secret file: {e}") from None
+        else:
+            where = reader.path(key)
+            value = reader.required(key, str).encode("utf-8")
+        if len(value) < cls.MIN_LENGTH:
+            raise ConfigError(where, f"secret too short ({len(value)} bytes; at least {cls.MIN_LENGTH})")
+        return cls(value)
+
+
+def cli_address(reader, key="cli"):
+    """The admin CLI's listening address (``cli``), or None when absent."""
+    return reader.address(key, side="server", required=False)
+
+
+def read_config_file(path, build, ignored=SEED_IGNORED, log=None):
+    """
+    Load ``path``, build a role config with ``build(reader)`` and warn once
+    about each key ``build`` never read; the pattern of every role's
+    ``Config.from_file``.  ``ConfigError`` propagates for ``RoleOptions``.
+    """
+    reader = ConfigReader.from_file(path)
+    config = build(reader)
+    reader.warn_unused(log or _config_log, ignored)
+    return config
+
+
+_config_log = Logger(namespace="viabtc.config")
