@@ -1,0 +1,120 @@
+"""Tests for viabtc.jobmaster.config."""
+
+import json
+import os
+
+from twisted.logger import capturedLogs
+from twisted.trial.unittest import TestCase
+
+from viabtc.bitcoin.address import b58check_encode, encode_segwit_address
+from viabtc.bitcoin.network import MAINNET, REGTEST
+from viabtc.config import ConfigError
+from viabtc.jobmaster.config import JobmasterConfig
+
+SEED_SAMPLE = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "seed-configs",
+                           "jobmaster.json")
+
+#: A regtest bech32 (P2WPKH) and a regtest base58 (P2PKH) address.
+REGTEST_BECH32 = encode_segwit_address("bcrt", 0, bytes(range(20)))
+REGTEST_P2PKH = b58check_encode(b"\x6f" + bytes(20))
+
+
+def local_config(**changes):
+    config = {
+        "network": "regtest",
+        "svr": {"bind": ["tcp@127.0.0.1:0", "udp@127.0.0.1:0"], "max_pkg_size": 4194304},
+        "main_coin": {"name": "BTC", "host": "127.0.0.1", "port": 18443,
+                      "user": "u", "pass": "p"},
+        "main_coin_recipient": REGTEST_BECH32,
+        "coin_recipients": [{"address": REGTEST_P2PKH, "percent": 0.25}],
+        "pool_name": "viabtc",
+        "coinbase_message": "hello",
+    }
+    for key, value in changes.items():
+        if value is None:
+            config.pop(key, None)
+        else:
+            config[key] = value
+    return config
+
+
+class ConfigTests(TestCase):
+
+    def write(self, config):
+        path = self.mktemp()
+        os.makedirs(path)
+        path = os.path.join(path, "jobmaster.json")
+        with open(path, "w") as f:
+            json.dump(config, f)
+        return path
+
+    def load(self, **changes):
+        return JobmasterConfig.from_file(self.write(local_config(**changes)))
+
+    def assertKeyError(self, key, **changes):
+        with self.assertRaises(ConfigError) as e:
+            self.load(**changes)
+        self.assertEqual(e.exception.key, key)
+        self.assertNotIn("\n", str(e.exception))
+        return e.exception
+
+    def test_seed_sample_loads_and_names_ignored_keys(self):
+        with capturedLogs() as events:
+            config = JobmasterConfig.from_file(SEED_SAMPLE)
+        self.assertIs(config.network, MAINNET)
+        self.assertEqual(len(config.settings.payout.recipients), 3)
+        self.assertEqual(config.settings.block_version, 0x20000010)
+        self.assertEqual(config.spv_mining_timeout, 30)
+        self.assertEqual([a.text for a in config.blockmasters], ["tcp@127.0.0.1:5000"])
+        warned = {e["key"] for e in events if "key" in e}
+        for key in ("aux_coin", "rsk_coin", "vcash_coin", "http_svr", "jobmonitor",
+                    "ip_banned_time", "aux_merkle_nonce", "aux_merkle_size", "aux_job_timeout",
+                    "rsk_job_interval"):
+            self.assertIn(key, warned)
+        self.assertNotIn("main_coin.host", warned)
+
+    def test_local_config(self):
+        config = self.load()
+        self.assertIs(config.network, REGTEST)
+        self.assertEqual(config.settings.payout.main_script, bytes.fromhex("0014") + bytes(range(20)))
+        self.assertEqual(config.job_rebroadcast_timeout, 50)
+        self.assertEqual(config.spv_mining_timeout, 60)
+        self.assertTrue(config.settings.segwit_commitment)
+        self.assertEqual(config.blockmasters, ())
+        self.assertEqual(os.path.basename(config.found_blocks_dir), "found_blocks")
+        self.assertTrue(os.path.isabs(config.found_blocks_dir))
+
+    def test_bad_main_checksum(self):
+        bad = REGTEST_P2PKH[:-1] + ("1" if REGTEST_P2PKH[-1] != "1" else "2")
+        e = self.assertKeyError("main_coin_recipient", main_coin_recipient=bad)
+        self.assertIn("checksum", str(e))
+
+    def test_recipient_address_named_by_index(self):
+        recipients = [{"address": REGTEST_P2PKH, "percent": 0.1}] * 2 + [
+            {"address": "15sDLQav35eur1zqjafHhHYZ2xgwf4w874", "percent": 0.1}]
+        self.assertKeyError("coin_recipients[2].address", coin_recipients=recipients)
+
+    def test_percent_sum_over_one(self):
+        recipients = [{"address": REGTEST_P2PKH, "percent": 0.6}] * 2
+        e = self.assertKeyError("coin_recipients", coin_recipients=recipients)
+        self.assertIn("1.2", str(e))
+
+    def test_percent_out_of_range(self):
+        self.assertKeyError("coin_recipients[0].percent",
+                            coin_recipients=[{"address": REGTEST_P2PKH, "percent": -0.1}])
+
+    def test_unknown_network(self):
+        self.assertKeyError("network", network="litecoin")
+
+    def test_tag_must_fit(self):
+        self.assertKeyError("pool_name", pool_name="p" * 80)
+        self.assertKeyError("coinbase_message", pool_name="p" * 30, coinbase_message="m" * 40)
+        self.load(pool_name="p" * 30, coinbase_message="m" * 30)
+
+    def test_gateway_bind_needed(self):
+        self.assertKeyError("svr.bind", svr={"bind": "udp@127.0.0.1:0", "max_pkg_size": 1000})
+
+    def test_trust_lists(self):
+        config = self.load(hint_trust=["127.0.0.1", "10.0.0.0/8"])
+        self.assertEqual(config.hint_trust, ("127.0.0.1", "10.0.0.0/8"))
+        self.assertKeyError("gateway_trust[1]", gateway_trust=["127.0.0.1", "nope"])
