@@ -1,0 +1,84 @@
+# -*- test-case-name: tests.jobmaster.test_candidate -*-
+"""
+Turning a gateway's found-block report into block bytes worth submitting, pure.
+
+A gateway reports a share that meets the block target with its header and
+coinbase (cmd 2, ref §3.8).  Before the jobmaster spends its nodes' time and
+its reputation with peers on it, every claim is checked against the job it
+names: the header hashes to the reported hash and meets the job's target,
+builds on the job's previous block with the job's bits, and commits (through
+the job's merkle branch) to a coinbase that is the job's own coinbase halves
+around a valid scriptSig with the right BIP34 height.  A candidate failing
+any check is a bug or an attack, never a block: ``BadCandidate`` says which
+check failed.
+"""
+
+import attrs
+
+from viabtc.bitcoin.block import assemble_block
+from viabtc.bitcoin.coinbase import MAX_SCRIPT_SIG, MIN_SCRIPT_SIG
+from viabtc.bitcoin.hashing import hash_to_display_hex, hash_to_int, sha256d
+from viabtc.bitcoin.header import BlockHeader
+from viabtc.bitcoin.merkle import merkle_root_from_branch
+from viabtc.bitcoin.serialize import DecodeError, read_bip34_height
+from viabtc.bitcoin.transaction import Transaction
+
+
+class BadCandidate(ValueError):
+    """A found block that fails a check; the text says which."""
+
+
+@attrs.frozen
+class Candidate:
+    """A checked block: its bytes, hash (internal order) and height."""
+
+    block: bytes
+    block_hash: bytes
+    height: int
+    job_id: str
+
+    @property
+    def display_hash(self):
+        return hash_to_display_hex(self.block_hash)
+
+
+def check_candidate(found, context):
+    """
+    The ``Candidate`` for ``found`` (a ``FoundBlock``) made with the job of
+    ``context`` (its ``JobContext``); ``BadCandidate`` if any check fails.
+    """
+    header = BlockHeader.parse(found.header)
+    block_hash = sha256d(found.header)
+    if block_hash != found.block_hash:
+        raise BadCandidate(
+            f"header hashes to {hash_to_display_hex(block_hash)}, "
+            f"not the reported {hash_to_display_hex(found.block_hash)}"
+        )
+    if hash_to_int(block_hash) > context.target:
+        raise BadCandidate("header hash does not meet the job's target")
+    if header.prev_hash != context.prevhash:
+        raise BadCandidate("header builds on another block than the job's")
+    if header.bits != context.nbits:
+        raise BadCandidate(f"header bits {header.bits:08x} are not the job's {context.nbits:08x}")
+    coinbase = found.coinbase
+    if not (coinbase.startswith(context.coinbase1) and coinbase.endswith(context.coinbase2)):
+        raise BadCandidate("coinbase is not built from the job's coinbase halves")
+    try:
+        tx, end = Transaction.parse(coinbase)
+    except DecodeError as e:
+        raise BadCandidate(f"coinbase does not parse: {e}") from None
+    if end != len(coinbase) or tx.has_witness() or len(tx.inputs) != 1:
+        raise BadCandidate("coinbase is not one legacy-serialised transaction with one input")
+    script_sig = tx.inputs[0].script_sig
+    if not MIN_SCRIPT_SIG <= len(script_sig) <= MAX_SCRIPT_SIG:
+        raise BadCandidate(f"coinbase scriptSig is {len(script_sig)} bytes")
+    try:
+        height = read_bip34_height(script_sig)
+    except DecodeError as e:
+        raise BadCandidate(f"coinbase has no BIP34 height: {e}") from None
+    if height != context.height:
+        raise BadCandidate(f"coinbase commits to height {height}, the job is for {context.height}")
+    if merkle_root_from_branch(sha256d(coinbase), context.branch) != header.merkle_root:
+        raise BadCandidate("header merkle root does not match the coinbase and the job's branch")
+    block = assemble_block(found.header, coinbase, context.transactions, context.segwit)
+    return Candidate(block, block_hash, context.height, context.job_id)

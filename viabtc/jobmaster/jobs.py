@@ -1,0 +1,250 @@
+# -*- test-case-name: tests.jobmaster.test_jobs -*-
+"""
+Jobs from block templates (ref §3.3–3.6, §3.9), pure.
+
+A job is what every gateway needs to let miners work on one block: the
+coinbase split around the scriptSig the gateway inserts, the merkle branch,
+the header fields and the pool's tag texts.  Alongside each job the
+jobmaster keeps a ``JobContext``: what it needs, when a gateway reports a
+share meeting the block target, to rebuild and check the whole block (the
+template's transactions, whether the coinbase commits to witnesses).
+
+Differences from the seed, all deliberate:
+
+- payout outputs pay any address kind (checked at config load);
+- the witness commitment is added only when the template's ``rules`` name
+  ``segwit`` (a commitment before activation makes the block invalid);
+- ``coinbaseaux`` is dropped rather than sent when it would leave no room for
+  the configured tag within the 100-byte scriptSig;
+- empty-block jobs carry the next block's own ``nbits`` and exact subsidy
+  (the caller computes them, ``viabtc.jobmaster.nextbits``).
+"""
+
+import attrs
+
+from viabtc.bitcoin.coinbase import (
+    MAX_SCRIPT_SIG,
+    Recipient,
+    coinbase_halves,
+    coinbase_tag,
+    split_reward,
+    tag_budget,
+)
+from viabtc.bitcoin.hashing import hash_to_display_hex
+from viabtc.bitcoin.merkle import merkle_branch, merkle_root
+from viabtc.bitcoin.subsidy import block_subsidy
+from viabtc.bitcoin.target import bits_to_target
+from viabtc.bitcoin.transaction import TxOut, witness_commitment_script
+from viabtc.stratum.job import Job
+
+#: The largest height we size tags for (its BIP34 push is the longest, 5
+#: bytes), so a tag that fits today still fits at any future height.
+MAX_HEIGHT = 2**31 - 1
+
+#: Job ids are a 16-bit counter that skips 0 (ref §3.3).
+JOB_ID_MODULUS = 1 << 16
+
+
+def next_job_id(last):
+    """The id after ``last``: pre-increment, wrapping at 16 bits, skipping 0."""
+    n = (last + 1) % JOB_ID_MODULUS
+    return n or 1
+
+
+def format_job_id(n):
+    """The seed's job id text: lowercase hex without padding (1–4 chars)."""
+    return format(n, "x")
+
+
+def tag_room():
+    """
+    The tag length every gateway can always fit: the budget at the largest
+    height, without coinbaseaux, in the mineragent's (longer) layout.
+    """
+    return tag_budget(MAX_HEIGHT, b"", agent=True)
+
+
+def check_coinbase_text(pool_name, message):
+    """
+    ``ValueError`` unless ``/pool_name/message/`` fits the scriptSig at every
+    height.  Gateways leave out a tag part that does not fit, so without this
+    check a too-long pool name would silently vanish from every block.
+    """
+    needed = 1 + sum(len(part.encode("utf-8")) + 1 for part in (pool_name, message) if part)
+    room = tag_room()
+    if needed > room:
+        raise ValueError(
+            f"the coinbase tag /{pool_name}/{message}/ is {needed} bytes; at most {room} fit "
+            f"in the {MAX_SCRIPT_SIG}-byte scriptSig"
+        )
+
+
+@attrs.frozen
+class Payout:
+    """
+    Where the block reward goes: each recipient's share in order, the rest
+    to ``main_script`` (``None`` only when the recipients take it all).
+    """
+
+    main_script: bytes | None
+    recipients: tuple[Recipient, ...] = attrs.field(default=(), converter=tuple)
+
+    def outputs(self, coinbase_value):
+        return split_reward(coinbase_value, self.recipients, self.main_script)
+
+
+@attrs.frozen
+class JobSettings:
+    """
+    What the configuration (and the CLI's ``setcoinbase``) decides about
+    every job: payout, tag texts, coin name, header version override (0 =
+    the template's) and whether witness commitments may be added at all.
+    """
+
+    payout: Payout
+    network: object
+    pool_name: str = ""
+    coinbase_message: str = ""
+    coinbase_account: bool = True
+    main_name: str = "BTC"
+    block_version: int = 0
+    segwit_commitment: bool = True
+
+
+@attrs.frozen
+class JobContext:
+    """
+    One job and what block assembly needs for it.  ``prevhash`` is internal
+    order; ``transactions`` are the template's raw transactions in block
+    order; ``segwit`` says the coinbase carries a witness commitment, so the
+    block needs the coinbase witness reserved value.
+    """
+
+    job: Job
+    height: int
+    prevhash: bytes
+    version: int
+    nbits: int
+    target: int
+    coinbase1: bytes
+    coinbase2: bytes
+    coinbaseaux: bytes
+    branch: tuple
+    transactions: tuple
+    segwit: bool
+    empty: bool = False
+    #: the template's coinbaseaux did not fit beside the tag and was left out
+    coinbaseaux_dropped: bool = False
+
+    @property
+    def job_id(self):
+        return self.job.job_id
+
+
+def template_coinbaseaux(coinbaseaux):
+    """The template's ``coinbaseaux`` values (hex) concatenated, as the seed does."""
+    return b"".join(bytes.fromhex(value) for value in coinbaseaux.values())
+
+
+def _fit_coinbaseaux(height, coinbaseaux, settings):
+    """``coinbaseaux``, or ``b""`` when it would not leave room for the tag."""
+    if not coinbaseaux:
+        return coinbaseaux
+    tag = coinbase_tag(settings.pool_name, settings.coinbase_message, None, MAX_SCRIPT_SIG)
+    if tag_budget(height, coinbaseaux, agent=True) < len(tag):
+        return b""
+    return coinbaseaux
+
+
+def _job(job_id, clean, settings, *, version, curtime, nbits, height, prevhash,
+         coinbaseaux, coinbase1, coinbase2, branch, segwit):
+    return Job(
+        job_id=format_job_id(job_id),
+        version=version,
+        curtime=curtime,
+        nbits=nbits,
+        height=height,
+        prevhash=hash_to_display_hex(prevhash),
+        target=format(bits_to_target(nbits), "064x"),
+        pool_name=settings.pool_name,
+        coinbase_message=settings.coinbase_message,
+        coinbase_account=settings.coinbase_account,
+        coinbaseaux=coinbaseaux.hex(),
+        coinbase1=coinbase1.hex(),
+        coinbase2=coinbase2.hex(),
+        clean_jobs=clean,
+        main_name=settings.main_name,
+        aux_target="",
+        merkle_branch=[h.hex() for h in branch],
+        segwit=segwit,
+        network=settings.network.name,
+    )
+
+
+def witness_commitment_output(template):
+    """
+    The zero-value output committing to the template's witnesses: the
+    template's ``default_witness_commitment`` when given, else computed from
+    the transactions' wtxids (BIP141, reserved value of 32 zero bytes).
+    """
+    if template.default_witness_commitment:
+        return TxOut(0, template.default_witness_commitment)
+    wtxids = [bytes(32)] + [tx.wtxid for tx in template.transactions]
+    return TxOut(0, witness_commitment_script(merkle_root(wtxids)))
+
+
+def build_job(template, settings, job_id, clean):
+    """
+    The job (id number ``job_id``) for ``template`` and its ``JobContext``.
+
+    ``ValueError`` if the template cannot make a valid block with these
+    settings (a payout the coinbase value cannot cover).
+    """
+    segwit = settings.segwit_commitment and template.segwit_active
+    outputs = settings.payout.outputs(template.coinbase_value)
+    if segwit:
+        outputs.append(witness_commitment_output(template))
+    coinbase1, coinbase2 = coinbase_halves(outputs)
+    wanted_aux = template_coinbaseaux(template.coinbaseaux)
+    coinbaseaux = _fit_coinbaseaux(template.height, wanted_aux, settings)
+    branch = tuple(merkle_branch([tx.txid for tx in template.transactions]))
+    version = settings.block_version or template.version
+    job = _job(
+        job_id, clean, settings,
+        version=version, curtime=template.curtime, nbits=template.bits, height=template.height,
+        prevhash=template.prevhash, coinbaseaux=coinbaseaux,
+        coinbase1=coinbase1, coinbase2=coinbase2, branch=branch, segwit=segwit,
+    )
+    context = JobContext(
+        job=job, height=template.height, prevhash=template.prevhash, version=version,
+        nbits=template.bits, target=bits_to_target(template.bits),
+        coinbase1=coinbase1, coinbase2=coinbase2, coinbaseaux=coinbaseaux, branch=branch,
+        transactions=tuple(tx.data for tx in template.transactions), segwit=segwit,
+        coinbaseaux_dropped=coinbaseaux != wanted_aux,
+    )
+    return job, context
+
+
+def build_empty_job(base, height, prevhash, nbits, curtime, settings, job_id, clean):
+    """
+    An empty-block job (ref §3.9) for block ``height`` on top of ``prevhash``
+    (the block a height hint announced): no transactions and so no witness
+    commitment, the exact subsidy of ``height`` as the only value, the bits
+    the caller computed for this height, and the version and coinbaseaux of
+    ``base`` (the current job's context).
+    """
+    outputs = settings.payout.outputs(block_subsidy(height, settings.network))
+    coinbase1, coinbase2 = coinbase_halves(outputs)
+    coinbaseaux = _fit_coinbaseaux(height, base.coinbaseaux, settings)
+    job = _job(
+        job_id, clean, settings,
+        version=base.version, curtime=curtime, nbits=nbits, height=height, prevhash=prevhash,
+        coinbaseaux=coinbaseaux, coinbase1=coinbase1, coinbase2=coinbase2, branch=(),
+        segwit=False,
+    )
+    context = JobContext(
+        job=job, height=height, prevhash=prevhash, version=base.version, nbits=nbits,
+        target=bits_to_target(nbits), coinbase1=coinbase1, coinbase2=coinbase2,
+        coinbaseaux=coinbaseaux, branch=(), transactions=(), segwit=False, empty=True,
+    )
+    return job, context
