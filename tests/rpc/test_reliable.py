@@ -168,6 +168,12 @@ class ReliableSenderTests(TestCase):
         self.assertEqual(again.body, first.body)
         self.assertNotEqual(again.sequence, first.sequence)
 
+    def test_send_after_stop_refused(self):
+        h = Harness(self, self.directory)
+        h.sender.stopService()
+        self.assertFalse(h.sender.send(stats(1)))
+        self.assertEqual(os.listdir(self.directory), [])
+
     def test_full_journal_refuses(self):
         h = Harness(self, self.directory, max_bytes=200)
         self.assertTrue(h.sender.send(stats(1)))

@@ -36,7 +36,7 @@ from viabtc.rpc.codec import (
     heartbeat_request,
 )
 from viabtc.rpc.interfaces import ILink
-from viabtc.rpc.protocol import PacketConnection, _default_reactor, describe_address
+from viabtc.rpc.protocol import PacketConnection, resolve_reactor, describe_address
 from viabtc.rpc.replay import ReplayGuard
 
 
@@ -147,6 +147,7 @@ _TRANSITIONS = {
     (CONNECTED, STOP): (STOPPING, ("_disconnect",)),
     (WAITING, RETRY): (CONNECTING, ("_connect",)),
     (WAITING, STOP): (STOPPED, ("_cancelRetry", "_stopped")),
+    (STOPPING, STOP): (STOPPING, ()),
     (STOPPING, NEXT): (STOPPED, ("_notifyDown", "_stopped")),
     (STOPPING, CYCLE): (STOPPED, ("_notifyDown", "_stopped")),
 }
@@ -191,7 +192,7 @@ class FailoverClient(Service):
         self.connect_timeout = (
             self.heartbeat_timeout if connect_timeout is None else connect_timeout
         )
-        self.reactor = _default_reactor(reactor)
+        self.reactor = resolve_reactor(reactor)
         self.role = role
         self.guard = None if secret is None else ReplayGuard(self.reactor, replay_window)
         self.state = STOPPED
@@ -376,7 +377,7 @@ class DatagramSender(Service):
     ):
         self.max_size = max_size
         self.secret = secret
-        self.reactor = _default_reactor(reactor)
+        self.reactor = resolve_reactor(reactor)
         self.role = role
         self.interface = interface
         self.guard = None if secret is None else ReplayGuard(self.reactor, replay_window)

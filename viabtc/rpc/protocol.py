@@ -32,7 +32,8 @@ from viabtc.rpc.codec import (
 from viabtc.rpc.replay import ReplayGuard
 
 
-def _default_reactor(reactor):
+def resolve_reactor(reactor):
+    """``reactor``, or the global reactor when None (imported only then)."""
     if reactor is None:
         from twisted.internet import reactor
     return reactor
@@ -248,7 +249,7 @@ class RPCServerFactory(Factory):
         self.max_size = max_size
         self.secret = secret
         self.trust = trust
-        self.reactor = _default_reactor(reactor)
+        self.reactor = resolve_reactor(reactor)
         self.role = role
         self.guard = None if secret is None else ReplayGuard(self.reactor, replay_window)
         self.connections = set()
@@ -305,7 +306,7 @@ class RPCDatagramProtocol(DatagramProtocol):
         self._max_size = max_size
         self._secret = secret
         self._trust = trust
-        self._clock = _default_reactor(reactor)
+        self._clock = resolve_reactor(reactor)
         self._role = role
         self._guard = None if secret is None else ReplayGuard(self._clock, replay_window)
 

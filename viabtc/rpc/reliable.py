@@ -26,16 +26,18 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from viabtc.rpc.codec import PacketType, ProtocolError, decode_datagram, encode
-from viabtc.rpc.filequeue import FileQueue, QueueFull
+from viabtc.rpc.codec import Packet, PacketType, ProtocolError, decode_datagram, encode
+from viabtc.rpc.filequeue import FileQueue, QueueFull, RecordId
 from viabtc.rpc.interfaces import ILinkObserver
-from viabtc.rpc.protocol import _default_reactor
+from viabtc.rpc.protocol import resolve_reactor
 
 
 @attrs.define
 class _Flight:
-    record: object
-    packet: object
+    """A packet on the wire awaiting its ACK, and where it is journaled."""
+
+    record: RecordId
+    packet: Packet
     sent_at: float
 
 
@@ -69,7 +71,7 @@ class ReliableSender(Service):
         self._window = window
         self._resend_timeout = resend_timeout
         self._check_interval = check_interval
-        self._clock = _default_reactor(reactor)
+        self._clock = resolve_reactor(reactor)
         self._role = role
         self._in_flight = {}
         self._sequence = secrets.randbelow(0xFFFFFFFF) + 1
@@ -77,6 +79,7 @@ class ReliableSender(Service):
         self._ack_flush = None
         self._drain_waiters = []
         self._timer = None
+        self._closed = False
 
     # -- public --------------------------------------------------------
 
@@ -89,8 +92,14 @@ class ReliableSender(Service):
         Journal ``packets`` with one fsync and send them as the window allows.
         True once they are safe on disk; False (logged) when the journal is
         full or the disk failed, in which case none of them was taken.
-        Sequence and ext of the given packets are ignored.
+        Sequence and ext of the given packets are ignored.  After
+        ``stopService`` the journal is closed and packets are refused.
         """
+        if self._closed:
+            self._log.error(
+                "refused {count} packets: sender stopped", count=len(packets), role=self._role
+            )
+            return False
         payloads = [
             encode(attrs.evolve(p, sequence=0, ext=b"")) for p in packets
         ]
@@ -138,6 +147,7 @@ class ReliableSender(Service):
         self._link.remove_observer(self)
         self._flushAcks()
         self._queue.close()
+        self._closed = True
 
     # -- ILinkObserver -------------------------------------------------
 
