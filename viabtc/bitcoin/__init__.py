@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.bitcoin -*-
 """
 Pure Bitcoin primitives: hashing, serialisation, scripts and addresses,
 targets and difficulty, coinbase, merkle trees, block assembly and BIP152
