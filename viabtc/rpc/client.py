@@ -269,7 +269,12 @@ class FailoverClient(Service):
         attempt = self.endpoint.connect(factory)
         self._attempt = attempt
         attempt.addTimeout(self.connect_timeout, self.reactor)
-        attempt.addCallbacks(self._attemptSucceeded, self._attemptFailed, (attempt,), None, (attempt,))
+        attempt.addCallbacks(
+            self._attemptSucceeded,
+            self._attemptFailed,
+            callbackArgs=(attempt,),
+            errbackArgs=(attempt,),
+        )
 
     def _attemptSucceeded(self, protocol, attempt):
         if attempt is not self._attempt:
