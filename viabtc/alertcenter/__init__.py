@@ -1,0 +1,5 @@
+"""
+The alertcenter role: receives the alert lines every module sends on a fatal
+log (ref §9) and pushes them to the Redis list ``alert:message``, rate-limited
+and over one persistent Redis connection.
+"""
