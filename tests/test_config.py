@@ -7,9 +7,14 @@ import glob
 import json
 import os
 import resource
+import shutil
+import socket
+import stat
+import tempfile
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from twisted.internet import defer
 from twisted.internet.endpoints import (
     SSL4ServerEndpoint,
     TCP4ClientEndpoint,
@@ -334,6 +339,24 @@ class ParseAddressTests(TestCase):
         parse_address("tcp@127.0.0.1:3333").server_endpoint(reactor).listen(DatagramProtocol)
         port_, _, _, interface = reactor.tcpServers[0]
         self.assertEqual((port_, interface), (3333, "127.0.0.1"))
+
+    @defer.inlineCallbacks
+    def test_unix_server_replaces_stale_socket(self):
+        """A socket left by a crashed instance (stale lock) is replaced."""
+        from twisted.internet import reactor
+        from twisted.internet.protocol import Factory
+
+        # A short directory: unix socket paths are limited to 108 bytes.
+        directory = tempfile.mkdtemp(prefix="viabtc-")
+        self.addCleanup(shutil.rmtree, directory)
+        path = os.path.join(directory, "cli.sock")
+        stale = socket.socket(socket.AF_UNIX)
+        stale.bind(path)
+        stale.close()  # leaves the socket file behind, as a crashed process does
+        os.symlink("2147483646", path + ".lock")  # its lock, held by a dead pid
+        listening = yield parse_address(f"stream@{path}").server_endpoint(reactor).listen(Factory())
+        self.addCleanup(listening.stopListening)
+        self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o660)
 
     def test_ssl_server_endpoint(self):
         key, cert = _self_signed(self.mktemp())

@@ -448,8 +448,10 @@ class Address:
             kind = "tcp6" if ":" in self.host else "tcp"
             return f"{kind}:{self.port}:interface={quoteStringArgument(self.host)}"
         if self.transport == "unix":
-            # lockfile=1 lets Twisted remove a stale socket file (the seed
-            # unlinks before bind); mode 660 rather than the seed's 0777 (§12.6).
+            # lockfile=1: a second instance fails instead of stealing the
+            # socket (the seed unlinks unconditionally), and the socket of a
+            # crashed instance (stale lock) is removed.  Mode 660 rather than
+            # the seed's 0777 (§12.6).
             return f"unix:{quoteStringArgument(self.path)}:mode=660:lockfile=1"
         raise ValueError(f"{self.text!r} is a client description, not a server one")
 

@@ -32,6 +32,8 @@ from twisted.logger import (
 from twisted.python.logfile import DailyLogFile
 from zope.interface import implementer
 
+from viabtc.config import DEFAULT_LOG_FLAGS
+
 ALERT_MAGIC = b"373d26968a5a2b698045"
 MAX_ALERT_SIZE = 10240
 
@@ -304,8 +306,6 @@ def install_role_logging(role, config, reactor, publisher=None):
     ``remove()`` on either handle uninstalls it; the file and socket belong to
     the handle that was installed first).
     """
-    from viabtc.config import DEFAULT_LOG_FLAGS
-
     publisher = globalLogPublisher if publisher is None else publisher
     log_block = getattr(config, "log", None)
     alert_block = getattr(config, "alert", None)
