@@ -1,0 +1,96 @@
+# -*- test-case-name: tests.stratum.test_protocol -*-
+"""
+The seam between the Stratum server and the role that runs it.
+
+The server protocol knows Stratum; the role (gateway, mineragent) knows
+where jobs come from, how coinbases are made unique, where statistics and
+block candidates go.  Sessions talk to the role only through an object
+providing ``IPoolContext``, so the protocol can be tested with a small
+in-test context and reused unchanged by both roles.
+"""
+
+import attrs
+from zope.interface import Attribute, Interface
+
+from viabtc.stratum.vardiff import VarDiffSettings
+
+#: The version bits a miner may roll (BIP320: bits 13-28).
+POOL_VERSION_MASK = 0x1FFFE000
+
+
+@attrs.frozen
+class Identity:
+    """
+    What makes a session's coinbase unique (ref §4.3): 4 bytes of
+    extranonce1 and a 32-bit ``nonce_id``, both from one 64-bit counter.
+    """
+
+    extranonce1: bytes
+    nonce_id: int
+
+    @property
+    def subscription_id(self):
+        """16 hex digits naming the subscription; derived, so nothing else to allocate."""
+        return f"{self.nonce_id:08x}{self.extranonce1.hex()}"
+
+
+@attrs.frozen
+class StratumSettings:
+    """The Stratum server's knobs, from the role's config (ref §10)."""
+
+    vardiff: VarDiffSettings
+    #: longest accepted line, newline included (config ``svr.max_pkg_size``)
+    max_pkg_size: int = 10240
+    #: seconds without a received line before a session is closed
+    client_max_idle_time: float = 300
+    #: the pool's side of BIP310 version rolling
+    version_mask: int = POOL_VERSION_MASK
+    #: authorized accounts one connection may submit for (proxies multiplex)
+    max_accounts: int = 64
+
+
+class IPoolContext(Interface):
+    """
+    What a Stratum server session needs from the role running it.
+
+    Every method is called from the reactor thread and must not block; the
+    event methods must not raise (an exception is logged and answered with
+    error 20, but the event is lost).
+    """
+
+    role = Attribute("The role name for log events, e.g. 'gateway'.")
+    settings = Attribute("The StratumSettings in force.")
+    jobs = Attribute(
+        "The JobBook of this role: current job, lookup by id, stale ids, duplicate shares."
+    )
+
+    def allocate_identity():
+        """A fresh ``Identity`` for a new connection, unique within the pool."""
+
+    def is_banned(host):
+        """True if connections from IP address ``host`` must be refused."""
+
+    def coinbase1(prepared, user, identity):
+        """
+        The session's real coinbase1 (bytes) for a ``PreparedJob``: the
+        job's coinbase1, the scriptSig length and the scriptSig up to the
+        extranonce, in the role's layout (``viabtc.stratum.coinbase``).
+        """
+
+    def worker_authorized(session, user, worker):
+        """A session authorized an account (the seed's ``connected`` event)."""
+
+    def session_closed(session):
+        """A session ended; ``session.accounts`` lists who it had authorized."""
+
+    def share_accepted(session, user, worker, prepared, result):
+        """A valid share (``ShareResult``), for statistics."""
+
+    def share_rejected(session, user, worker, code):
+        """A rejected share (``Reject`` code); user and worker may be empty."""
+
+    def block_found(session, user, worker, prepared, result):
+        """
+        A share that meets the block target (or an aux target).  Called
+        before the miner's reply is written: send it on at once.
+        """

@@ -1,0 +1,647 @@
+# -*- test-case-name: tests.stratum.test_protocol -*-
+"""
+The miner-facing Stratum v1 server protocol and its factory.
+
+Shape (architecture §4): each ``dataReceived`` buffer is split once on
+newlines, every complete line is handled in turn, and all replies and
+notifications produced go out in one ``transport.write``.  Per-line
+callbacks and a write per reply cost a large part of the throughput.
+
+Bad input is answered, never raised (docs/stratum.md has the table):
+
+* a line longer than ``max_pkg_size``: error 20 "Line too long", then close
+  (nothing more is buffered);
+* a line that is not JSON or not a JSON object: error 20 with id null, then
+  close — the peer is not speaking Stratum (the seed also closes);
+* an object without a string ``method`` or with non-array ``params``:
+  error 20 echoing its id, connection kept;
+* an unknown method: error 20 "Unknown method", connection kept (the seed
+  stayed silent, which leaves miners waiting);
+* bad ``mining.submit`` params: error 20 naming the problem, counted as an
+  invalid share (the seed closed without a word);
+* any exception inside a handler: logged, answered with error 20.
+
+Difficulty (docs/stratum.md): a vardiff change is sent with the next job,
+``mining.set_difficulty`` just before its ``mining.notify``, and shares are
+judged by it from then on; shares for earlier jobs that meet only the old
+difficulty are still credited at it (the seed's ``difficulty_last`` grace).
+A miner's own difficulty (``d=`` password, ``mining.suggest_difficulty``) and
+the idle decrease apply at once.
+"""
+
+import json
+import math
+
+from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+from viabtc.stratum.account import clamp_difficulty, parse_password_difficulty
+from viabtc.stratum.session import Input, Session, State
+from viabtc.stratum.share import REJECTED, Reject, check_share
+from viabtc.stratum.vardiff import VarDiff
+
+_AUTHORIZED = State.AUTHORIZED
+_CLOSING = State.CLOSING
+_TRUE_TAIL = b',"error":null,"result":true}\n'
+_SEPARATORS = (",", ":")
+_MAX_USER_AGENT = 64
+_EXTRANONCE2_SIZE = 8
+
+
+def _error_tail(code, message):
+    return (',"error":' + json.dumps([int(code), message, None], separators=_SEPARATORS) + ',"result":null}\n').encode()
+
+
+_REJECT_TAILS = {code: _error_tail(code, code.message) for code in Reject}
+
+
+def _render_id(msg_id):
+    """The request id as JSON, echoed verbatim in the reply."""
+    if type(msg_id) is int:
+        return b'{"id":%d' % msg_id
+    return b'{"id":' + json.dumps(msg_id, separators=_SEPARATORS).encode()
+
+
+def _ok(msg_id, result):
+    return _render_id(msg_id) + b',"error":null,"result":' + json.dumps(result, separators=_SEPARATORS).encode() + b"}\n"
+
+
+def _error(msg_id, code, message):
+    return _render_id(msg_id) + _error_tail(code, message)
+
+
+def _notification(method, params):
+    return json.dumps({"id": None, "method": method, "params": params}, separators=_SEPARATORS).encode() + b"\n"
+
+
+def _format_difficulty(difficulty):
+    # Integers stay integers on the wire, as the seed (and old miners) expect.
+    if difficulty == int(difficulty) and difficulty < 2**53:
+        return str(int(difficulty))
+    return repr(float(difficulty))
+
+
+def set_difficulty_line(difficulty):
+    """The ``mining.set_difficulty`` notification for ``difficulty``."""
+    return b'{"id":null,"method":"mining.set_difficulty","params":[' + _format_difficulty(difficulty).encode() + b"]}\n"
+
+
+def _parse_difficulty(value):
+    """A finite number > 0 from JSON, or ``None``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if not math.isfinite(value) or value <= 0:
+        return None
+    return value
+
+
+def _hex_bytes(text, size):
+    """``size`` bytes from exactly ``2 * size`` hex digits, or ``None``."""
+    if type(text) is not str or len(text) != 2 * size:
+        return None
+    try:
+        raw = bytes.fromhex(text)
+    except ValueError:
+        return None
+    # fromhex skips spaces between bytes: the length check catches those.
+    return raw if len(raw) == size else None
+
+
+def _version_bits(text):
+    """The optional sixth submit param: 1..8 hex digits, as an integer, or ``None``."""
+    if type(text) is not str or not 0 < len(text) <= 8:
+        return None
+    raw = _hex_bytes(text.rjust(8, "0"), 4)
+    return None if raw is None else int.from_bytes(raw, "big")
+
+
+class StratumServerProtocol(Protocol):
+    """
+    One miner connection.  ``self.session`` holds its state; the factory's
+    ``context`` (``IPoolContext``) supplies jobs and receives events.
+
+    Methods are dispatched through ``METHODS`` (name -> handler), so a
+    subclass can add a family of methods (the ``agent.*`` protocol) without
+    touching this one.  A handler is called as ``handler(self, msg_id,
+    params, out, now)`` and appends its reply lines to ``out``.
+    """
+
+    _log = Logger()
+
+    session = None
+    _buffer = b""
+
+    def __init__(self, factory):
+        self.factory = factory
+        self.context = factory.context
+        self.settings = factory.context.settings
+        self._clock = factory.clock
+
+    # -- connection lifecycle -------------------------------------------------
+
+    def connectionMade(self):
+        peer = self.transport.getPeer()
+        host = getattr(peer, "host", str(peer))
+        port = getattr(peer, "port", 0)
+        now = self._clock.seconds()
+        factory = self.factory
+        factory.count("connection_new")
+        if self.context.is_banned(host):
+            factory.count("ip_banned")
+            self._log.info("refused banned peer {peer}", role=self.context.role, peer=f"{host}:{port}")
+            self.transport.loseConnection()
+            return
+        vardiff = VarDiff(self.settings.vardiff, now)
+        self.session = Session(self.context.allocate_identity(), host, port, now, vardiff.difficulty)
+        self.session.vardiff = vardiff
+        factory.sessions.add(self)
+
+    def connectionLost(self, reason):
+        session = self.session
+        if session is None:
+            return
+        self.factory.sessions.discard(self)
+        self.factory.count("connection_close")
+        session.transition(Input.CLOSE)
+        if session.accounts:
+            try:
+                self.context.session_closed(session)
+            except Exception:
+                self._log.failure("session_closed event failed", role=self.context.role, peer=session.peer)
+
+    def close(self):
+        """Close after whatever was already written (bans, idle, abuse)."""
+        if self.session is not None:
+            self.session.transition(Input.CLOSE)
+        self.transport.loseConnection()
+
+    # -- input ----------------------------------------------------------------
+
+    def dataReceived(self, data):
+        session = self.session
+        if session is None or session.state is _CLOSING:
+            return
+        if self._buffer:
+            data = self._buffer + data
+        lines = data.split(b"\n")
+        rest = lines.pop()
+        now = self._clock.seconds()
+        session.last_active = now
+        out = []
+        limit = self.settings.max_pkg_size
+        for line in lines:
+            if len(line) >= limit:
+                self._too_long(out)
+                break
+            self._line(line, out, now)
+            if session.state is _CLOSING:
+                break
+        else:
+            if len(rest) >= limit:
+                self._too_long(out)
+            else:
+                self._buffer = rest
+        if session.state is _CLOSING:
+            self._buffer = b""
+        if out:
+            self.transport.write(b"".join(out))
+        if session.state is _CLOSING:
+            self.transport.loseConnection()
+
+    def _too_long(self, out):
+        self.factory.count("request_invalid")
+        self._log.info("line too long from {peer}", role=self.context.role, peer=self.session.peer)
+        out.append(_error(None, Reject.OTHER, "Line too long"))
+        self.session.transition(Input.CLOSE)
+
+    def _line(self, line, out, now):
+        line = line.strip()
+        if not line:
+            return
+        try:
+            request = json.loads(line)
+        except (ValueError, RecursionError):
+            request = None
+        if type(request) is not dict:
+            self.factory.count("request_invalid")
+            self._log.info(
+                "not a JSON-RPC object from {peer}: {line!r}",
+                role=self.context.role,
+                peer=self.session.peer,
+                line=line[:100],
+            )
+            out.append(_error(None, Reject.OTHER, "Parse error"))
+            self.session.transition(Input.CLOSE)
+            return
+        msg_id = request.get("id")
+        method = request.get("method")
+        params = request.get("params")
+        if params is None:
+            params = []
+        if type(method) is not str or type(params) is not list:
+            self.factory.count("request_invalid")
+            out.append(_error(msg_id, Reject.OTHER, "Invalid request"))
+            return
+        handler = self.METHODS.get(method)
+        if handler is None:
+            self._log.debug("unknown method {method!r} from {peer}", role=self.context.role, peer=self.session.peer, method=method[:64])
+            out.append(_error(msg_id, Reject.OTHER, "Unknown method"))
+            return
+        mark = len(out)
+        try:
+            handler(self, msg_id, params, out, now)
+        except Exception:
+            # Exactly one answer per request: drop what the handler wrote.
+            del out[mark:]
+            self._log.failure(
+                "handling {method} failed",
+                role=self.context.role,
+                peer=self.session.peer,
+                user=self.session.user,
+                worker=self.session.worker,
+                method=method,
+            )
+            out.append(_error(msg_id, Reject.OTHER, "Internal error"))
+
+    # -- methods --------------------------------------------------------------
+
+    def _subscribe(self, msg_id, params, out, now):
+        session = self.session
+        if params and type(params[0]) is str:
+            session.user_agent = params[0][:_MAX_USER_AGENT]
+        session.transition(Input.SUBSCRIBE)
+        identity = session.identity
+        sub_id = identity.subscription_id
+        out.append(
+            _ok(
+                msg_id,
+                [
+                    [["mining.set_difficulty", sub_id], ["mining.notify", sub_id]],
+                    identity.extranonce1.hex(),
+                    _EXTRANONCE2_SIZE,
+                ],
+            )
+        )
+
+    def _authorize(self, msg_id, params, out, now):
+        session = self.session
+        if session.state is State.CONNECTED:
+            out.append(_render_id(msg_id) + _REJECT_TAILS[Reject.NOT_SUBSCRIBED])
+            return
+        if not 1 <= len(params) <= 2 or type(params[0]) is not str:
+            out.append(_error(msg_id, Reject.OTHER, "Invalid params: expected [account, password]"))
+            return
+        password = params[1] if len(params) == 2 else ""
+        try:
+            user, worker, is_new = session.authorize(params[0], self.settings.max_accounts)
+        except ValueError as e:
+            self._log.info(
+                "authorize refused for {peer}: {why}", role=self.context.role, peer=session.peer, why=str(e)
+            )
+            out.append(_render_id(msg_id) + _REJECT_TAILS[Reject.UNAUTHORIZED])
+            return
+        first = session.state is not _AUTHORIZED
+        vardiff_settings = self.settings.vardiff
+        fixed = parse_password_difficulty(password, vardiff_settings.diff_min, vardiff_settings.diff_max)
+        out.append(_render_id(msg_id) + _TRUE_TAIL)
+        if fixed is not None and fixed != session.difficulty:
+            session.fix_difficulty(fixed, authorized=not first)
+            if not first:
+                out.append(set_difficulty_line(fixed))
+        elif fixed is not None:
+            session.vardiff = None
+        if first:
+            session.transition(Input.AUTHORIZE)
+            out.append(set_difficulty_line(session.difficulty))
+            prepared = self.context.jobs.current
+            if prepared is not None:
+                out.append(self._notify(prepared, clean=True))
+        if is_new:
+            self.factory.count("new_authorized")
+            self._log.info(
+                "authorized {user}.{worker} from {peer}",
+                role=self.context.role,
+                peer=session.peer,
+                user=user,
+                worker=worker,
+            )
+            self.context.worker_authorized(session, user, worker)
+
+    def _submit(self, msg_id, params, out, now):
+        session = self.session
+        if session.state is not _AUTHORIZED:
+            code = Reject.NOT_SUBSCRIBED if session.state is State.CONNECTED else Reject.UNAUTHORIZED
+            self._reject(msg_id, code, "", "", out)
+            return
+        if not 5 <= len(params) <= 6:
+            self._bad_submit(msg_id, "expected 5 or 6 params", out)
+            return
+        account, job_id, extranonce2, ntime, nonce = params[:5]
+        if type(account) is not str or type(job_id) is not str:
+            self._bad_submit(msg_id, "account and job id must be strings", out)
+            return
+        extranonce2 = _hex_bytes(extranonce2, _EXTRANONCE2_SIZE)
+        if extranonce2 is None:
+            self._bad_submit(msg_id, "extranonce2 must be 16 hex digits", out)
+            return
+        ntime = _hex_bytes(ntime, 4)
+        nonce = _hex_bytes(nonce, 4)
+        if ntime is None or nonce is None:
+            self._bad_submit(msg_id, "ntime and nonce must be 8 hex digits", out)
+            return
+        version_bits = 0
+        if len(params) == 6:
+            version_bits = _version_bits(params[5])
+            if version_bits is None:
+                self._bad_submit(msg_id, "version bits must be 1 to 8 hex digits", out)
+                return
+        pair = session.account_for_submit(account, self.settings.max_accounts)
+        if pair is None:
+            self._reject(msg_id, Reject.UNAUTHORIZED, "", "", out)
+            return
+        user, worker = pair
+        jobs = self.context.jobs
+        prepared = jobs.lookup(job_id)
+        if prepared is None:
+            code = Reject.STALE_JOB if jobs.is_stale(job_id) else Reject.JOB_NOT_FOUND
+            self._reject(msg_id, code, user, worker, out)
+            return
+        prefix = session.coinbase(prepared, self.context)[0]
+        result = check_share(
+            prepared,
+            prefix,
+            extranonce2,
+            int.from_bytes(ntime, "big"),
+            int.from_bytes(nonce, "big"),
+            version_bits,
+            session.version_mask,
+            session.current,
+            session.previous,
+            now,
+        )
+        if result.reject is not None:
+            self._reject(msg_id, result.reject, user, worker, out)
+            return
+        if jobs.is_duplicate(prepared, result.hash):
+            self._reject(msg_id, Reject.DUPLICATE_SHARE, user, worker, out)
+            return
+        if result.is_block or result.aux:
+            self._block(user, worker, prepared, result)
+        out.append(_render_id(msg_id) + _TRUE_TAIL)
+        session.share_valid += 1
+        session.share_pow += result.difficulty
+        session.record(True)
+        self.context.share_accepted(session, user, worker, prepared, result)
+        vardiff = session.vardiff
+        if vardiff is not None:
+            new = vardiff.on_share(now)
+            if new is not None:
+                session.pending = new
+
+    def _block(self, user, worker, prepared, result):
+        session = self.session
+        self._log.info(
+            "block candidate {hash} at height {height} (aux {aux}) by {user}.{worker}",
+            role=self.context.role,
+            peer=session.peer,
+            user=user,
+            worker=worker,
+            hash=result.hash[::-1].hex(),
+            height=prepared.height,
+            aux=[a.aux_name for a in result.aux],
+            is_block=result.is_block,
+        )
+        try:
+            self.context.block_found(session, user, worker, prepared, result)
+        except Exception:
+            self._log.failure(
+                "block candidate {hash} could not be handed on",
+                role=self.context.role,
+                peer=session.peer,
+                hash=result.hash[::-1].hex(),
+            )
+            raise
+
+    def _bad_submit(self, msg_id, why, out):
+        session = self.session
+        out.append(_error(msg_id, Reject.OTHER, "Invalid params: " + why))
+        self._count_reject(Reject.OTHER, session.user, session.worker)
+
+    def _reject(self, msg_id, code, user, worker, out):
+        out.append(_render_id(msg_id) + _REJECT_TAILS[code])
+        self._count_reject(code, user, worker)
+
+    def _count_reject(self, code, user, worker):
+        session = self.session
+        session.share_error += 1
+        self.context.share_rejected(session, user, worker, code)
+        if session.record(False):
+            self._log.info(
+                "closing {peer}: over 60% of its last shares were invalid",
+                role=self.context.role,
+                peer=session.peer,
+                user=session.user,
+                worker=session.worker,
+            )
+            session.transition(Input.CLOSE)
+
+    def _configure(self, msg_id, params, out, now):
+        if not params or type(params[0]) is not list:
+            out.append(_render_id(msg_id) + _REJECT_TAILS[Reject.INVALID_CONFIG])
+            return
+        options = params[1] if len(params) > 1 and type(params[1]) is dict else {}
+        result = {}
+        set_mask = None
+        for extension in params[0]:
+            if type(extension) is not str:
+                continue
+            if extension == "version-rolling":
+                mask = self._negotiate_version_rolling(options)
+                if mask:
+                    result["version-rolling"] = True
+                    result["version-rolling.mask"] = f"{mask:08x}"
+                    set_mask = mask
+                else:
+                    result["version-rolling"] = False
+            else:
+                # BIP310: every requested extension gets an answer.
+                result[extension] = False
+        out.append(_ok(msg_id, result))
+        if set_mask is not None:
+            out.append(_notification("mining.set_version_mask", [f"{set_mask:08x}"]))
+
+    def _negotiate_version_rolling(self, options):
+        """The negotiated mask (0: refused), stored in the session."""
+        session = self.session
+        requested = options.get("version-rolling.mask", "ffffffff")
+        miner_mask = _version_bits(requested)
+        min_bits = options.get("version-rolling.min-bit-count", 1)
+        if miner_mask is None or type(min_bits) is not int:
+            session.version_mask = 0
+            return 0
+        mask = miner_mask & self.settings.version_mask
+        if mask.bit_count() < max(min_bits, 1):
+            mask = 0
+        session.version_mask = mask
+        return mask
+
+    def _suggest_difficulty(self, msg_id, params, out, now):
+        value = _parse_difficulty(params[0]) if params else None
+        if value is None:
+            out.append(_error(msg_id, Reject.OTHER, "Invalid difficulty"))
+            return
+        session = self.session
+        vardiff_settings = self.settings.vardiff
+        difficulty = clamp_difficulty(value, vardiff_settings.diff_min, vardiff_settings.diff_max)
+        authorized = session.state is _AUTHORIZED
+        if difficulty != session.difficulty:
+            session.fix_difficulty(difficulty, authorized)
+        else:
+            session.vardiff = None
+        out.append(_render_id(msg_id) + _TRUE_TAIL)
+        out.append(set_difficulty_line(difficulty))
+
+    def _extranonce_subscribe(self, msg_id, params, out, now):
+        out.append(_render_id(msg_id) + _TRUE_TAIL)
+
+    def _get_transactions(self, msg_id, params, out, now):
+        out.append(_ok(msg_id, []))
+
+    METHODS = {
+        "mining.subscribe": _subscribe,
+        "mining.authorize": _authorize,
+        "mining.submit": _submit,
+        "mining.configure": _configure,
+        "mining.suggest_difficulty": _suggest_difficulty,
+        "mining.extranonce.subscribe": _extranonce_subscribe,
+        "mining.get_transactions": _get_transactions,
+    }
+
+    # -- output ---------------------------------------------------------------
+
+    def _notify(self, prepared, clean):
+        """The session's notify line for a job (its coinbase cached for submits)."""
+        coinbase1_hex = self.session.coinbase(prepared, self.context)[1]
+        return prepared.notify_line(coinbase1_hex, clean)
+
+    def send_job(self, prepared):
+        """
+        Send a new job: the pending difficulty (if vardiff changed it) and
+        the notify, in one write.  Agent session types override this.
+        """
+        session = self.session
+        notify = self._notify(prepared, False)
+        if session.pending is not None:
+            difficulty = session.pending
+            session.set_difficulty(difficulty)
+            self.transport.write(set_difficulty_line(difficulty) + notify)
+        else:
+            self.transport.write(notify)
+
+    def check_idle(self, now):
+        """Vardiff's idle decrease (housekeeping timer); sent at once."""
+        session = self.session
+        vardiff = session.vardiff
+        if vardiff is None or session.state is not _AUTHORIZED:
+            return
+        new = vardiff.check_idle(now)
+        if new is not None:
+            session.set_difficulty(new)
+            self.transport.write(set_difficulty_line(new))
+
+
+class StratumServerFactory(Factory):
+    """
+    The sessions of one listening Stratum server.
+
+    ``context`` provides ``IPoolContext``; ``clock`` is the reactor (or a
+    ``task.Clock``).  While the factory is started, a housekeeping timer
+    every ``housekeeping_interval`` seconds closes idle sessions and lowers
+    the difficulty of miners that stopped finding shares.  ``counts`` holds
+    the seed's monitor counters (``connection_new``, ``connection_close``,
+    ``ip_banned``, ``request_invalid``, ``new_authorized``,
+    ``job_broadcast``, ``job_clean``) for the role to flush and reset.
+    """
+
+    protocol = StratumServerProtocol
+    _log = Logger()
+
+    def __init__(self, context, clock, housekeeping_interval=None):
+        self.context = context
+        self.clock = clock
+        self.sessions = set()
+        self.counts = {}
+        if housekeeping_interval is None:
+            housekeeping_interval = max(1.0, min(context.settings.vardiff.target_time, 60.0))
+        self.housekeeping_interval = housekeeping_interval
+        self._housekeeping = None
+
+    def buildProtocol(self, addr):
+        return self.protocol(self)
+
+    def count(self, key, n=1):
+        self.counts[key] = self.counts.get(key, 0) + n
+
+    def startFactory(self):
+        self._housekeeping = LoopingCall(self.housekeeping)
+        self._housekeeping.clock = self.clock
+        self._housekeeping.start(self.housekeeping_interval, now=False).addErrback(
+            lambda f: self._log.failure("housekeeping stopped", f, role=self.context.role)
+        )
+
+    def stopFactory(self):
+        if self._housekeeping is not None and self._housekeeping.running:
+            self._housekeeping.stop()
+        self._housekeeping = None
+
+    @property
+    def connections(self):
+        return len(self.sessions)
+
+    @property
+    def authorized(self):
+        """Authorized sessions (counted on demand: read once a minute, not per share)."""
+        return sum(1 for proto in self.sessions if proto.session.state is _AUTHORIZED)
+
+    def broadcast_job(self, prepared):
+        """
+        Send ``prepared`` to every authorized session: one write each (its
+        pending difficulty, if any, and its notify).  A session whose send
+        fails is logged and closed; the others still get the job.
+        """
+        self.count("job_broadcast")
+        if prepared.clean:
+            self.count("job_clean")
+        for proto in list(self.sessions):
+            if proto.session.state is not _AUTHORIZED:
+                continue
+            try:
+                proto.send_job(prepared)
+            except Exception:
+                self._log.failure(
+                    "sending job {job_id} failed", role=self.context.role, peer=proto.session.peer, job_id=prepared.job_id
+                )
+                proto.close()
+
+    def close_peers(self, hosts):
+        """Close every session from an IP address in ``hosts`` (a ban); returns how many."""
+        closing = [proto for proto in self.sessions if proto.session.host in hosts]
+        for proto in closing:
+            self._log.info("closing banned peer {peer}", role=self.context.role, peer=proto.session.peer)
+            proto.close()
+        return len(closing)
+
+    def housekeeping(self):
+        now = self.clock.seconds()
+        max_idle = self.context.settings.client_max_idle_time
+        for proto in list(self.sessions):
+            session = proto.session
+            if now - session.last_active > max_idle:
+                self._log.info("closing idle {peer}", role=self.context.role, peer=session.peer)
+                proto.close()
+                continue
+            try:
+                proto.check_idle(now)
+            except Exception:
+                self._log.failure("idle check failed", role=self.context.role, peer=session.peer)
