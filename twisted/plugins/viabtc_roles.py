@@ -19,3 +19,21 @@ viabtcGateway = ServiceMaker(
     "Stratum server for miners and mineragents; checks shares.",
     "viabtc-gateway",
 )
+viabtcMetawriter = ServiceMaker(
+    "viabtc-metawriter",
+    "viabtc.metawriter.tap",
+    "Writes aggregated hashrate records to Redis in the seed's key format.",
+    "viabtc-metawriter",
+)
+viabtcMetarelay = ServiceMaker(
+    "viabtc-metarelay",
+    "viabtc.metarelay.tap",
+    "Store-and-forward relay of statistics packets to a metawriter.",
+    "viabtc-metarelay",
+)
+viabtcAlertcenter = ServiceMaker(
+    "viabtc-alertcenter",
+    "viabtc.alertcenter.tap",
+    "Collects critical logs from every role into the Redis list alert:message.",
+    "viabtc-alertcenter",
+)
