@@ -86,7 +86,9 @@ class CoinbaseHalvesTests(TestCase):
         coinbase1, coinbase2 = coinbase_halves([TxOut(5000000000, POOL)])
         self.assertEqual(coinbase1.hex(), "01000000" + "01" + "00" * 32 + "ffffffff")
         self.assertEqual(len(coinbase1), 41)
-        self.assertEqual(coinbase2.hex(), "ffffffff" + "01" + "00f2052a01000000" + "17" + POOL.hex() + "00000000")
+        self.assertEqual(
+            coinbase2.hex(), "ffffffff" + "01" + "00f2052a01000000" + "17" + POOL.hex() + "00000000"
+        )
 
     def test_reproduces_a_real_coinbase(self):
         # Split the testnet block's coinbase as Stratum would and rebuild it.
@@ -139,10 +141,12 @@ class ScriptSigTests(TestCase):
         self.assertEqual(read_bip34_height(prefix), 1)
 
     def test_budget_is_exact(self):
-        for height, aux, agent in [(840000, b"", False), (1, b"", False), (840000, b"\x01" * 8, True), (17, b"", True)]:
+        cases = [(840000, b"", False), (1, b"", False), (840000, b"\x01" * 8, True), (17, b"", True)]
+        for height, aux, agent in cases:
             budget = tag_budget(height, aux, agent)
             build = agent_prefix if agent else miner_prefix
-            self.assertEqual(len(build(height, b"/" + b"x" * (budget - 1), aux)) + MINER_EXTRANONCE_SIZE, 100)
+            prefix = build(height, b"/" + b"x" * (budget - 1), aux)
+            self.assertEqual(len(prefix) + MINER_EXTRANONCE_SIZE, 100)
             self.assertRaises(ValueError, build, height, b"/" + b"x" * budget, aux)
 
     def test_mainnet_budget(self):
@@ -178,7 +182,9 @@ class ScriptSigTests(TestCase):
         st.integers(min_value=0, max_value=2**32 - 1),
         st.integers(min_value=0, max_value=2**16 - 1),
     )
-    def test_script_sig_never_exceeds_100_bytes(self, height, pool, message, account, aux, big_id, small_id):
+    def test_script_sig_never_exceeds_100_bytes(
+        self, height, pool, message, account, aux, big_id, small_id
+    ):
         for agent in (False, True):
             tag = coinbase_tag(pool, message, account, tag_budget(height, aux, agent))
             if agent:

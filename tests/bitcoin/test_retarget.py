@@ -39,27 +39,32 @@ class MinDifficultyTests(TestCase):
     T = 1_500_000_000
 
     def test_regtest_never_retargets(self):
-        self.assertEqual(next_bits(REGTEST, 2015, 0x207FFFFF, self.T, self.T - 10), 0x207FFFFF)
-        self.assertEqual(next_bits(REGTEST, 99, 0x207FFFFF, self.T, new_block_time=self.T + 1), 0x207FFFFF)
+        bits = next_bits(REGTEST, 2015, 0x207FFFFF, self.T, self.T - 10)
+        self.assertEqual(bits, 0x207FFFFF)
+        bits = next_bits(REGTEST, 99, 0x207FFFFF, self.T, new_block_time=self.T + 1)
+        self.assertEqual(bits, 0x207FFFFF)
 
     def test_late_block_may_use_min_difficulty(self):
-        self.assertEqual(next_bits(TESTNET, 1000, 0x1C00FFFF, self.T, new_block_time=self.T + 1201), 0x1D00FFFF)
+        bits = next_bits(TESTNET, 1000, 0x1C00FFFF, self.T, new_block_time=self.T + 1201)
+        self.assertEqual(bits, 0x1D00FFFF)
 
     def test_timely_block_keeps_difficulty(self):
-        self.assertEqual(next_bits(TESTNET, 1000, 0x1C00FFFF, self.T, new_block_time=self.T + 1200), 0x1C00FFFF)
+        bits = next_bits(TESTNET, 1000, 0x1C00FFFF, self.T, new_block_time=self.T + 1200)
+        self.assertEqual(bits, 0x1C00FFFF)
 
     def test_after_min_difficulty_block_the_real_difficulty_returns(self):
-        self.assertEqual(
-            next_bits(TESTNET, 1000, 0x1D00FFFF, self.T, new_block_time=self.T + 600, last_non_min_bits=0x1C00FFFF),
-            0x1C00FFFF,
+        bits = next_bits(
+            TESTNET, 1000, 0x1D00FFFF, self.T, new_block_time=self.T + 600, last_non_min_bits=0x1C00FFFF
         )
+        self.assertEqual(bits, 0x1C00FFFF)
         e = self.assertRaises(
             ValueError, next_bits, TESTNET, 1000, 0x1D00FFFF, self.T, new_block_time=self.T + 600
         )
         self.assertIn("last_non_min_bits", str(e))
 
     def test_period_start_at_min_difficulty_is_kept(self):
-        self.assertEqual(next_bits(TESTNET, 2016, 0x1D00FFFF, self.T, new_block_time=self.T + 600), 0x1D00FFFF)
+        bits = next_bits(TESTNET, 2016, 0x1D00FFFF, self.T, new_block_time=self.T + 600)
+        self.assertEqual(bits, 0x1D00FFFF)
 
     def test_needs_new_block_time(self):
         self.assertRaises(ValueError, next_bits, TESTNET, 1000, 0x1C00FFFF, self.T)

@@ -104,15 +104,14 @@ small_bytes = st.binary(max_size=300)
 
 @st.composite
 def transactions(draw):
-    inputs = draw(
-        st.lists(st.builds(TxIn, st.binary(min_size=32, max_size=32), u32, small_bytes, u32), min_size=1, max_size=4)
-    )
-    outputs = draw(st.lists(st.builds(TxOut, st.integers(min_value=0, max_value=2**63 - 1), small_bytes), max_size=4))
+    txin = st.builds(TxIn, st.binary(min_size=32, max_size=32), u32, small_bytes, u32)
+    inputs = draw(st.lists(txin, min_size=1, max_size=4))
+    txout = st.builds(TxOut, st.integers(min_value=0, max_value=2**63 - 1), small_bytes)
+    outputs = draw(st.lists(txout, max_size=4))
     witnesses = ()
     if draw(st.booleans()):
-        witnesses = draw(
-            st.lists(st.lists(st.binary(max_size=80), max_size=3), min_size=len(inputs), max_size=len(inputs))
-        )
+        stack = st.lists(st.binary(max_size=80), max_size=3)
+        witnesses = draw(st.lists(stack, min_size=len(inputs), max_size=len(inputs)))
         if not any(witnesses):
             witnesses = ()
     return Transaction(draw(u32), inputs, outputs, draw(u32), witnesses)

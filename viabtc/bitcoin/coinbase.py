@@ -75,7 +75,10 @@ def split_reward(coinbase_value, recipients, main_script):
     paid = 0
     last = len(recipients) - 1
     for i, r in enumerate(recipients):
-        value = coinbase_value - paid if takes_all and i == last else int(coinbase_value * r.percent)
+        if takes_all and i == last:
+            value = coinbase_value - paid
+        else:
+            value = int(coinbase_value * r.percent)
         paid += value
         if value < 0 or paid > coinbase_value:
             raise ValueError("recipient percentages would pay out more than the coinbase value")
@@ -164,7 +167,9 @@ def agent_script_sig_prefix(height, tag, coinbaseaux, job_id, agent_id, nonce_id
     try:
         ids = b"\x12" + _U16.pack(job_id) + _U32.pack(agent_id) + _U32.pack(nonce_id)
     except struct.error as e:
-        raise ValueError(f"job_id (16 bits), agent_id and nonce_id (32 bits) out of range: {e}") from None
+        raise ValueError(
+            f"job_id (16 bits), agent_id and nonce_id (32 bits) out of range: {e}"
+        ) from None
     return _checked(_prefix_head(height, tag, coinbaseaux) + ids, MINER_EXTRANONCE_SIZE)
 
 
