@@ -120,8 +120,6 @@ _LAYOUTS = {
     META_MONITOR_FLOAT: (MonitorFloatRecord, "sssd"),
 }
 
-RECORD_COMMANDS = frozenset(_LAYOUTS)
-
 
 def encode_varint(n):
     """
