@@ -45,6 +45,7 @@ _AUTHORIZED = State.AUTHORIZED
 _CLOSING = State.CLOSING
 _TRUE_TAIL = b',"error":null,"result":true}\n'
 _SEPARATORS = (",", ":")
+_decode_json = json.JSONDecoder().decode
 _MAX_USER_AGENT = 64
 _EXTRANONCE2_SIZE = 8
 
@@ -220,7 +221,9 @@ class StratumServerProtocol(Protocol):
         if not line:
             return
         try:
-            request = json.loads(line)
+            # decode() then the decoder directly: json.loads(bytes) spends
+            # a tenth of a share's time guessing the encoding.
+            request = _decode_json(line.decode())
         except (ValueError, RecursionError):
             request = None
         if type(request) is not dict:
