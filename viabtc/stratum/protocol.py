@@ -38,7 +38,7 @@ from twisted.logger import Logger
 
 from viabtc.stratum.account import clamp_difficulty, parse_password_difficulty
 from viabtc.stratum.session import Input, Session, State
-from viabtc.stratum.share import REJECTED, Reject, check_share
+from viabtc.stratum.share import Reject, check_share
 from viabtc.stratum.vardiff import VarDiff
 
 _AUTHORIZED = State.AUTHORIZED

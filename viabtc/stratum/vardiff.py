@@ -61,7 +61,7 @@ class VarDiffSettings:
 
 def _power_of_two_below(value):
     """The largest power of two not above ``value`` (> 0): a "nice" difficulty."""
-    mantissa, exponent = math.frexp(value)
+    _, exponent = math.frexp(value)
     return math.ldexp(1.0, exponent - 1)
 
 
