@@ -1,1 +1,2 @@
-"""Stratum mining protocol, server side: jobs, share checks, vardiff and the miner-facing session."""
+# -*- test-case-name: tests.stratum -*-
+"""Stratum v1: jobs, share checks, vardiff, the miner-facing server session and the client side."""
