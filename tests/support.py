@@ -31,3 +31,30 @@ def redis_server(testcase):
     server = require_service(start_redis)
     testcase.addCleanup(server.stop)
     return server
+
+
+def bcoin_node(testcase, shared=False, **kw):
+    """
+    A real bcoin regtest node (``viabtc.devnet.bcoin.BcoinNode`` with
+    ``kw``) for ``testcase``, stopped by its cleanup.
+
+    Starting bcoin takes a second or more, and trial has no
+    ``setUpClass``: with ``shared=True`` every test of ``testcase``'s class
+    gets the same node, started by the first and stopped when the test
+    process exits.  Shared-node tests must not assume a chain height.
+    """
+    import atexit
+
+    from viabtc.devnet.bcoin import start_bcoin
+
+    if not shared:
+        node = require_service(lambda: start_bcoin(**kw))
+        testcase.addCleanup(node.stop)
+        return node
+    cls = type(testcase)
+    node = cls.__dict__.get("_shared_bcoin_node")
+    if node is None or node.process is None or node.process.poll() is not None:
+        node = require_service(lambda: start_bcoin(**kw))
+        atexit.register(node.stop)
+        cls._shared_bcoin_node = node
+    return node
