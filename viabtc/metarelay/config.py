@@ -1,0 +1,83 @@
+# -*- test-case-name: tests.metarelay.test_config -*-
+"""
+The metarelay's configuration: the seed's ``svr``, ``monitor``, ``writer``
+(RPC client block toward the metawriter), ``queue`` and ``trust`` keys
+(ref §10), the common ``alert``, ``log`` and ``process`` blocks, and our
+optional ``secret``.
+
+``queue`` named the seed's overflow file; here it names the directory of
+the relay's durable queue (``viabtc.rpc.filequeue``), which holds every
+packet until the metawriter ACKed it.  A relative path is taken from the
+config file's directory.  ``trust`` (IP addresses or CIDR networks) now
+guards UDP as well as TCP (ref §12.2).
+"""
+
+import ipaddress
+import os
+
+import attrs
+
+from viabtc.config import (
+    AlertBlock,
+    ConfigError,
+    LogBlock,
+    ProcessBlock,
+    RPCClientBlock,
+    SecretBlock,
+    ServerBlock,
+    non_empty,
+    read_config_file,
+)
+
+
+def _network(value):
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IP address or network") from None
+    return value
+
+
+def _optional_block(reader, key, block):
+    section = reader.section(key, required=False)
+    return None if section is None else block.from_reader(section)
+
+
+@attrs.frozen
+class MetaRelayConfig:
+    """A validated metarelay configuration (see the module docstring)."""
+
+    svr: ServerBlock
+    writer: RPCClientBlock
+    queue: str
+    trust: tuple
+    monitor: ServerBlock | None = None
+    secret: SecretBlock | None = None
+    alert: AlertBlock | None = None
+    log: LogBlock | None = None
+    process: ProcessBlock | None = None
+
+    @classmethod
+    def from_reader(cls, reader, base_dir="."):
+        svr = ServerBlock.from_reader(reader.section("svr"))
+        writer = RPCClientBlock.from_reader(reader.section("writer"))
+        datagram = [a for a in writer.addrs if a.is_datagram]
+        if datagram and (len(writer.addrs) != 1 or datagram[0].transport != "udp"):
+            raise ConfigError("writer.addr", "a UDP writer link takes exactly one udp@ address")
+        return cls(
+            svr=svr,
+            writer=writer,
+            queue=os.path.join(base_dir, reader.required("queue", str, non_empty)),
+            trust=reader.list("trust", str, _network),
+            monitor=_optional_block(reader, "monitor", ServerBlock),
+            secret=SecretBlock.from_reader(reader),
+            alert=_optional_block(reader, "alert", AlertBlock),
+            log=_optional_block(reader, "log", LogBlock),
+            process=_optional_block(reader, "process", ProcessBlock),
+        )
+
+    @classmethod
+    def from_file(cls, path):
+        """Load and validate ``path``; ``ConfigError`` names the bad key."""
+        base_dir = os.path.dirname(os.path.abspath(path))
+        return read_config_file(path, lambda reader: cls.from_reader(reader, base_dir))
