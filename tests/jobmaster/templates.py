@@ -1,62 +1,45 @@
 """
-Block templates for the jobmaster's pure tests, built from transactions made
-here (so txids, wtxids and the witness commitment are real values).
+Block templates (the real ``viabtc.node.template.Template``) for the
+jobmaster's pure tests, built from transactions made here, so that txids,
+wtxids and the witness commitment are real values.
 """
-
-import attrs
 
 from viabtc.bitcoin.hashing import sha256d
 from viabtc.bitcoin.merkle import merkle_root
+from viabtc.bitcoin.target import bits_to_target
 from viabtc.bitcoin.transaction import Transaction, TxIn, TxOut, witness_commitment_script
+from viabtc.node.template import Template, TemplateTransaction
 
 
-@attrs.frozen
-class TemplateTx:
-    txid: bytes
-    wtxid: bytes
-    data: bytes
-
-
-@attrs.frozen
-class Template:
-    height: int
-    prevhash: bytes
-    version: int
-    bits: int
-    curtime: int
-    coinbase_value: int
-    transactions: tuple
-    coinbaseaux: dict
-    default_witness_commitment: bytes | None
-    segwit_active: bool
-
-
-def spend(n, witness=True):
-    """A transaction spending a made-up outpoint ``n`` (with a witness item)."""
+def spend(n):
+    """A segwit transaction spending a made-up outpoint ``n``."""
     tx = Transaction(
         version=2,
         inputs=[TxIn(sha256d(n.to_bytes(4, "little")), 0, b"", 0xFFFFFFFF)],
         outputs=[TxOut(1000 + n, bytes.fromhex("0014") + bytes(20))],
         locktime=0,
-        witnesses=[[b"\x01" * 72, b"\x02" * 33]] if witness else [],
+        witnesses=[[b"\x01" * 72, b"\x02" * 33]],
     )
-    return TemplateTx(tx.txid(), tx.wtxid(), tx.serialize())
+    return TemplateTransaction(txid=tx.txid(), wtxid=tx.wtxid(), data=tx.serialize())
 
 
-def make_template(height=1000, n_txs=3, segwit=True, coinbaseaux=None, prevhash=None,
+def make_template(height=1000, n_txs=3, segwit=True, coinbaseaux=b"", prevhash=None,
                   coinbase_value=625_000_000 + 12345, bits=0x207FFFFF, curtime=1_700_000_000,
                   commitment=True):
     txs = tuple(spend(i) for i in range(n_txs))
     wtxids = [bytes(32)] + [tx.wtxid for tx in txs]
     return Template(
-        height=height,
-        prevhash=prevhash if prevhash is not None else sha256d(height.to_bytes(4, "little")),
         version=0x20000000,
+        previous_hash=prevhash if prevhash is not None else sha256d(height.to_bytes(4, "little")),
+        height=height,
         bits=bits,
+        target=bits_to_target(bits),
         curtime=curtime,
+        mintime=curtime - 600,
         coinbase_value=coinbase_value,
+        coinbaseaux=coinbaseaux,
         transactions=txs,
-        coinbaseaux=coinbaseaux or {},
         default_witness_commitment=witness_commitment_script(merkle_root(wtxids)) if commitment else None,
-        segwit_active=segwit,
+        rules=("csv", "segwit") if segwit else ("csv",),
+        longpollid=None,
     )

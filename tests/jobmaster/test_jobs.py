@@ -128,7 +128,7 @@ class WitnessCommitmentTests(TestCase):
 class JobFieldTests(TestCase):
 
     def test_job_json(self):
-        template = make_template(height=1000, n_txs=3, coinbaseaux={"flags": "0a0b", "x": "0c"})
+        template = make_template(height=1000, n_txs=3, coinbaseaux=bytes.fromhex("0a0b0c"))
         job, context = build_job(template, settings(block_version=0), 0x1F, True)
         body = json.loads(job.to_json())
         self.assertEqual(body["job_id"], "1f")
@@ -136,7 +136,7 @@ class JobFieldTests(TestCase):
         self.assertEqual(body["version"], 0x20000000)
         self.assertEqual(body["nbits"], 0x207FFFFF)
         self.assertEqual(body["curtime"], template.curtime)
-        self.assertEqual(body["prevhash"], hash_to_display_hex(template.prevhash))
+        self.assertEqual(body["prevhash"], hash_to_display_hex(template.previous_hash))
         self.assertEqual(int(body["target"], 16), bits_to_target(0x207FFFFF))
         self.assertEqual(len(body["target"]), 64)
         self.assertEqual(body["coinbaseaux"], "0a0b0c")
@@ -159,10 +159,10 @@ class JobFieldTests(TestCase):
     def test_coinbaseaux_dropped_when_no_room(self):
         long_settings = settings()
         long_settings = attrs.evolve(long_settings, pool_name="p" * 40, coinbase_message="m" * 20)
-        _, context = build_job(make_template(coinbaseaux={"a": "ff" * 30}), long_settings, 1, True)
+        _, context = build_job(make_template(coinbaseaux=b"\xff" * 30), long_settings, 1, True)
         self.assertEqual(context.coinbaseaux, b"")
         self.assertTrue(context.coinbaseaux_dropped)
-        _, context = build_job(make_template(coinbaseaux={"a": "ff" * 4}), long_settings, 1, True)
+        _, context = build_job(make_template(coinbaseaux=b"\xff" * 4), long_settings, 1, True)
         self.assertEqual(context.coinbaseaux, b"\xff" * 4)
 
     def test_tag_check(self):

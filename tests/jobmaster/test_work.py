@@ -17,7 +17,7 @@ SETTINGS = JobSettings(payout=Payout(bytes.fromhex("0014") + bytes(20)), network
 
 
 def facts_for(template):
-    return ChainFacts(REGTEST, template.height - 1, template.prevhash, template.bits,
+    return ChainFacts(REGTEST, template.height - 1, template.previous_hash, template.bits,
                       template.curtime - 600, template.bits)
 
 

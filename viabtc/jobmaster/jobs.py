@@ -141,11 +141,6 @@ class JobContext:
         return self.job.job_id
 
 
-def template_coinbaseaux(coinbaseaux):
-    """The template's ``coinbaseaux`` values (hex) concatenated, as the seed does."""
-    return b"".join(bytes.fromhex(value) for value in coinbaseaux.values())
-
-
 def _fit_coinbaseaux(height, coinbaseaux, settings):
     """``coinbaseaux``, or ``b""`` when it would not leave room for the tag."""
     if not coinbaseaux:
@@ -195,7 +190,8 @@ def witness_commitment_output(template):
 
 def build_job(template, settings, job_id, clean):
     """
-    The job (id number ``job_id``) for ``template`` and its ``JobContext``.
+    The job (id number ``job_id``) for ``template`` (a
+    ``viabtc.node.template.Template``) and its ``JobContext``.
 
     ``ValueError`` if the template cannot make a valid block with these
     settings (a payout the coinbase value cannot cover).
@@ -205,18 +201,18 @@ def build_job(template, settings, job_id, clean):
     if segwit:
         outputs.append(witness_commitment_output(template))
     coinbase1, coinbase2 = coinbase_halves(outputs)
-    wanted_aux = template_coinbaseaux(template.coinbaseaux)
+    wanted_aux = template.coinbaseaux
     coinbaseaux = _fit_coinbaseaux(template.height, wanted_aux, settings)
     branch = tuple(merkle_branch([tx.txid for tx in template.transactions]))
     version = settings.block_version or template.version
     job = _job(
         job_id, clean, settings,
         version=version, curtime=template.curtime, nbits=template.bits, height=template.height,
-        prevhash=template.prevhash, coinbaseaux=coinbaseaux,
+        prevhash=template.previous_hash, coinbaseaux=coinbaseaux,
         coinbase1=coinbase1, coinbase2=coinbase2, branch=branch, segwit=segwit,
     )
     context = JobContext(
-        job=job, height=template.height, prevhash=template.prevhash, version=version,
+        job=job, height=template.height, prevhash=template.previous_hash, version=version,
         nbits=template.bits, target=bits_to_target(template.bits),
         coinbase1=coinbase1, coinbase2=coinbase2, coinbaseaux=coinbaseaux, branch=branch,
         transactions=tuple(tx.data for tx in template.transactions), segwit=segwit,

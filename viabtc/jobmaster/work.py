@@ -94,19 +94,19 @@ class Work:
         newest = self.template
         if newest is not None and not new_tip and (
             template.height < newest.height
-            or (template.height == newest.height and template.prevhash != newest.prevhash)
+            or (template.height == newest.height and template.previous_hash != newest.previous_hash)
         ):
             self._log.warn("template for height {height} arrived out of order; ignored",
                            height=template.height, role="jobmaster")
             return
         self.template = template
-        if self.facts is not None and self.facts.tip_hash != template.prevhash:
+        if self.facts is not None and self.facts.tip_hash != template.previous_hash:
             self.facts = None
         if self.hint is not None and template.height <= self.hint.height:
             self._node_behind()
             return
         current = self.current
-        clean = current is None or current.prevhash != template.prevhash
+        clean = current is None or current.prevhash != template.previous_hash
         if (not clean and not new_tip and not current.empty
                 and self.job_age() < self._min_job_interval):
             return
@@ -116,7 +116,7 @@ class Work:
 
     def facts_arrived(self, facts):
         """Chain facts for the tip below ``self.template`` (prefetched for hints)."""
-        if self.template is not None and facts.tip_hash == self.template.prevhash:
+        if self.template is not None and facts.tip_hash == self.template.previous_hash:
             self.facts = facts
 
     def hint_arrived(self, hint):

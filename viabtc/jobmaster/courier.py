@@ -1,0 +1,180 @@
+# -*- test-case-name: tests.jobmaster.test_courier -*-
+"""
+Getting a found block to the network, and never losing one (ref §3.8).
+
+A checked candidate block is worth a block reward, so delivery is careful:
+
+1. its hex is written to ``found_blocks_dir`` first, so an operator can
+   resubmit it by hand whatever happens next (the process may crash);
+2. it is pushed (cmd 10) to every connected blockmaster, which relay it to
+   their nodes and peers; an absent blockmaster delays nothing;
+3. it is submitted to every node in parallel; while no node could judge it
+   (all unreachable or not ready) the submission is retried (1 s, doubling
+   up to 5 s) with a critical alert, for as long as the block can still
+   win: until a node's chain reaches its height with another block, or
+   ``retry_limit`` (10 minutes by default).  The outcome is logged with
+   the block hash: info when a node has it in its best chain, critical
+   when it was rejected or could not be submitted.
+"""
+
+import os
+
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from viabtc.node.jsonrpc import NodeCallError
+from viabtc.rpc.codec import Command, Packet, PacketType
+
+RETRY_FIRST = 1.0
+RETRY_MAX = 5.0
+RETRY_LIMIT = 600.0
+
+
+def block_file_name(candidate):
+    """``<height>-<display hash>.hex``: sorts by height, names the block."""
+    return f"{candidate.height}-{candidate.display_hash}.hex"
+
+
+class BlockCourier:
+    """
+    Delivers ``Candidate`` blocks.  ``submitter`` is a ``BlockSubmitter``,
+    ``nodes`` its ``NodeGroup`` (asked for the tip height between retries),
+    ``blockmasters`` a list of ``ILink`` (``FailoverClient``); ``clock`` an
+    ``IReactorTime``.  ``deliver`` returns a Deferred that fires (never
+    fails) when the block's fate is known; ``stop`` waits for the deliveries
+    in flight.
+    """
+
+    _log = Logger()
+
+    def __init__(self, submitter, nodes, blockmasters, found_dir, clock,
+                 retry_limit=RETRY_LIMIT):
+        self._submitter = submitter
+        self._nodes = nodes
+        self._blockmasters = list(blockmasters)
+        self._found_dir = found_dir
+        self._clock = clock
+        self._retry_limit = retry_limit
+        self._in_flight = set()
+        self._stopping = False
+        #: hashes of blocks already delivered, so a block reported twice
+        #: (two gateways, a retransmission) is submitted once
+        self._seen = set()
+
+    def deliver(self, candidate):
+        if candidate.block_hash in self._seen:
+            self._log.info("block {hash} already delivered; duplicate report ignored",
+                           hash=candidate.display_hash, role="jobmaster")
+            return defer.succeed(None)
+        self._seen.add(candidate.block_hash)
+        if len(self._seen) > 10_000:
+            self._seen = {candidate.block_hash}
+        self._save(candidate)
+        self._push(candidate)
+        d = defer.ensureDeferred(self._submit(candidate))
+        self._in_flight.add(d)
+        d.addBoth(self._done, d)
+        return d
+
+    def _done(self, result, d):
+        self._in_flight.discard(d)
+        return None
+
+    def _save(self, candidate):
+        path = os.path.join(self._found_dir, block_file_name(candidate))
+        try:
+            os.makedirs(self._found_dir, exist_ok=True)
+            with open(path, "w") as f:
+                f.write(candidate.block.hex())
+                f.write("\n")
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as e:
+            self._log.critical("block {hash} not saved to {path}: {error}",
+                               hash=candidate.display_hash, path=path, error=str(e),
+                               role="jobmaster")
+            return None
+        self._log.info("block {hash} (height {height}) saved to {path}",
+                       hash=candidate.display_hash, height=candidate.height, path=path,
+                       role="jobmaster")
+        return path
+
+    def _push(self, candidate):
+        packet = Packet(Command.SUBMIT_BLOCK, candidate.block, PacketType.PUSH)
+        for link in self._blockmasters:
+            if not link.send(packet):
+                self._log.warn("blockmaster {link} not connected; block {hash} not pushed to it",
+                               link=getattr(link, "name", link), hash=candidate.display_hash,
+                               role="jobmaster")
+
+    async def _submit(self, candidate):
+        started = self._clock.seconds()
+        delay = RETRY_FIRST
+        alerted = False
+        while True:
+            report = await self._submitter.submit(candidate.block, candidate.block_hash)
+            if report.accepted:
+                self._log.info("block {hash} at height {height} accepted: {summary}",
+                               hash=candidate.display_hash, height=candidate.height,
+                               summary=report.summary(), role="jobmaster")
+                return report
+            if not report.retryable:
+                verdict = "REJECTED" if report.rejected else "not in any node's best chain"
+                self._log.critical("block {hash} at height {height} {verdict}: {summary}",
+                                   hash=candidate.display_hash, height=candidate.height,
+                                   verdict=verdict, summary=report.summary(), role="jobmaster")
+                return report
+            waited = self._clock.seconds() - started
+            if self._stopping or waited >= self._retry_limit:
+                self._log.critical(
+                    "block {hash} at height {height} NOT SUBMITTED after {waited:.0f} s "
+                    "({summary}); resubmit it from {dir}",
+                    hash=candidate.display_hash, height=candidate.height, waited=waited,
+                    summary=report.summary(), dir=self._found_dir, role="jobmaster")
+                return report
+            tip = await self._tip_height()
+            if tip is not None and tip >= candidate.height:
+                self._log.critical(
+                    "block {hash} at height {height} lost: the node's chain reached height "
+                    "{tip} with another block ({summary})", hash=candidate.display_hash,
+                    height=candidate.height, tip=tip, summary=report.summary(), role="jobmaster")
+                return report
+            if not alerted:
+                alerted = True
+                self._log.critical("block {hash} at height {height} not yet submitted "
+                                   "({summary}); retrying", hash=candidate.display_hash,
+                                   height=candidate.height, summary=report.summary(),
+                                   role="jobmaster")
+            await _sleep(self._clock, delay)
+            delay = min(delay * 2, RETRY_MAX)
+
+    async def _tip_height(self):
+        """The node's block count, or None while no node answers."""
+        try:
+            return await self._nodes.call("getblockcount")
+        except NodeCallError:
+            return None
+
+    def stop(self, timeout=30.0):
+        """
+        Stop retrying, and fire once every delivery in flight has finished
+        its current attempt, or after ``timeout`` seconds.
+        """
+        self._stopping = True
+        if not self._in_flight:
+            return defer.succeed(None)
+        waiting = defer.DeferredList(list(self._in_flight))
+        timer = self._clock.callLater(timeout, waiting.cancel)
+
+        def finished(result):
+            if timer.active():
+                timer.cancel()
+            return None
+
+        return waiting.addBoth(finished)
+
+
+def _sleep(clock, seconds):
+    d = defer.Deferred()
+    clock.callLater(seconds, d.callback, None)
+    return d

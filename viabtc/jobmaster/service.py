@@ -1,0 +1,328 @@
+# -*- test-case-name: tests.jobmaster.test_service -*-
+"""
+The jobmaster role assembled: node templates in, jobs out to gateways, found
+blocks checked and delivered, height hints turned into empty-block work, bans
+kept and pushed, and the admin CLI (ref §3).
+
+The domain logic lives in the modules this one wires: ``work`` (modes and
+jobs), ``jobs`` (building), ``candidate`` (checking found blocks),
+``courier`` (delivering them), ``chain`` (facts for empty-block bits),
+``gateways`` (the gateway links), ``bans`` and ``commands``.  What is here
+is lifecycle and plumbing: the node's chain is checked before any job is
+made, a 1 s tick drives refreshes, ban expiry and the no-job watchdog, and a
+graceful stop stops accepting, lets in-flight block submissions finish
+(bounded) and closes the gateway links.
+"""
+
+import attrs
+from twisted.application.internet import StreamServerEndpointService
+from twisted.application.service import MultiService, Service
+from twisted.internet import defer
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from viabtc.bitcoin.hashing import hash_to_display_hex
+from viabtc.cli import cli_service
+from viabtc.jobmaster.bans import BanList
+from viabtc.jobmaster.candidate import BadCandidate, check_candidate
+from viabtc.jobmaster.chain import ChainMismatch, ChainWatch
+from viabtc.jobmaster.commands import jobmaster_commands
+from viabtc.jobmaster.courier import BlockCourier
+from viabtc.jobmaster.gateways import GatewayHub
+from viabtc.jobmaster.jobs import check_coinbase_text
+from viabtc.jobmaster.messages import BadMessage, parse_height_hint
+from viabtc.jobmaster.work import Work
+from viabtc.rpc.client import FailoverClient
+from viabtc.rpc.codec import Command
+from viabtc.rpc.interfaces import IDatagramHandler
+from viabtc.rpc.protocol import RPCDatagramProtocol, RPCServerFactory, TrustedHosts
+
+#: Without a job for this long, gateways are cut loose to fail over (ref §3.2).
+NO_JOB_TIMEOUT = 600.0
+#: ... and not more often than this.
+NO_JOB_RESHUTDOWN = 60.0
+#: Expired bans are removed (and a ``del`` broadcast) this often (ref §3.10).
+BAN_EXPIRY_INTERVAL = 60.0
+#: Retry delays for the start-up chain check: node unreachable, wrong chain.
+CHAIN_RETRY_UNREACHABLE = 5.0
+CHAIN_RETRY_MISMATCH = 60.0
+#: How long a graceful stop waits for block submissions in flight.
+STOP_SUBMIT_TIMEOUT = 30.0
+
+
+class DatagramListenService(Service):
+    """Listens for datagrams on a configured ``Address`` while running."""
+
+    def __init__(self, address, protocol, reactor, max_packet_size):
+        self.address = address
+        self.protocol = protocol
+        self._reactor = reactor
+        self._max_packet_size = max_packet_size
+        self.port = None
+
+    def startService(self):
+        super().startService()
+        self.port = self.address.listen_udp(self._reactor, self.protocol, self._max_packet_size)
+
+    def stopService(self):
+        super().stopService()
+        port, self.port = self.port, None
+        if port is not None:
+            return port.stopListening()
+        return None
+
+
+@implementer(IDatagramHandler)
+@attrs.define
+class HintReceiver:
+    """Height hints (cmd 4) arriving by UDP, checked and handed to ``accept``."""
+
+    accept: object
+    _log = Logger()
+
+    def packetReceived(self, protocol, packet, address):
+        peer = f"{address[0]}:{address[1]}"
+        if packet.command != Command.HEIGHT_UPDATE:
+            self._log.warn("datagram with command {command} from {peer} dropped",
+                           command=packet.command, peer=peer, role="jobmaster")
+            return
+        try:
+            hint = parse_height_hint(packet.body)
+        except BadMessage as e:
+            self._log.warn("malformed height hint from {peer} dropped: {error}", peer=peer,
+                           error=str(e), role="jobmaster")
+            return
+        self.accept(hint, peer)
+
+
+class JobmasterService(MultiService):
+    """
+    One jobmaster.  ``nodes`` calls the node (``call(method, *params)`` →
+    Deferred), ``templates`` is the ``TemplateSource`` service and
+    ``submitter`` the ``BlockSubmitter``; tests build them on a real node.
+    ``reactor`` provides time and networking.
+    """
+
+    _log = Logger()
+
+    def __init__(self, config, reactor, nodes, templates, submitter):
+        super().__init__()
+        self.config = config
+        self.reactor = reactor
+        self.templates = templates
+        self.bans = BanList()
+        self.chain = ChainWatch(nodes.call, config.network)
+        self.chain_ok = False
+        self.work = Work(config.settings, reactor, self._publish, self._request_template,
+                         config.job_rebroadcast_timeout, config.spv_mining_timeout)
+        self.hub = GatewayHub(self._current_job, self._ban_snapshot, self.found_block,
+                              self.apply_ban)
+        self.factory = RPCServerFactory(
+            self.hub, max_size=config.svr.max_pkg_size, secret=self._secret(),
+            trust=TrustedHosts(config.gateway_trust) if config.gateway_trust is not None else None,
+            reactor=reactor, role="jobmaster",
+        )
+        self.hub.factory = self.factory
+        self.blockmasters = [
+            FailoverClient([address.client_endpoint(reactor)], max_size=config.svr.max_pkg_size,
+                           secret=self._secret(), heartbeat_timeout=config.blockmaster_timeout,
+                           reactor=reactor, role="jobmaster")
+            for address in config.blockmasters
+        ]
+        self.courier = BlockCourier(submitter, nodes, self.blockmasters, config.found_blocks_dir,
+                                    reactor)
+        self._pending_template = None
+        self._facts_for = None
+        self._started_at = None
+        self._last_shutdown = None
+        self._last_ban_expiry = None
+        self._chain_call = None
+        self._tick = LoopingCall(self.tick)
+        self._tick.clock = reactor
+        self.templates.setServiceParent(self)
+        templates.add_observer(self.template_arrived)
+        for address in config.svr.stream_binds:
+            StreamServerEndpointService(address.server_endpoint(reactor), self.factory).setServiceParent(self)
+        hints = RPCDatagramProtocol(
+            HintReceiver(self.hint_arrived), max_size=config.svr.max_pkg_size,
+            secret=self._secret(),
+            trust=TrustedHosts(config.hint_trust) if config.hint_trust is not None else None,
+            reactor=reactor, role="jobmaster",
+        )
+        self.datagram_services = [
+            DatagramListenService(address, hints, reactor, config.svr.max_pkg_size)
+            for address in config.svr.datagram_binds
+        ]
+        for service in self.datagram_services:
+            service.setServiceParent(self)
+        for client in self.blockmasters:
+            client.setServiceParent(self)
+        if config.cli is not None:
+            cli_service(config.cli, jobmaster_commands(self), reactor).setServiceParent(self)
+
+    def _secret(self):
+        return self.config.secret.value if self.config.secret is not None else None
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def startService(self):
+        self._started_at = self._last_ban_expiry = self.reactor.seconds()
+        super().startService()
+        self._check_chain()
+        self._tick.start(1.0, now=False)
+
+    def stopService(self):
+        if self._tick.running:
+            self._tick.stop()
+        if self._chain_call is not None and self._chain_call.active():
+            self._chain_call.cancel()
+        stopped = defer.gatherResults([
+            defer.maybeDeferred(super().stopService),
+            self.courier.stop(STOP_SUBMIT_TIMEOUT),
+        ], consumeErrors=True)
+
+        def close_links(result):
+            self.hub.close_all()
+            return result
+
+        return stopped.addBoth(close_links)
+
+    def _check_chain(self):
+        self._chain_call = None
+        d = self.chain.check_network()
+        d.addCallbacks(self._chain_checked, self._chain_failed)
+
+    def _chain_checked(self, network):
+        self.chain_ok = True
+        self._log.info("node is on {network}; building jobs", network=network.name, role="jobmaster")
+        if self._pending_template is not None:
+            template, new_tip = self._pending_template
+            self._pending_template = None
+            self.template_arrived(template, new_tip)
+
+    def _chain_failed(self, failure):
+        if not self.running:
+            return
+        if failure.check(ChainMismatch):
+            self._log.critical("refusing to build jobs: {error}", error=failure.getErrorMessage(),
+                               role="jobmaster")
+            delay = CHAIN_RETRY_MISMATCH
+        else:
+            self._log.warn("cannot ask the node for its chain: {error}",
+                           error=failure.getErrorMessage(), role="jobmaster")
+            delay = CHAIN_RETRY_UNREACHABLE
+        self._chain_call = self.reactor.callLater(delay, self._check_chain)
+
+    def tick(self):
+        """Once a second: refreshes, ban expiry, the no-job watchdog."""
+        now = self.reactor.seconds()
+        self.work.tick()
+        if now - self._last_ban_expiry >= BAN_EXPIRY_INTERVAL:
+            self._last_ban_expiry = now
+            self.hub.broadcast_ban(self.bans.expire(now))
+        last_job = self.work.last_job_time or self._started_at
+        if now - last_job >= NO_JOB_TIMEOUT and (
+                self._last_shutdown is None or now - self._last_shutdown >= NO_JOB_RESHUTDOWN):
+            self._last_shutdown = now
+            self.work.forget_current()
+            closed = self.hub.close_all()
+            self._log.critical("no job for {seconds:.0f} s: closed {count} gateway link(s) so "
+                               "they fail over", seconds=now - last_job, count=closed,
+                               role="jobmaster")
+
+    # -- templates and jobs -----------------------------------------------
+
+    def template_arrived(self, template, new_tip):
+        if not self.chain_ok:
+            self._pending_template = (template, new_tip)
+            return
+        self.work.template_arrived(template, new_tip)
+        if self.work.template is template and self._facts_for != template.previous_hash:
+            self._facts_for = template.previous_hash
+            d = self.chain.facts_for(template)
+            d.addCallbacks(self.work.facts_arrived, self._facts_failed, errbackArgs=(template,))
+
+    def _facts_failed(self, failure, template):
+        if self._facts_for == template.previous_hash:
+            self._facts_for = None
+        self._log.warn("chain facts for height {height} not fetched: {error}",
+                       height=template.height, error=failure.getErrorMessage(), role="jobmaster")
+
+    def _request_template(self, clean):
+        # TemplateSource logs its own failures; the next tick asks again.
+        self.templates.refresh(clean).addErrback(lambda _: None)
+
+    def _publish(self, context):
+        job = context.job
+        count = self.hub.broadcast_job(job)
+        self._log.info("job {job_id} height {height}{kind}{clean} sent to {count} gateway(s)",
+                       job_id=job.job_id, height=job.height,
+                       kind=" (empty block)" if context.empty else "",
+                       clean=" clean" if job.clean_jobs else "", count=count, role="jobmaster")
+
+    def _current_job(self):
+        current = self.work.current
+        return current.job if current is not None else None
+
+    def hint_arrived(self, hint, peer):
+        reason = self.work.hint_arrived(hint)
+        if reason is None:
+            self._log.info("height hint {height} from {peer}: mining empty blocks on it",
+                           height=hint.height, peer=peer, role="jobmaster")
+        else:
+            self._log.debug("height hint {height} from {peer} ignored: {reason}",
+                            height=hint.height, peer=peer, reason=reason, role="jobmaster")
+
+    def blocknotify(self):
+        self.templates.blocknotify()
+
+    # -- found blocks ------------------------------------------------------
+
+    def found_block(self, found, peer):
+        """A gateway's found block: check it and deliver it (a Deferred, or None)."""
+        if found.kind != "main":
+            self._log.warn("aux block {name} from {peer} dropped: merged mining is not "
+                           "supported", name=found.name, peer=peer, role="jobmaster")
+            return None
+        context = self.work.lookup(found.job_id)
+        if context is None:
+            self._log.critical("found block {hash} from {peer} names unknown job {job_id}; "
+                               "it cannot be assembled", hash=hash_to_display_hex(found.block_hash),
+                               peer=peer, job_id=found.job_id, role="jobmaster")
+            return None
+        try:
+            candidate = check_candidate(found, context)
+        except (BadCandidate, ValueError) as e:
+            self._log.critical("found block from {peer} for job {job_id} is not a valid block: "
+                               "{error}", peer=peer, job_id=found.job_id, error=str(e),
+                               role="jobmaster")
+            return None
+        self._log.info("block {hash} found at height {height} (job {job_id}, gateway {peer})",
+                       hash=candidate.display_hash, height=candidate.height,
+                       job_id=found.job_id, peer=peer, role="jobmaster")
+        return self.courier.deliver(candidate)
+
+    # -- bans and coinbase text --------------------------------------------
+
+    def apply_ban(self, update, source):
+        self.bans.apply(update, self.reactor.seconds())
+        self.hub.broadcast_ban(update)
+        self._log.info("ban {op} {ips} (limit {limit}) from {source}", op=update.op,
+                       ips=" ".join(update.ips), limit=update.limit, source=source,
+                       role="jobmaster")
+
+    def _ban_snapshot(self):
+        return self.bans.snapshot(self.reactor.seconds())
+
+    def ban_lines(self):
+        return self.bans.describe(self.reactor.seconds())
+
+    @property
+    def coinbase_message(self):
+        return self.work.settings.coinbase_message
+
+    def set_coinbase_message(self, text):
+        """Change the coinbase message of the next jobs; ``ValueError`` if it cannot fit."""
+        check_coinbase_text(self.work.settings.pool_name, text)
+        self.work.set_settings(attrs.evolve(self.work.settings, coinbase_message=text))
