@@ -1,0 +1,93 @@
+"""
+The Redis batch store against a real redis-server: order, confirmation per
+journal generation, replay guards, and an outage with its alert.
+"""
+
+import time
+
+from twisted.internet import defer, reactor, task
+from twisted.internet.testing import EventLoggingObserver
+from twisted.logger import LogLevel, globalLogPublisher
+from twisted.trial import unittest
+
+from tests.support import redis_server
+from viabtc.config import RedisBlock
+from viabtc.metawriter.store import BatchStore, connect_redis
+from viabtc.stats.writer_agg import Batch
+
+
+@defer.inlineCallbacks
+def wait_for(predicate, deadline=30.0):
+    """Let the reactor run until ``predicate()`` holds; fail after ``deadline`` s."""
+    end = time.monotonic() + deadline
+    while not predicate():
+        if time.monotonic() > end:
+            raise AssertionError("condition not reached within %s s" % deadline)
+        yield task.deferLater(reactor, 0.02, lambda: None)
+
+
+def batch(n, *commands):
+    return Batch("%032x" % n, tuple(commands))
+
+
+class BatchStoreTests(unittest.TestCase):
+    def start(self, server, **kwargs):
+        redis, factory = connect_redis(RedisBlock("127.0.0.1", server.port), reactor, 2.0, 0.1)
+        self.addCleanup(factory.disconnect)
+        self.done = []
+        store = BatchStore(redis, reactor, self.done.append, **kwargs)
+        self.addCleanup(store.stop)
+        return store
+
+    @defer.inlineCallbacks
+    def test_applied_in_order_and_generations_confirmed(self):
+        server = redis_server(self)
+        store = self.start(server)
+        store.add([batch(1, ("RPUSH", "newevent", "a")), batch(2, ("RPUSH", "newevent", "b"))], 7)
+        store.add([batch(3, ("RPUSH", "newevent", "c"))])
+        self.assertEqual(store.unfiled(), [batch(3, ("RPUSH", "newevent", "c"))])
+        store.file_unfiled(8)
+        yield store.when_idle()
+        self.assertEqual(server.command("LRANGE", "newevent", 0, -1), ["a", "b", "c"])
+        self.assertEqual(self.done, [7, 8])
+        self.assertEqual((store.applied, store.replayed), (3, 0))
+        # The same batch again (a re-sent flush after a crash): its guard makes it a no-op.
+        store.add([batch(1, ("RPUSH", "newevent", "a"))], 9)
+        yield store.when_idle()
+        self.assertEqual(server.command("LRANGE", "newevent", 0, -1), ["a", "b", "c"])
+        self.assertEqual((store.applied, store.replayed), (3, 1))
+        self.assertEqual(self.done, [7, 8, 9])
+
+    @defer.inlineCallbacks
+    def test_command_errors_are_logged_not_retried(self):
+        events = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+        server = redis_server(self)
+        server.command("SET", "btc:s:alice", "not a hash")
+        store = self.start(server)
+        store.add([batch(1, ("HINCRBY", "btc:s:alice", "60", "1"), ("HINCRBY", "btc:s:bob", "60", "2"))], 1)
+        yield store.when_idle()
+        self.assertEqual(server.command("HGETALL", "btc:s:bob"), ["60", "2"])
+        self.assertTrue([e for e in events if e.get("errors") == 1 and "WRONGTYPE" in e.get("first", "")])
+
+    @defer.inlineCallbacks
+    def test_outage_waits_alerts_and_applies_once(self):
+        events = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+        server = redis_server(self)
+        store = self.start(server, retry_interval=0.1, alert_after=0.2)
+        store.add([batch(1, ("HINCRBY", "btc:p:alice", "60", "5"))], 1)
+        yield store.when_idle()
+        server.stop()
+        store.add([batch(2, ("HINCRBY", "btc:p:alice", "60", "7"))], 2)
+        yield task.deferLater(reactor, 0.5, lambda: None)
+        store.check()
+        self.assertEqual(len(store), 1)
+        critical = [e for e in events if e["log_level"] == LogLevel.critical]
+        self.assertEqual(len(critical), 1)
+        self.assertEqual(critical[0]["count"], 1)
+        store.check()
+        self.assertEqual(len([e for e in events if e["log_level"] == LogLevel.critical]), 1)
+        server.start()
+        yield store.when_idle()
+        # A new server starts empty: only the batch written after the restart is there, once.
+        self.assertEqual(server.command("HGETALL", "btc:p:alice"), ["60", "7"])
+        self.assertEqual(self.done, [1, 2])

@@ -1,0 +1,205 @@
+"""
+The writer core with a real journal and a real redis-server; time from a
+``task.Clock`` so the minute flush happens exactly where the test says.
+"""
+
+import hashlib
+import itertools
+
+from twisted.internet import defer, reactor, task
+from twisted.internet.testing import EventLoggingObserver
+from twisted.logger import globalLogPublisher
+from twisted.trial import unittest
+
+from tests.support import redis_server
+from viabtc.config import RedisBlock
+from viabtc.metawriter.journal import Journal
+from viabtc.metawriter.store import BatchStore, connect_redis
+from viabtc.metawriter.writer import MetaWriter
+from viabtc.rpc.codec import Packet, PacketType
+from viabtc.stats import records
+from viabtc.stats.records import EventRecord, MonitorIntRecord, ShareRecord, encode_bodies
+from viabtc.stats.writer_agg import WriterAggregator
+
+T = 1482252540  # a minute start
+
+
+def counter_random():
+    counter = itertools.count(1)
+    return lambda n: next(counter).to_bytes(n, "big")
+
+
+RANDOM = counter_random()
+
+
+def packet(command, recs, minute=None):
+    [body] = encode_bodies(command, recs, random=RANDOM, minute=minute)
+    return Packet(command, body, PacketType.REQUEST, sequence=5)
+
+
+def hgetall(server, key):
+    flat = server.command("HGETALL", key)
+    return dict(zip(flat[::2], flat[1::2]))
+
+
+class FakeBrother:
+    """A fake link to a brother metawriter: records the packets it is given."""
+
+    connected = True
+
+    def __init__(self):
+        self.sent = []
+
+    def send(self, packet):
+        self.sent.append(packet)
+        return True
+
+
+class Acks:
+    """Counts the ACK calls for each packet name."""
+
+    def __init__(self):
+        self.counts = {}
+
+    def __call__(self, name):
+        return lambda: self.counts.__setitem__(name, self.counts.get(name, 0) + 1)
+
+
+class WriterTests(unittest.TestCase):
+    def setUp(self):
+        self.server = redis_server(self)
+        self.events = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+        redis, factory = connect_redis(RedisBlock("127.0.0.1", self.server.port), reactor, 2.0, 0.1)
+        self.addCleanup(factory.disconnect)
+        self.redis = redis
+        self.journal_dir = self.mktemp()
+        self.clock = task.Clock()
+        self.clock.advance(T + 1)
+        self.acks = Acks()
+
+    def writer(self, brother=None):
+        journal = Journal(self.journal_dir)
+        self.addCleanup(journal.close)
+        store = BatchStore(self.redis, reactor, journal.confirm, retry_interval=0.1)
+        self.addCleanup(store.stop)
+        writer = MetaWriter(WriterAggregator(), journal, store, self.clock, "mw-1", 3600, brother=brother)
+        writer.recover()
+        return writer
+
+    def feed(self, writer, name, pkt, peer="10.0.0.1:5000"):
+        writer.packet_received(pkt, self.acks(name), peer)
+
+    def minute(self, writer):
+        """Advance into the next minute and tick: the flush happens."""
+        self.clock.advance(60)
+        writer.tick()
+        return writer.store.when_idle()
+
+    def test_ack_only_after_the_journal(self):
+        writer = self.writer()
+        self.feed(writer, "a", packet(102, [ShareRecord("alice", "gw", "btc", 1, 10, 0.0)], T))
+        self.feed(writer, "b", packet(105, [MonitorIntRecord("pow", "gw", "btc", 10)], T))
+        self.assertEqual(self.acks.counts, {})
+        self.clock.advance(0)
+        self.assertEqual(self.acks.counts, {"a": 1, "b": 1})
+        recovered = Journal(self.journal_dir).recover(T + 2, 3600).packets
+        self.assertEqual([p.command for p in recovered], [102, 105])
+
+    @defer.inlineCallbacks
+    def test_retransmission_counted_once_and_acked_again(self):
+        writer = self.writer()
+        share = packet(102, [ShareRecord("alice", "gw", "btc", 2, 20, 0.5)], T)
+        self.feed(writer, "a", share)
+        self.feed(writer, "a", share)
+        self.clock.advance(0)
+        self.feed(writer, "a", Packet(102, share.body, sequence=99))
+        self.clock.advance(0)
+        self.assertEqual(self.acks.counts, {"a": 3})
+        yield self.minute(writer)
+        self.assertEqual(hgetall(self.server, "btc:s:alice"), {str(T): "2"})
+        self.assertEqual(hgetall(self.server, "btc:g:alice"), {str(T): "0.5"})
+        self.assertEqual((writer.accepted, writer.duplicates), (1, 2))
+
+    @defer.inlineCallbacks
+    def test_malformed_and_foreign_packets_dropped_with_a_log_line(self):
+        writer = self.writer()
+        good = packet(102, [ShareRecord("bob", "gw", "btc", 1, 8, 0.0)], T)
+        self.feed(writer, "short", Packet(102, b"too short"))
+        self.feed(writer, "torn", Packet(102, good.body[:-3]))
+        self.feed(writer, "job", Packet(1, b"{}"))
+        self.feed(writer, "reply", Packet(102, good.body, PacketType.REPLY))
+        self.feed(writer, "good", good)
+        self.clock.advance(0)
+        self.assertEqual(self.acks.counts, {"short": 1, "torn": 1, "job": 1, "good": 1})
+        yield self.minute(writer)
+        self.assertEqual(hgetall(self.server, "btc:s:bob"), {str(T): "1"})
+        self.assertEqual(writer.dropped, 3)
+        peers = [e.get("peer") for e in self.events if "dropped" in e.get("log_format", "")]
+        self.assertEqual(peers, ["10.0.0.1:5000"] * 3)
+
+    @defer.inlineCallbacks
+    def test_brother_hashes_both_ways(self):
+        brother = FakeBrother()
+        writer = self.writer(brother)
+        share = packet(102, [ShareRecord("carol", "gw", "btc", 1, 4, 0.0)], T)
+        from_brother = packet(102, [ShareRecord("dave", "gw", "btc", 1, 4, 0.0)], T)
+        self.feed(writer, "share", share)
+        # The brother already counted this one and told us its digest.
+        self.feed(writer, "hash", Packet(104, hashlib.sha256(from_brother.body).digest()))
+        self.clock.advance(0)
+        self.feed(writer, "dup", from_brother)
+        self.clock.advance(0)
+        self.assertEqual(brother.sent, [Packet(104, hashlib.sha256(share.body).digest(), PacketType.PUSH)])
+        yield self.minute(writer)
+        self.assertEqual(hgetall(self.server, "btc:s:carol"), {str(T): "1"})
+        self.assertEqual(hgetall(self.server, "btc:s:dave"), {})
+        self.assertEqual(self.acks.counts, {"share": 1, "hash": 1, "dup": 1})
+
+    @defer.inlineCallbacks
+    def test_kill_and_restart_loses_nothing_counts_nothing_twice(self):
+        first = packet(102, [ShareRecord("alice", "gw", "btc", 3, 30, 0.25)], T)
+        event = packet(101, [EventRecord("alice", "rig1", "btc", "10.0.0.9", "connected")])
+        second = packet(102, [ShareRecord("alice", "gw", "btc", 1, 10, 0.25)], T + 60)
+        writer = self.writer()
+        self.feed(writer, "first", first)
+        self.feed(writer, "event", event)
+        self.clock.advance(0)
+        yield self.minute(writer)
+        self.feed(writer, "second", second)
+        self.clock.advance(0)
+        # kill -9: no flush, no stop; only the journal remains.
+        writer.journal.close()
+        writer.store.stop()
+        restarted = self.writer()
+        # The senders retransmit what they think may be lost: all three.
+        for name, pkt in (("first", first), ("event", event), ("second", second)):
+            self.feed(restarted, name, Packet(pkt.command, pkt.body, sequence=77))
+        self.clock.advance(0)
+        self.assertEqual(self.acks.counts, {"first": 2, "event": 2, "second": 2})
+        yield self.minute(restarted)
+        self.assertEqual(hgetall(self.server, "btc:s:alice"), {str(T): "3", str(T + 60): "1"})
+        self.assertEqual(hgetall(self.server, "btc:p:alice"), {str(T): "30", str(T + 60): "10"})
+        self.assertEqual(hgetall(self.server, "btc:g:alice"), {str(T): "0.25", str(T + 60): "0.25"})
+        self.assertEqual(len(self.server.command("LRANGE", "newevent", 0, -1)), 1)
+        self.assertEqual(len(self.server.command("LRANGE", "newworker", 0, -1)), 1)
+
+    @defer.inlineCallbacks
+    def test_flush_cost_recorded_while_redis_waits(self):
+        writer = self.writer()
+        self.server.stop()
+        self.feed(writer, "a", packet(102, [ShareRecord("erin", "gw", "btc", 1, 1, 0.0)], T))
+        self.clock.advance(0)
+        self.clock.advance(60)
+        writer.tick()
+        for _ in range(5):
+            self.clock.advance(1)
+            writer.tick()
+        self.clock.advance(55)
+        writer.tick()
+        self.server.start()
+        yield writer.store.when_idle()
+        cost = hgetall(self.server, "job:m:meta_flush_cost")
+        self.assertEqual(cost, {str(T + 60): "6"})
+        self.assertEqual(hgetall(self.server, "job:mh:mw-1:meta_flush_cost"), cost)
+        self.assertIn("job:m:meta_flush_cost", self.server.command("SMEMBERS", "monitor:keys"))
+        self.assertEqual(hgetall(self.server, "btc:s:erin"), {str(T): "1"})
