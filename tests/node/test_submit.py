@@ -151,3 +151,23 @@ class RealNodeSubmitTests(unittest.TestCase):
         block, block_hash = mine_block(self.template())
         with self.assertRaises(ValueError):
             self.submitter().submit(block, bytes(32))
+
+
+class SegwitBlockTests(unittest.TestCase):
+    """After segwit activates (about 432 blocks on bcoin's regtest)."""
+
+    @defer.inlineCallbacks
+    def test_segwit_block_accepted(self):
+        """The coinbase carries the commitment and the witness reserved value."""
+        bcoin = bcoin_node(self)
+        bcoin.generate(440)
+        template = Template.from_rpc(bcoin.rpc("getblocktemplate", {"rules": ["segwit"]}))
+        self.assertTrue(template.segwit_active)
+        block, block_hash = mine_block(template)
+        client = NodeRPCClient(NodeConfig(url=bcoin.rpc_url, user="x", password=bcoin.api_key))
+        self.addCleanup(client.close)
+        report = yield BlockSubmitter(NodeGroup([client])).submit(block, block_hash)
+        self.assertEqual(report.nodes[0].outcome, Outcome.ACCEPTED, report.summary())
+        self.assertTrue(report.accepted)
+        raw = bcoin.rpc("getblock", hash_to_display_hex(block_hash), 0)
+        self.assertEqual(bytes.fromhex(raw), block)
