@@ -81,7 +81,7 @@ def jobmaster_commands(master):
         """"<message>" : send an alert (critical log) with the message"""
         if not args:
             return 'usage: alert "<message>"\n'
-        _log.critical("cli alert: {message}", message=" ".join(args), role="jobmaster")
+        _log.critical("cli alert: {text}", text=" ".join(args), role="jobmaster")
         return "ok\n"
 
     return {

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.jobmaster.test_courier -*-
+# -*- test-case-name: tests.jobmaster.test_service -*-
 """
 Getting a found block to the network, and never losing one (ref §3.8).
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.jobmaster.test_gateways -*-
+# -*- test-case-name: tests.jobmaster.test_service -*-
 """
 The jobmaster's side of its links to gateways (ref §1.2, §3.3, §3.8, §3.10).
 

@@ -110,6 +110,7 @@ class JobmasterService(MultiService):
         super().__init__()
         self.config = config
         self.reactor = reactor
+        self.nodes = nodes
         self.templates = templates
         self.bans = BanList()
         self.chain = ChainWatch(nodes.call, config.network)
@@ -184,7 +185,7 @@ class JobmasterService(MultiService):
 
         def close_links(result):
             self.hub.close_all()
-            return result
+            return self.nodes.close()
 
         return stopped.addBoth(close_links)
 
