@@ -158,7 +158,9 @@ class TransportFaultTests(unittest.TestCase):
     @defer.inlineCallbacks
     def test_odd_error_object(self):
         """An error that is not {code, message} is still a NodeError with its text."""
-        fake = FakeHTTPNode(lambda r, c: json.dumps({"result": None, "error": "boom", "id": c["id"]}).encode())
+        fake = FakeHTTPNode(
+            lambda r, c: json.dumps({"result": None, "error": "boom", "id": c["id"]}).encode()
+        )
         client = client_for(self, listen_fake(self, fake))
         with self.assertRaises(NodeError) as e:
             yield client.call("getblockcount")

@@ -94,7 +94,8 @@ class RealNodeSubmitTests(unittest.TestCase):
         report = yield submitter.submit(block, block_hash)
         self.assertTrue(report.accepted, report.summary())
         (node,) = report.nodes
-        self.assertEqual((node.node, node.outcome, node.presence), ("bcoin", Outcome.ACCEPTED, Presence.IN_CHAIN))
+        self.assertEqual((node.node, node.outcome, node.presence),
+                         ("bcoin", Outcome.ACCEPTED, Presence.IN_CHAIN))
         display = hash_to_display_hex(block_hash)
         self.assertEqual(self.bcoin.rpc("getbestblockhash"), display)
         self.assertEqual(self.bcoin.rpc("getblockheader", display)["height"], template.height)

@@ -135,7 +135,8 @@ class TemplateParseTests(unittest.TestCase):
         value=st.recursive(
             st.none() | st.booleans() | st.integers() | st.text(max_size=70)
             | st.sampled_from(["00" * 32, "207fffff", "ff" * 40]),
-            lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+            lambda inner: (st.lists(inner, max_size=3)
+                           | st.dictionaries(st.text(max_size=5), inner, max_size=3)),
             max_leaves=6,
         ),
     )
@@ -164,7 +165,9 @@ class TemplateSourceOrderTests(unittest.TestCase):
         self.nodes = FakeNodeGroup()
         self.source = TemplateSource(self.nodes, self.clock, tip_interval=0.5, retry_delay=1.0)
         self.seen = []
-        self.source.add_observer(lambda t, new_tip: self.seen.append((t.height, t.previous_hash[:1], new_tip)))
+        self.source.add_observer(
+            lambda t, new_tip: self.seen.append((t.height, t.previous_hash[:1], new_tip))
+        )
         self.source.startService()
         self.addCleanup(self.stop)
 

@@ -112,7 +112,9 @@ class TemplateTransaction:
         if not isinstance(depends, list) or not all(
             isinstance(i, int) and not isinstance(i, bool) and 1 <= i < number for i in depends
         ):
-            raise TemplateError(where + "depends", f"not a list of earlier transaction numbers: {depends!r:.80}")
+            raise TemplateError(
+                where + "depends", f"not a list of earlier transaction numbers: {depends!r:.80}"
+            )
         return cls(txid=txid, wtxid=wtxid, data=data, depends=tuple(depends), **optional)
 
 
@@ -247,6 +249,7 @@ class TemplateSource(service.Service):
         self._tip_failing = False
         self._longpoll_call = None
         self._longpoll_later = None
+        self._longpoll_failing = False
 
     # -- observers ---------------------------------------------------------
 
@@ -359,6 +362,7 @@ class TemplateSource(service.Service):
 
     def _longpoll_answered(self, result):
         self._longpoll_call = None
+        self._longpoll_failing = False
         self._generation += 1
         try:
             template = Template.from_rpc(result, received_at=self._reactor.seconds())
@@ -377,7 +381,10 @@ class TemplateSource(service.Service):
         if failure.check(NodeTimeout):
             self.log.debug("long poll timed out; polling again")
         elif failure.check(NodeCallError):
-            self.log.warn("long poll failed: {error}", error=failure.value)
+            # Once per outage: the tip check keeps working meanwhile.
+            if not self._longpoll_failing:
+                self._longpoll_failing = True
+                self.log.warn("long poll failed: {error}", error=failure.value)
         else:
             self.log.failure("long poll failed", failure)
         self._schedule_longpoll(self.retry_delay)
