@@ -325,3 +325,38 @@ class JobmasterNodeTests(TestCase):
         gateway = self.gateway()
         await wait_for(lambda: gateway.disconnects >= 1, what="the refusal")
         self.assertEqual(gateway.jobs(), [])
+
+
+class WatchdogTests(TestCase):
+    """The no-job watchdog, on a simulated reactor where the node never answers."""
+
+    def test_no_job_for_600_seconds_closes_gateway_links(self):
+        from twisted.internet.testing import MemoryReactorClock
+
+        memory = MemoryReactorClock()
+        config = JobmasterConfig.from_reader(ConfigReader({
+            "network": "regtest",
+            "svr": {"bind": ["tcp@127.0.0.1:6000"], "max_pkg_size": 1 << 20},
+            "main_coin": {"name": "BTC", "host": "127.0.0.1", "port": 1, "user": "u", "pass": "p"},
+            "main_coin_recipient": encode_segwit_address("bcrt", 0, MAIN_PROGRAM),
+        }))
+        service = build_service(config, memory)
+        service.startService()
+        self.addCleanup(service.stopService)
+
+        def alerts():
+            return [e for e in events
+                    if e["log_level"] == LogLevel.critical and "no job" in e["log_format"]]
+
+        with capturedLogs() as events:
+            for _ in range(599):
+                memory.advance(1)
+            self.assertEqual(alerts(), [])
+            memory.advance(1)
+            self.assertEqual(len(alerts()), 1)
+            for _ in range(59):
+                memory.advance(1)
+            self.assertEqual(len(alerts()), 1)
+            memory.advance(1)
+            self.assertEqual(len(alerts()), 2)
+        self.assertIsNone(service.work.current)

@@ -21,6 +21,7 @@ import os
 
 from twisted.internet import defer
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from viabtc.node.jsonrpc import NodeCallError
 from viabtc.rpc.codec import Command, Packet, PacketType
@@ -78,6 +79,9 @@ class BlockCourier:
 
     def _done(self, result, d):
         self._in_flight.discard(d)
+        if isinstance(result, Failure):
+            self._log.failure("block delivery failed; resubmit it from {dir}", result,
+                              dir=self._found_dir, role="jobmaster")
         return None
 
     def _save(self, candidate):
