@@ -17,7 +17,6 @@ from viabtc.metawriter.journal import Journal
 from viabtc.metawriter.store import BatchStore, connect_redis
 from viabtc.metawriter.writer import MetaWriter
 from viabtc.rpc.codec import Packet, PacketType
-from viabtc.stats import records
 from viabtc.stats.records import EventRecord, MonitorIntRecord, ShareRecord, encode_bodies
 from viabtc.stats.writer_agg import WriterAggregator
 

@@ -224,6 +224,8 @@ class Journal:
         """Append ``JournaledPacket``s to the current generation: one write, one fsync."""
         if not packets:
             return
+        if self._writer is None:
+            raise OSError("journal is closed")
         fd = self._writer.fileno()
         start = os.lseek(fd, 0, os.SEEK_END)
         try:

@@ -1,0 +1,1 @@
+"""Integration tests: several roles together, real sockets, real Redis, roles as processes."""
