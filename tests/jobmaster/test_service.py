@@ -16,7 +16,6 @@ from twisted.trial.unittest import TestCase
 
 from viabtc.bitcoin.address import encode_segwit_address
 from viabtc.bitcoin.block import parse_block
-from viabtc.bitcoin.hashing import hash_from_display_hex, hash_to_display_hex
 from viabtc.bitcoin.serialize import read_bip34_height
 from viabtc.config import ConfigReader
 from viabtc.devnet import free_port
