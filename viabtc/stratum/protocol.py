@@ -21,6 +21,14 @@ Bad input is answered, never raised (docs/stratum.md has the table):
   invalid share (the seed closed without a word);
 * any exception inside a handler: logged, answered with error 20.
 
+Abuse limits (``viabtc.stratum.limits``, docs/security.md): connections in
+all and per IP, a token bucket of requests per connection, a deadline to
+authorize, a bound on replies queued for a peer that stopped reading, and
+temporary bans of hosts closed for abuse again and again.  Each is counted in
+``factory.counts`` as a ``limit_*`` key when it bites.  They cost the hot path
+one subtraction per line and one attribute test per write; deadlines are
+swept once a second from tables ordered by deadline, not timers per session.
+
 Difficulty (docs/stratum.md): a vardiff change is sent with the next job,
 ``mining.set_difficulty`` just before its ``mining.notify``, and shares are
 judged by it from then on; shares for earlier jobs that meet only the old
@@ -32,11 +40,14 @@ the idle decrease apply at once.
 import json
 import math
 
+from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
+from zope.interface import implementer
 
 from viabtc.stratum.account import clamp_difficulty, parse_password_difficulty
+from viabtc.stratum.limits import Limits, Offenders
 from viabtc.stratum.session import Input, Session, State
 from viabtc.stratum.share import Reject, check_share
 from viabtc.stratum.vardiff import VarDiff
@@ -48,6 +59,8 @@ _SEPARATORS = (",", ":")
 _decode_json = json.JSONDecoder().decode
 _MAX_USER_AGENT = 64
 _EXTRANONCE2_SIZE = 8
+#: How often the factory sweeps authorization and close deadlines.
+SWEEP_INTERVAL = 1.0
 
 
 def _error_tail(code, message):
@@ -117,10 +130,17 @@ def _version_bits(text):
     return None if raw is None else int.from_bytes(raw, "big")
 
 
+@implementer(IPushProducer)
 class StratumServerProtocol(Protocol):
     """
     One miner connection.  ``self.session`` holds its state; the factory's
     ``context`` (``IPoolContext``) supplies jobs and receives events.
+
+    The protocol registers itself as the transport's streaming producer: the
+    transport (TCP or TLS) pauses it when its send buffer is full, which is
+    how a peer that stopped reading is noticed without looking inside the
+    transport.  Bytes written while paused are counted and, past
+    ``limits.max_send_buffer``, the connection is aborted.
 
     Methods are dispatched through ``METHODS`` (name -> handler), so a
     subclass can add a family of methods (the ``agent.*`` protocol) without
@@ -132,11 +152,19 @@ class StratumServerProtocol(Protocol):
 
     session = None
     _buffer = b""
+    #: token bucket: requests this connection may still send, as of ``_stamp``
+    _tokens = 0.0
+    _stamp = 0.0
+    #: the transport asked us to stop producing; bytes written since then
+    _paused = False
+    _unsent = 0
+    _aborted = False
 
     def __init__(self, factory):
         self.factory = factory
         self.context = factory.context
         self.settings = factory.context.settings
+        self.limits = factory.limits
         self._clock = factory.clock
 
     # -- connection lifecycle -------------------------------------------------
@@ -153,16 +181,25 @@ class StratumServerProtocol(Protocol):
             self._log.info("refused banned peer {peer}", role=self.context.role, peer=f"{host}:{port}")
             self.transport.loseConnection()
             return
+        refused = factory.refusal(host, now)
+        if refused is not None:
+            factory.count(refused)
+            self._log.info("refused {peer}: {limit}", role=self.context.role, peer=f"{host}:{port}", limit=refused)
+            self.transport.loseConnection()
+            return
         vardiff = VarDiff(self.settings.vardiff, now)
         self.session = Session(self.context.allocate_identity(), host, port, now, vardiff.difficulty)
         self.session.vardiff = vardiff
-        factory.sessions.add(self)
+        self._tokens = float(self.limits.request_burst)
+        self._stamp = now
+        self.transport.registerProducer(self, True)
+        factory.admitted(self, now)
 
     def connectionLost(self, reason):
         session = self.session
         if session is None:
             return
-        self.factory.sessions.discard(self)
+        self.factory.released(self)
         self.factory.count("connection_close")
         session.transition(Input.CLOSE)
         if session.accounts:
@@ -172,10 +209,50 @@ class StratumServerProtocol(Protocol):
                 self._log.failure("session_closed event failed", role=self.context.role, peer=session.peer)
 
     def close(self):
-        """Close after whatever was already written (bans, idle, abuse)."""
+        """
+        Close after whatever was already written (bans, idle, abuse); a peer
+        that does not take it within ``limits.close_timeout`` is aborted.
+        """
+        if self._aborted:
+            return
         if self.session is not None:
             self.session.transition(Input.CLOSE)
+            self.factory.closing(self)
         self.transport.loseConnection()
+
+    def abort(self):
+        """Drop the connection now, unsent bytes and all."""
+        if self._aborted:
+            return
+        self._aborted = True
+        if self.session is not None:
+            self.session.transition(Input.CLOSE)
+        self.transport.abortConnection()
+
+    # -- IPushProducer: the transport's verdict on the peer's reading ----------
+
+    def pauseProducing(self):
+        self._paused = True
+
+    def resumeProducing(self):
+        self._paused = False
+        self._unsent = 0
+
+    def stopProducing(self):
+        pass
+
+    def write(self, data):
+        """
+        Send ``data``, unless the peer has left more than
+        ``limits.max_send_buffer`` bytes unread: then it is dropped.
+        """
+        if self._paused:
+            self._unsent += len(data)
+            if self._unsent > self.limits.max_send_buffer:
+                self.factory.offence(self, "limit_slow_reader")
+                self.abort()
+                return
+        self.transport.write(data)
 
     # -- input ----------------------------------------------------------------
 
@@ -189,9 +266,19 @@ class StratumServerProtocol(Protocol):
         rest = lines.pop()
         now = self._clock.seconds()
         session.last_active = now
+        limits = self.limits
+        # Token bucket, refilled once per read: a line costs one token.
+        tokens = self._tokens + (now - self._stamp) * limits.request_rate
+        if tokens > limits.request_burst:
+            tokens = limits.request_burst
+        self._stamp = now
         out = []
         limit = self.settings.max_pkg_size
         for line in lines:
+            tokens -= 1
+            if tokens < 0:
+                self._rate_limited(out)
+                break
             if len(line) >= limit:
                 self._too_long(out)
                 break
@@ -203,17 +290,23 @@ class StratumServerProtocol(Protocol):
                 self._too_long(out)
             else:
                 self._buffer = rest
+        self._tokens = tokens
         if session.state is _CLOSING:
             self._buffer = b""
         if out:
-            self.transport.write(b"".join(out))
+            self.write(b"".join(out))
         if session.state is _CLOSING:
-            self.transport.loseConnection()
+            self.close()
 
     def _too_long(self, out):
         self.factory.count("request_invalid")
-        self._log.info("line too long from {peer}", role=self.context.role, peer=self.session.peer)
+        self.factory.offence(self, "limit_line")
         out.append(_error(None, Reject.OTHER, "Line too long"))
+        self.session.transition(Input.CLOSE)
+
+    def _rate_limited(self, out):
+        self.factory.offence(self, "limit_rate")
+        out.append(_error(None, Reject.OTHER, "Rate limit exceeded"))
         self.session.transition(Input.CLOSE)
 
     def _line(self, line, out, now):
@@ -234,6 +327,7 @@ class StratumServerProtocol(Protocol):
                 peer=self.session.peer,
                 line=line[:100],
             )
+            self.factory.offence(self, None)
             out.append(_error(None, Reject.OTHER, "Parse error"))
             self.session.transition(Input.CLOSE)
             return
@@ -316,6 +410,7 @@ class StratumServerProtocol(Protocol):
             session.vardiff = None
         if first:
             session.transition(Input.AUTHORIZE)
+            self.factory.authorized_session(self)
             out.append(set_difficulty_line(session.difficulty))
             prepared = self.context.jobs.current
             if prepared is not None:
@@ -447,6 +542,7 @@ class StratumServerProtocol(Protocol):
                 user=session.user,
                 worker=session.worker,
             )
+            self.factory.offence(self, "limit_invalid_ratio")
             session.transition(Input.CLOSE)
 
     def _configure(self, msg_id, params, out, now):
@@ -538,9 +634,9 @@ class StratumServerProtocol(Protocol):
         if session.pending is not None:
             difficulty = session.pending
             session.set_difficulty(difficulty)
-            self.transport.write(set_difficulty_line(difficulty) + notify)
+            self.write(set_difficulty_line(difficulty) + notify)
         else:
-            self.transport.write(notify)
+            self.write(notify)
 
     def check_idle(self, now):
         """Vardiff's idle decrease (housekeeping timer); sent at once."""
@@ -551,7 +647,7 @@ class StratumServerProtocol(Protocol):
         new = vardiff.check_idle(now)
         if new is not None:
             session.set_difficulty(new)
-            self.transport.write(set_difficulty_line(new))
+            self.write(set_difficulty_line(new))
 
 
 class StratumServerFactory(Factory):
@@ -559,26 +655,38 @@ class StratumServerFactory(Factory):
     The sessions of one listening Stratum server.
 
     ``context`` provides ``IPoolContext``; ``clock`` is the reactor (or a
-    ``task.Clock``).  While the factory is started, a housekeeping timer
-    every ``housekeeping_interval`` seconds closes idle sessions and lowers
-    the difficulty of miners that stopped finding shares.  ``counts`` holds
-    the seed's monitor counters (``connection_new``, ``connection_close``,
-    ``ip_banned``, ``request_invalid``, ``new_authorized``,
-    ``job_broadcast``, ``job_clean``) for the role to flush and reset.
+    ``task.Clock``); ``limits`` is a ``Limits`` (default: every default).
+    While the factory is started, a housekeeping timer every
+    ``housekeeping_interval`` seconds closes idle sessions and lowers the
+    difficulty of miners that stopped finding shares, and a sweep every
+    second closes sessions past their authorization deadline and aborts
+    closed ones that linger.  ``counts`` holds the seed's monitor counters
+    (``connection_new``, ``connection_close``, ``ip_banned``,
+    ``request_invalid``, ``new_authorized``, ``job_broadcast``,
+    ``job_clean``) and the ``limit_*`` keys of docs/security.md, for the
+    role to flush and reset.
     """
 
     protocol = StratumServerProtocol
     _log = Logger()
 
-    def __init__(self, context, clock, housekeeping_interval=None):
+    def __init__(self, context, clock, housekeeping_interval=None, limits=None):
         self.context = context
         self.clock = clock
+        self.limits = Limits() if limits is None else limits
+        self.offenders = Offenders(self.limits)
         self.sessions = set()
         self.counts = {}
         if housekeeping_interval is None:
             housekeeping_interval = max(1.0, min(context.settings.vardiff.target_time, 60.0))
         self.housekeeping_interval = housekeeping_interval
         self._housekeeping = None
+        self._sweep = None
+        self._per_host = {}
+        # protocol -> deadline; deadlines are now + a constant, so insertion
+        # order is deadline order and a sweep stops at the first live one.
+        self._auth_deadlines = {}
+        self._close_deadlines = {}
 
     def buildProtocol(self, addr):
         return self.protocol(self)
@@ -587,16 +695,116 @@ class StratumServerFactory(Factory):
         self.counts[key] = self.counts.get(key, 0) + n
 
     def startFactory(self):
-        self._housekeeping = LoopingCall(self.housekeeping)
-        self._housekeeping.clock = self.clock
-        self._housekeeping.start(self.housekeeping_interval, now=False).addErrback(
-            lambda f: self._log.failure("housekeeping stopped", f, role=self.context.role)
+        self._housekeeping = self._loop(self.housekeeping, self.housekeeping_interval, "housekeeping")
+        self._sweep = self._loop(self.sweep, SWEEP_INTERVAL, "deadline sweep")
+
+    def _loop(self, function, interval, name):
+        loop = LoopingCall(function)
+        loop.clock = self.clock
+        loop.start(interval, now=False).addErrback(
+            lambda f: self._log.failure("{name} stopped", f, name=name, role=self.context.role)
         )
+        return loop
 
     def stopFactory(self):
-        if self._housekeeping is not None and self._housekeeping.running:
-            self._housekeeping.stop()
-        self._housekeeping = None
+        for loop in (self._housekeeping, self._sweep):
+            if loop is not None and loop.running:
+                loop.stop()
+        self._housekeeping = self._sweep = None
+
+    # -- limits ---------------------------------------------------------------
+
+    def refusal(self, host, now):
+        """The ``limit_*`` key a new connection from ``host`` is refused by, or ``None``."""
+        limits = self.limits
+        if self.offenders.banned(host, now):
+            return "limit_banned"
+        if len(self.sessions) >= limits.max_connections:
+            return "limit_conn_total"
+        if self._per_host.get(host, 0) >= limits.max_connections_per_ip:
+            return "limit_conn_ip"
+        return None
+
+    def admitted(self, proto, now):
+        """A new session: counted per host, and given its authorization deadline."""
+        self.sessions.add(proto)
+        host = proto.session.host
+        self._per_host[host] = self._per_host.get(host, 0) + 1
+        self._auth_deadlines[proto] = now + self.limits.auth_timeout
+
+    def authorized_session(self, proto):
+        """
+        ``proto`` authorized (or, for agent sessions, subscribed as an agent):
+        its authorization deadline no longer applies.
+        """
+        self._auth_deadlines.pop(proto, None)
+
+    def closing(self, proto):
+        """We closed ``proto``; abort it if it is still there after ``close_timeout``."""
+        if proto not in self._close_deadlines:
+            self._close_deadlines[proto] = self.clock.seconds() + self.limits.close_timeout
+
+    def released(self, proto):
+        """``proto``'s connection is gone: forget it everywhere."""
+        self.sessions.discard(proto)
+        self._auth_deadlines.pop(proto, None)
+        self._close_deadlines.pop(proto, None)
+        host = proto.session.host
+        left = self._per_host.get(host, 0) - 1
+        if left > 0:
+            self._per_host[host] = left
+        else:
+            self._per_host.pop(host, None)
+
+    def offence(self, proto, key):
+        """
+        ``proto`` is being closed for abuse (``key``: the ``limit_*`` count,
+        or ``None`` when the caller counts it): count, log, and strike its
+        host, which may earn it a ban.
+        """
+        session = proto.session
+        now = self.clock.seconds()
+        if key is not None:
+            self.count(key)
+            self._log.info(
+                "closing {peer}: {limit}",
+                role=self.context.role,
+                peer=session.peer,
+                user=session.user,
+                worker=session.worker,
+                limit=key,
+            )
+        ban = self.offenders.offend(session.host, now)
+        if ban:
+            self.count("limit_ban")
+            self._log.warn(
+                "banning {host} for {seconds:g} s after repeated abuse",
+                role=self.context.role,
+                peer=session.peer,
+                host=session.host,
+                seconds=ban,
+            )
+
+    def sweep(self):
+        """Close sessions past their authorization deadline; abort lingering closed ones."""
+        now = self.clock.seconds()
+        deadlines = self._auth_deadlines
+        while deadlines:
+            proto = next(iter(deadlines))
+            if deadlines[proto] > now:
+                break
+            del deadlines[proto]
+            if proto.session.state is not _CLOSING:
+                self.offence(proto, "limit_auth_timeout")
+                proto.close()
+        deadlines = self._close_deadlines
+        while deadlines:
+            proto = next(iter(deadlines))
+            if deadlines[proto] > now:
+                break
+            del deadlines[proto]
+            self.count("limit_close_timeout")
+            proto.abort()
 
     @property
     def connections(self):
@@ -640,7 +848,10 @@ class StratumServerFactory(Factory):
         max_idle = self.context.settings.client_max_idle_time
         for proto in list(self.sessions):
             session = proto.session
+            if session.state is _CLOSING:
+                continue
             if now - session.last_active > max_idle:
+                self.count("limit_idle")
                 self._log.info("closing idle {peer}", role=self.context.role, peer=session.peer)
                 proto.close()
                 continue
@@ -648,3 +859,4 @@ class StratumServerFactory(Factory):
                 proto.check_idle(now)
             except Exception:
                 self._log.failure("idle check failed", role=self.context.role, peer=session.peer)
+        self.offenders.prune(now)
