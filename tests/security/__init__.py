@@ -1,0 +1,1 @@
+"""Security tests: hostile peers, forged packets, fuzzed parsers, soak under attack."""
