@@ -1,0 +1,1 @@
+"""Tests of the gateway role: config, bans, context, statistics, service and tap."""

@@ -1,0 +1,172 @@
+# -*- test-case-name: tests.gateway.test_config -*-
+"""
+The gateway's configuration: the seed's ``gateway.json`` (ref §10) as it
+is, plus our optional keys.
+
+The seed's sample must load unchanged.  ``worker_num`` is the one seed key
+whose meaning we drop: the seed forked that many worker processes, each
+with ``worker_id + i``; here one process is one gateway, and a pool scales
+out by running more gateway instances, each with its own ``worker_id``
+(extranonce and coinbase uniqueness rest on it, ref §4.3).  A
+``worker_num`` other than 1 is therefore warned about at start-up.
+
+``queue`` named the seed's overflow file; here it names the directory of
+the statistics journal (``viabtc.rpc.filequeue``), which keeps every stats
+packet until the writer acknowledged it.  A relative path is taken from the
+config file's directory.
+
+Our keys: ``secret`` (HMAC of module packets, both links) and
+``stats_drain_timeout`` (seconds a graceful stop waits for the writer's
+ACKs).  ``http_svr.keep_alive`` is the seed's (ref §4.11).
+"""
+
+import os
+import socket
+
+import attrs
+from twisted.logger import Logger
+
+from viabtc.config import (
+    SEED_IGNORED,
+    AlertBlock,
+    ConfigError,
+    LogBlock,
+    ProcessBlock,
+    RPCClientBlock,
+    SecretBlock,
+    ServerBlock,
+    cli_address,
+    in_range,
+    non_empty,
+    non_negative,
+    positive,
+    read_config_file,
+)
+from viabtc.stratum.context import StratumSettings
+from viabtc.stratum.vardiff import VarDiffSettings
+
+_log = Logger(namespace="viabtc.gateway.config")
+
+#: ``worker_id`` is shifted left by 16 into a 32-bit field of the scriptSig,
+#: so only 16 bits of it survive (ref §4.3).
+MAX_WORKER_ID = 0xFFFF
+
+
+def _optional_block(reader, key, block):
+    section = reader.section(key, required=False)
+    return None if section is None else block.from_reader(section)
+
+
+@attrs.frozen
+class HTTPBlock:
+    """``http_svr``: the listeners of the HTTP interface (ref §4.11) and its keep-alive."""
+
+    server: ServerBlock
+    keep_alive: float = 3600.0
+
+    @classmethod
+    def from_reader(cls, reader):
+        return cls(
+            server=ServerBlock.from_reader(reader),
+            keep_alive=reader.optional("keep_alive", float, 3600.0, positive),
+        )
+
+
+def _vardiff(reader):
+    values = {key: reader.required(key, float, positive)
+              for key in ("diff_min", "diff_max", "diff_default", "target_time", "retarget_time")}
+    if values["diff_min"] > values["diff_max"]:
+        raise ConfigError("diff_max", f"{values['diff_max']:g} is below diff_min {values['diff_min']:g}")
+    try:
+        return VarDiffSettings(**values)
+    except ValueError as e:
+        raise ConfigError("diff_default", str(e)) from None
+
+
+def _writer(reader):
+    block = RPCClientBlock.from_reader(reader.section("writer"))
+    datagram = [a for a in block.addrs if a.is_datagram]
+    if datagram and len(block.addrs) > 1:
+        # Failover needs a connection that can fail; UDP has none.
+        raise ConfigError("writer.addr", "a UDP writer takes exactly one address (failover is TCP only)")
+    if datagram and datagram[0].transport != "udp":
+        raise ConfigError("writer.addr", f"{datagram[0].text!r}: stats go over udp@ or TCP, not unix datagrams")
+    return block
+
+
+def _job(reader):
+    block = RPCClientBlock.from_reader(reader.section("job"))
+    for i, address in enumerate(block.addrs):
+        if address.is_datagram:
+            raise ConfigError(f"job.addr[{i}]", f"{address.text!r}: the jobmaster link is TCP")
+    return block
+
+
+@attrs.frozen
+class GatewayConfig:
+    """The gateway's settings, validated."""
+
+    svr: ServerBlock
+    job: RPCClientBlock
+    writer: RPCClientBlock
+    coin: str
+    queue: str
+    worker_id: int
+    stratum: StratumSettings
+    http_svr: HTTPBlock | None = None
+    monitor: ServerBlock | None = None
+    cli: object = None
+    worker_num: int = 1
+    stats_drain_timeout: float = 3.0
+    secret: SecretBlock | None = None
+    alert: AlertBlock | None = None
+    log: LogBlock | None = None
+    process: ProcessBlock | None = None
+
+    @property
+    def host(self):
+        """The gateway's identity in statistics and alerts: ``alert.host``, else the host name."""
+        return self.alert.host if self.alert is not None else socket.gethostname()
+
+    @classmethod
+    def from_reader(cls, reader, base_dir="."):
+        svr = ServerBlock.from_reader(reader.section("svr"))
+        if not svr.stream_binds or svr.datagram_binds:
+            raise ConfigError("svr.bind", "Stratum listens on stream addresses only (tcp@, ssl:, unix)")
+        client_max_idle_time = reader.optional("client_max_idle_time", float, 300.0, positive)
+        stratum = StratumSettings(
+            vardiff=_vardiff(reader),
+            max_pkg_size=svr.max_pkg_size,
+            client_max_idle_time=client_max_idle_time,
+        )
+        worker_num = reader.optional("worker_num", int, 1, positive)
+        if worker_num != 1:
+            _log.warn(
+                "config: worker_num is {n}, but a viabtc gateway is one process; run more gateway"
+                " instances, each with its own worker_id, to use more cores",
+                n=worker_num,
+            )
+        return cls(
+            svr=svr,
+            job=_job(reader),
+            writer=_writer(reader),
+            coin=reader.required("coin", str, non_empty),
+            queue=os.path.join(base_dir, reader.required("queue", str, non_empty)),
+            worker_id=reader.required("worker_id", int, in_range(0, MAX_WORKER_ID)),
+            stratum=stratum,
+            http_svr=_optional_block(reader, "http_svr", HTTPBlock),
+            monitor=_optional_block(reader, "monitor", ServerBlock),
+            cli=cli_address(reader),
+            worker_num=worker_num,
+            stats_drain_timeout=reader.optional("stats_drain_timeout", float, 3.0, non_negative),
+            secret=SecretBlock.from_reader(reader),
+            alert=_optional_block(reader, "alert", AlertBlock),
+            log=_optional_block(reader, "log", LogBlock),
+            process=_optional_block(reader, "process", ProcessBlock),
+        )
+
+    @classmethod
+    def from_file(cls, path):
+        """Load and check ``path``; ``ConfigError`` names the first bad key."""
+        base_dir = os.path.dirname(os.path.abspath(path))
+        return read_config_file(path, lambda r: cls.from_reader(r, base_dir), SEED_IGNORED, _log)

@@ -1,0 +1,173 @@
+# -*- test-case-name: tests.gateway.test_context -*-
+"""
+The gateway's side of the Stratum seam (``IPoolContext``, docs/stratum.md).
+
+The Stratum server knows miners; this object knows the rest of the pool:
+which jobs are live (``JobBook``), who is banned, how a session's coinbase
+is made unique across every gateway of the pool, where block candidates go
+(the jobmaster, before the miner's reply) and where statistics go.
+
+Uniqueness (ref §4.3, §4.4): each connection takes the next value of a
+64-bit counter seeded at random; its low 32 bits are the extranonce1, its
+high 32 bits the ``nonce_id``; the scriptSig carries ``(worker_id << 16) +
+job id`` and the ``nonce_id``.  Two gateways with different ``worker_id``
+therefore never build the same coinbase, and within one gateway two live
+connections never share an extranonce1.
+"""
+
+import secrets
+
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from viabtc.bitcoin.hashing import hash_to_display_hex
+from viabtc.gateway.bans import normalise_ip
+from viabtc.gateway.blocks import found_block_body
+from viabtc.stratum.coinbase import miner_coinbase1
+from viabtc.stratum.context import Identity, IPoolContext
+from viabtc.stratum.job import PreparedJob
+
+_MASK64 = (1 << 64) - 1
+
+ROLE = "gateway"
+
+
+class IdentityAllocator:
+    """The seed's per-process connection counter (ref §4.3), seeded at random."""
+
+    def __init__(self, seed=None):
+        self._counter = secrets.randbits(64) if seed is None else seed & _MASK64
+
+    def allocate(self):
+        self._counter = (self._counter + 1) & _MASK64
+        value = self._counter
+        return Identity(extranonce1=(value & 0xFFFFFFFF).to_bytes(4, "big"), nonce_id=value >> 32)
+
+
+@implementer(IPoolContext)
+class GatewayContext:
+    """
+    One gateway's pool context.  ``stats`` is a ``GatewayStats``, ``courier``
+    a ``BlockCourier``, ``bans`` a ``BanList``, ``jobs`` a ``JobBook``;
+    ``server`` (the ``StratumServerFactory`` using this context) is set
+    once the factory exists.
+    """
+
+    role = ROLE
+    _log = Logger()
+
+    def __init__(self, settings, worker_id, jobs, bans, stats, courier, clock, identities=None):
+        self.settings = settings
+        self.worker_id = worker_id
+        self.jobs = jobs
+        self.bans = bans
+        self.stats = stats
+        self.courier = courier
+        self.server = None
+        self._clock = clock
+        self._identities = IdentityAllocator() if identities is None else identities
+        self._stopping = False
+
+    # -- IPoolContext: sessions -------------------------------------------------
+
+    def allocate_identity(self):
+        return self._identities.allocate()
+
+    def is_banned(self, host):
+        return self.bans.is_banned(host)
+
+    def coinbase1(self, prepared, user, identity):
+        return miner_coinbase1(prepared, user, self.worker_id, identity.nonce_id)
+
+    # -- IPoolContext: events ---------------------------------------------------
+
+    def worker_authorized(self, session, user, worker):
+        self.stats.event(user, worker, session.host, "connected", self._clock.seconds())
+
+    def session_closed(self, session):
+        if self._stopping:
+            return
+        self._disconnected(session)
+
+    def _disconnected(self, session):
+        now = self._clock.seconds()
+        for user, worker in set(session.accounts.values()):
+            self.stats.event(user, worker, session.host, "disconnected", now)
+            self.stats.forget(user, worker)
+
+    def share_accepted(self, session, user, worker, prepared, result):
+        self.stats.share(user, worker, result.difficulty, result.difficulty / prepared.block_difficulty,
+                         self._clock.seconds())
+
+    def share_rejected(self, session, user, worker, code):
+        self.stats.reject(user or session.user, worker or session.worker, code, self._clock.seconds())
+
+    def block_found(self, session, user, worker, prepared, result):
+        # The jobmaster first: everything else can wait, a block cannot.
+        if result.is_block:
+            self.courier.send(found_block_body(prepared, result))
+        for aux in result.aux:
+            self.courier.send(found_block_body(prepared, result, "aux", aux.aux_name))
+        now = self._clock.seconds()
+        if result.is_block:
+            self.stats.block(user, worker, prepared.job.main_name, hash_to_display_hex(result.hash), now)
+        for aux in result.aux:
+            self.stats.block(user, worker, aux.aux_name, aux.aux_hash, now, aux=True)
+
+    # -- from the jobmaster -----------------------------------------------------
+
+    def add_job(self, job):
+        """
+        Take a ``Job`` from the jobmaster: prepare it, make it current (a
+        clean job retires the others) and send it to every authorized miner;
+        returns the ``PreparedJob``.  A job that cannot be mined raises
+        ``JobError`` and the current one stays.
+        """
+        prepared = PreparedJob.prepare(job, self._clock.seconds())
+        self.jobs.add(prepared)
+        if self.server is not None:
+            self.server.broadcast_job(prepared)
+        return prepared
+
+    def apply_bans(self, update):
+        """Apply a ``BanUpdate``; sessions from newly banned addresses are closed. Returns how many."""
+        banned = self.bans.apply(update)
+        if not banned or self.server is None:
+            return 0
+        closing = [proto for proto in self.server.sessions if normalise_ip(proto.session.host) in banned]
+        for proto in closing:
+            self._log.info("closing banned peer {peer}", peer=proto.session.peer, role=self.role)
+            self.server.count("ip_banned")
+            proto.close()
+        return len(closing)
+
+    # -- administration ---------------------------------------------------------
+
+    def flush_workers(self):
+        """Send ``connected`` again for every authorized account (CLI ``flushworker``); returns how many."""
+        if self.server is None:
+            return 0
+        now = self._clock.seconds()
+        sent = 0
+        for proto in list(self.server.sessions):
+            session = proto.session
+            for user, worker in set(session.accounts.values()):
+                self.stats.event(user, worker, session.host, "connected", now)
+                sent += 1
+        return sent
+
+    def close_sessions(self):
+        """
+        Graceful stop: every session's ``disconnected`` events now (the
+        connections' own ends come too late, after statistics were flushed),
+        then close them.
+        """
+        self._stopping = True
+        if self.server is None:
+            return 0
+        sessions = list(self.server.sessions)
+        for proto in sessions:
+            if proto.session.accounts:
+                self._disconnected(proto.session)
+            proto.close()
+        return len(sessions)

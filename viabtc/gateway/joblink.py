@@ -1,0 +1,69 @@
+# -*- test-case-name: tests.gateway.test_service -*-
+"""
+What the jobmaster link carries down to the gateway (ref §4.8): jobs
+(cmd 1) and ban updates (cmd 3).
+
+A bad body is logged and dropped; the link stays up and the current job
+stays current.  When a link (re)connects the jobmaster sends its current
+job as clean and its whole ban list (ref §3.3), so the gateway's bans are
+cleared first: a ``del`` missed while the link was down, or a different
+jobmaster after a failover, must not leave stale bans behind.
+"""
+
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from viabtc.gateway.bans import BadBanUpdate, parse_ban_update
+from viabtc.rpc.codec import Command
+from viabtc.rpc.interfaces import ILinkObserver
+from viabtc.stratum.job import Job, JobError
+
+
+@implementer(ILinkObserver)
+class JobLink:
+    """Observer of the jobmaster ``FailoverClient`` feeding a ``GatewayContext``."""
+
+    _log = Logger()
+
+    def __init__(self, context):
+        self.context = context
+
+    def on_connect(self, link):
+        self.context.bans.clear()
+
+    def on_disconnect(self, link):
+        self._log.warn("jobmaster link down; miners keep the current job", role=self.context.role)
+
+    def on_packet(self, link, packet):
+        if packet.command == Command.UPDATE_JOB:
+            self._job(packet.body)
+        elif packet.command == Command.UPDATE_BAN:
+            self._bans(packet.body)
+        else:
+            self._log.warn("jobmaster sent unexpected command {command}; dropped", command=packet.command,
+                           role=self.context.role)
+
+    def _job(self, body):
+        try:
+            prepared = self.context.add_job(Job.from_json(body))
+        except JobError as e:
+            self._log.error("job from the jobmaster refused: {error}", error=str(e), role=self.context.role)
+            return
+        self._log.info(
+            "job {job_id} at height {height} (clean {clean}) sent to {miners} miners",
+            job_id=prepared.job_id,
+            height=prepared.height,
+            clean=prepared.clean,
+            miners=len(self.context.server.sessions) if self.context.server is not None else 0,
+            role=self.context.role,
+        )
+
+    def _bans(self, body):
+        try:
+            update = parse_ban_update(body)
+        except BadBanUpdate as e:
+            self._log.warn("ban update from the jobmaster dropped: {error}", error=str(e), role=self.context.role)
+            return
+        closed = self.context.apply_bans(update)
+        self._log.info("ban {op} {ips} (limit {limit} s); closed {closed} sessions", op=update.op,
+                       ips=list(update.ips), limit=update.limit, closed=closed, role=self.context.role)

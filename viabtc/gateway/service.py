@@ -1,0 +1,163 @@
+# -*- test-case-name: tests.gateway.test_service -*-
+"""
+The gateway service: every part of the role wired together for one
+``GatewayConfig`` (architecture §2, ref §4).
+
+Links first (the statistics writer with its journal, the jobmaster), then
+the listeners (Stratum, HTTP, monitor, CLI).  Graceful stop (SIGTERM) runs
+the other way, in order: stop accepting; send every session's
+``disconnected`` events and close the sessions; flush every minute of
+statistics, the current one included, and wait up to
+``stats_drain_timeout`` for the writer's ACKs (what is still unacknowledged
+stays in the journal and is resent at the next start); close the links,
+logging any block candidate that never reached a jobmaster.
+"""
+
+from twisted.application import internet, service
+from twisted.internet import defer
+from twisted.internet.protocol import Factory
+from twisted.logger import Logger
+from twisted.protocols.wire import Discard
+from twisted.python.failure import Failure
+from twisted.web.server import Site
+
+from viabtc.cli import cli_service
+from viabtc.gateway.bans import BanList
+from viabtc.gateway.blocks import BlockCourier
+from viabtc.gateway.commands import gateway_commands
+from viabtc.gateway.context import ROLE, GatewayContext
+from viabtc.gateway.http import GatewayResource
+from viabtc.gateway.joblink import JobLink
+from viabtc.gateway.server import GatewayStratumFactory
+from viabtc.gateway.stats import GatewayStats
+from viabtc.rpc.client import DatagramSender, FailoverClient
+from viabtc.rpc.reliable import ReliableSender
+from viabtc.stats.gateway_agg import MinuteAggregator
+from viabtc.stratum.jobs import JobBook
+
+
+def writer_link(block, reactor, secret):
+    """The link toward the writer: failover TCP, or UDP to one ``udp@`` address."""
+    if block.addrs[0].is_datagram:
+        address = block.addrs[0]
+        return DatagramSender([address.sockaddr], max_size=block.max_pkg_size, secret=secret,
+                              reactor=reactor, role=ROLE, interface="::" if ":" in address.host else "")
+    return FailoverClient([a.client_endpoint(reactor) for a in block.addrs], max_size=block.max_pkg_size,
+                          secret=secret, heartbeat_timeout=block.heartbeat_timeout,
+                          reconnect_timeout=block.reconnect_timeout, reactor=reactor, role=ROLE)
+
+
+def _listen(address, factory, reactor, parent):
+    listener = internet.StreamServerEndpointService(address.server_endpoint(reactor), factory)
+    # A port that cannot be bound stops twistd at start-up.
+    listener._raiseSynchronously = True
+    listener.setServiceParent(parent)
+    return listener
+
+
+class GatewayService(service.MultiService):
+    """
+    The whole role.  Public parts for tests and the CLI: ``context``
+    (``GatewayContext``), ``server`` (the Stratum factory), ``stats``,
+    ``sender``, ``job_client``, ``courier`` and ``listeners`` (the
+    listening services in config order: Stratum binds, HTTP, monitor, CLI).
+    """
+
+    _log = Logger()
+
+    def __init__(self, config, reactor, resend_timeout=10.0):
+        super().__init__()
+        self.config = config
+        self.reactor = reactor
+        secret = None if config.secret is None else config.secret.value
+        # The RoleLogging handle when started through tap.makeService.
+        self.role_logging = None
+
+        self._links = service.MultiService()
+        self._links.setServiceParent(self)
+        self._listeners = service.MultiService()
+        self._listeners.setServiceParent(self)
+
+        writer = writer_link(config.writer, reactor, secret)
+        writer.setServiceParent(self._links)
+        self.sender = ReliableSender(writer, config.queue, reactor=reactor, role=ROLE,
+                                     resend_timeout=resend_timeout)
+        self.sender.setServiceParent(self._links)
+
+        job = config.job
+        self.job_client = FailoverClient(
+            [a.client_endpoint(reactor) for a in job.addrs], max_size=job.max_pkg_size, secret=secret,
+            heartbeat_timeout=job.heartbeat_timeout, reconnect_timeout=job.reconnect_timeout,
+            reactor=reactor, role=ROLE)
+        self.job_client.setServiceParent(self._links)
+        self.courier = BlockCourier(self.job_client, reactor,
+                                    self.job_client.heartbeat_timeout + self.job_client.heartbeat_interval, ROLE)
+
+        self.stats = GatewayStats(MinuteAggregator(config.host, config.coin), self.sender, reactor,
+                                  connections=lambda: len(self.server.sessions), role=ROLE)
+        self.context = GatewayContext(config.stratum, config.worker_id, JobBook(), BanList(reactor),
+                                      self.stats, self.courier, reactor)
+        self.server = GatewayStratumFactory(self.context, reactor)
+        self.context.server = self.server
+        self.job_client.add_observer(JobLink(self.context))
+        self.job_client.add_observer(self.courier)
+
+        self.listeners = [_listen(a, self.server, reactor, self._listeners) for a in config.svr.binds]
+        if config.http_svr is not None:
+            site = Site(GatewayResource(self.server, reactor), timeout=config.http_svr.keep_alive, reactor=reactor)
+            self.listeners += [_listen(a, site, reactor, self._listeners) for a in config.http_svr.server.stream_binds]
+        if config.monitor is not None:
+            self.listeners += [_listen(a, Factory.forProtocol(Discard), reactor, self._listeners)
+                               for a in config.monitor.stream_binds]
+        if config.cli is not None:
+            cli = cli_service(config.cli, gateway_commands(self.context), reactor)
+            cli._raiseSynchronously = True
+            cli.setServiceParent(self._listeners)
+            self.listeners.append(cli)
+
+    def startService(self):
+        service.Service.startService(self)
+        pending = self.sender.pending_count()
+        if pending:
+            self._log.info("{count} statistics packets from before the restart will be resent",
+                           count=pending, role=ROLE)
+        self._links.startService()
+        self.stats.start()
+        self._listeners.startService()
+        self._log.info(
+            "gateway {host} (worker_id {worker_id}): stratum on {binds}, jobmaster {job}, writer {writer}",
+            host=self.config.host, worker_id=self.config.worker_id,
+            binds=", ".join(a.text for a in self.config.svr.binds),
+            job=", ".join(a.text for a in self.config.job.addrs),
+            writer=", ".join(a.text for a in self.config.writer.addrs), role=ROLE)
+
+    def stopService(self):
+        service.Service.stopService(self)
+        d = defer.maybeDeferred(self._listeners.stopService)
+        d.addCallback(lambda _: self._close_sessions())
+        d.addCallback(lambda _: self._drain())
+        d.addBoth(self._stop_links)
+        return d
+
+    def _close_sessions(self):
+        closed = self.context.close_sessions()
+        self.stats.stop()
+        self._log.info("stopping: closed {count} miner sessions, statistics flushed", count=closed, role=ROLE)
+
+    def _drain(self):
+        timeout = self.config.stats_drain_timeout
+        d = self.sender.when_drained()
+        d.addTimeout(timeout, self.reactor)
+
+        def undrained(failure):
+            failure.trap(defer.TimeoutError)
+            self._log.warn("stopping with {count} statistics packets unacknowledged; they are resent"
+                           " at the next start", count=self.sender.pending_count(), role=ROLE)
+
+        return d.addErrback(undrained)
+
+    def _stop_links(self, result):
+        if isinstance(result, Failure):
+            self._log.failure("graceful stop incomplete", result, role=ROLE)
+        self.courier.stop()
+        return self._links.stopService()

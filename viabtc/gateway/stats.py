@@ -1,0 +1,143 @@
+# -*- test-case-name: tests.gateway.test_stats -*-
+"""
+The gateway's statistics (ref §4.9, §4.10) on their way to the writer.
+
+Shares, rejects and monitor counters go into the exact-minute
+``MinuteAggregator`` with the time they happened; once a second every
+completed minute is packed (cmds 102, 105, 106, each body stamped with its
+minute) and handed to the ``ReliableSender``, which journals it and resends
+until the writer acknowledges.  Found blocks (cmd 100) and worker events
+(cmd 101) are sent at once.  ``connections`` is sampled once per minute, so
+the Redis value is a connection count, not a sum of samples (ref §12.26).
+
+Pow on the wire is an integer (the seed's varint) while our difficulties
+are floats (a CPU miner on regtest works at 0.001).  A fractional
+difficulty is credited through a per-worker carry: the integer part now,
+the fraction added to the worker's next share, so over time a worker's pow
+is its summed difficulty, less under 1 when its last session ends.
+Integral difficulties (every mainnet one) skip the carry.
+"""
+
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+from viabtc.rpc.codec import Packet, PacketType
+from viabtc.stats import records
+from viabtc.stats.gateway_agg import minute_start
+
+#: Monitor keys the gateway adds beside the aggregator's share/pow/reject/goal.
+CONNECTIONS = "connections"
+BLOCK = "block"
+BLOCK_AUX = "block_aux"
+
+
+class GatewayStats:
+    """
+    Feeds ``aggregator`` (a ``MinuteAggregator``) and ships what it yields
+    through ``sender`` (a ``ReliableSender``).  ``connections`` is a
+    callable giving the current number of miner connections.
+    """
+
+    _log = Logger()
+
+    def __init__(self, aggregator, sender, clock, connections=lambda: 0, role="gateway", interval=1.0):
+        self.aggregator = aggregator
+        self._sender = sender
+        self._clock = clock
+        self._connections = connections
+        self._role = role
+        self._carry = {}
+        self._sampled_minute = None
+        self._timer = LoopingCall(self.tick)
+        self._timer.clock = clock
+        self._interval = interval
+
+    # -- lifecycle ------------------------------------------------------------
+
+    def start(self):
+        self._timer.start(self._interval, now=True).addErrback(
+            lambda f: self._log.failure("statistics timer stopped", f, role=self._role)
+        )
+
+    def stop(self):
+        """Stop the timer and send every minute held, the current one included."""
+        if self._timer.running:
+            self._timer.stop()
+        self._sample(self._clock.seconds())
+        self._ship(self.aggregator.flush_all())
+
+    def tick(self):
+        now = self._clock.seconds()
+        self._sample(now)
+        self._ship(self.aggregator.flush(now))
+
+    def _sample(self, now):
+        minute = minute_start(now)
+        if minute != self._sampled_minute:
+            self._sampled_minute = minute
+            self.aggregator.monitor(CONNECTIONS, self._connections(), now)
+
+    def _ship(self, minutes):
+        for minute in minutes:
+            packets = [Packet(command, body, PacketType.REQUEST) for command, body in minute.bodies()]
+            if packets and not self._sender.send_batch(packets):
+                self._log.critical(
+                    "statistics of minute {minute} lost: the stats journal refused them",
+                    minute=minute.minute,
+                    role=self._role,
+                )
+
+    # -- inputs ---------------------------------------------------------------
+
+    def share(self, user, worker, difficulty, goal, now):
+        """An accepted share credited at ``difficulty`` (float) worth ``goal`` of a block."""
+        whole = int(difficulty)
+        if whole != difficulty or self._carry:
+            whole = self._carry_pow(user, worker, difficulty)
+        self.aggregator.share(user, worker, 0, whole, goal, now)
+
+    def _carry_pow(self, user, worker, difficulty):
+        key = (user, worker)
+        total = self._carry.pop(key, 0.0) + difficulty
+        whole = int(total)
+        if total != whole:
+            self._carry[key] = total - whole
+        return whole
+
+    def forget(self, user, worker):
+        """A worker's session ended: drop its fraction of a pow unit."""
+        self._carry.pop((user, worker), None)
+
+    def reject(self, user, worker, code, now):
+        """A rejected share; counted per user and worker only when the session named one."""
+        if user:
+            self.aggregator.share(user, worker or user, int(code), 0, 0.0, now)
+        else:
+            self.aggregator.monitor("reject", 1, now)
+            self.aggregator.monitor("reject_%d" % code, 1, now)
+
+    def count(self, key, n, now):
+        """Add ``n`` to monitor counter ``key`` (the seed's monitor keys)."""
+        self.aggregator.monitor(key, n, now)
+
+    def event(self, user, worker, peer, event, now):
+        """A worker event ("connected", "disconnected"), sent at once (cmd 101)."""
+        record = records.EventRecord(user, worker, self.aggregator.coin, peer, event)
+        self._send_now(records.META_EVENT, record, now)
+
+    def block(self, user, worker, name, block_hash, now, aux=False):
+        """A found block (cmd 100, sent at once) and its monitor count."""
+        self.aggregator.monitor(BLOCK_AUX if aux else BLOCK, 1, now)
+        self._send_now(records.META_BLOCK, records.BlockRecord(user, worker, name, block_hash), now)
+
+    def _send_now(self, command, record, now):
+        try:
+            bodies = records.encode_bodies(command, [record], minute=minute_start(now))
+        except records.RecordError as e:
+            self._log.error("statistics record {record!r} not sent: {error}", record=record, error=str(e),
+                            role=self._role)
+            return
+        packets = [Packet(command, body, PacketType.REQUEST) for body in bodies]
+        if not self._sender.send_batch(packets):
+            self._log.critical("statistics record {record!r} lost: the stats journal refused it",
+                               record=record, role=self._role)
