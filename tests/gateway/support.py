@@ -204,3 +204,25 @@ def solve(notify, extranonce1, difficulty, block=False, extranonce2=0):
 
 def free_udp_port():
     return free_port(kind=socket.SOCK_DGRAM)
+
+
+def stats_pipeline(testcase, clock, host="gw-test", coin="btc"):
+    """
+    ``(GatewayStats, StatsWriter)``: the gateway's statistics on ``clock``
+    through a real ``ReliableSender`` journal and a real UDP link to a real
+    writer socket, all stopped by the test's cleanup.
+    """
+    from viabtc.gateway.stats import GatewayStats
+    from viabtc.rpc.client import DatagramSender
+    from viabtc.rpc.reliable import ReliableSender
+    from viabtc.stats.gateway_agg import MinuteAggregator
+
+    writer = StatsWriter()
+    testcase.addCleanup(writer.stop)
+    link = DatagramSender([("127.0.0.1", writer.port.getHost().port)], max_size=1 << 20, reactor=reactor)
+    sender = ReliableSender(link, testcase.mktemp(), reactor=clock)
+    link.startService()
+    sender.startService()
+    testcase.addCleanup(link.stopService)
+    testcase.addCleanup(sender.stopService)
+    return GatewayStats(MinuteAggregator(host, coin), sender, clock), writer

@@ -15,9 +15,10 @@ the statistics journal (``viabtc.rpc.filequeue``), which keeps every stats
 packet until the writer acknowledged it.  A relative path is taken from the
 config file's directory.
 
-Our keys: ``secret`` (HMAC of module packets, both links) and
+Our keys: ``secret`` (HMAC of module packets, both links),
 ``stats_drain_timeout`` (seconds a graceful stop waits for the writer's
-ACKs).  ``http_svr.keep_alive`` is the seed's (ref §4.11).
+ACKs) and ``limits`` (the Stratum port's abuse limits, ``viabtc.stratum.
+limits``; every key optional).  ``http_svr.keep_alive`` is the seed's (ref §4.11).
 """
 
 import os
@@ -43,6 +44,7 @@ from viabtc.config import (
     read_config_file,
 )
 from viabtc.stratum.context import StratumSettings
+from viabtc.stratum.limits import Limits
 from viabtc.stratum.vardiff import VarDiffSettings
 
 _log = Logger(namespace="viabtc.gateway.config")
@@ -118,6 +120,7 @@ class GatewayConfig:
     cli: object = None
     worker_num: int = 1
     stats_drain_timeout: float = 3.0
+    limits: Limits = Limits()
     secret: SecretBlock | None = None
     alert: AlertBlock | None = None
     log: LogBlock | None = None
@@ -159,6 +162,7 @@ class GatewayConfig:
             cli=cli_address(reader),
             worker_num=worker_num,
             stats_drain_timeout=reader.optional("stats_drain_timeout", float, 3.0, non_negative),
+            limits=Limits.from_reader(reader.section("limits", required=False)),
             secret=SecretBlock.from_reader(reader),
             alert=_optional_block(reader, "alert", AlertBlock),
             log=_optional_block(reader, "log", LogBlock),

@@ -21,8 +21,8 @@ class GatewayStratumFactory(StratumServerFactory):
 
     _log = Logger()
 
-    def __init__(self, context, clock, housekeeping_interval=None):
-        super().__init__(context, clock, housekeeping_interval)
+    def __init__(self, context, clock, housekeeping_interval=None, limits=None):
+        super().__init__(context, clock, housekeeping_interval, limits)
         self._refusing = False
 
     def buildProtocol(self, addr):

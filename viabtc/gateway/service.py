@@ -97,7 +97,7 @@ class GatewayService(service.MultiService):
                                   connections=lambda: len(self.server.sessions), role=ROLE)
         self.context = GatewayContext(config.stratum, config.worker_id, JobBook(), BanList(reactor),
                                       self.stats, self.courier, reactor)
-        self.server = GatewayStratumFactory(self.context, reactor)
+        self.server = GatewayStratumFactory(self.context, reactor, limits=config.limits)
         self.context.server = self.server
         self.job_client.add_observer(JobLink(self.context))
         self.job_client.add_observer(self.courier)
