@@ -8,7 +8,6 @@ miner would from what the gateway sent.
 
 import itertools
 import json
-import socket
 
 from twisted.internet import defer, reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint, connectProtocol
@@ -17,7 +16,6 @@ from twisted.internet.task import deferLater
 from zope.interface import implementer
 
 from viabtc.bitcoin.target import bits_to_target, difficulty_to_target
-from viabtc.devnet import free_port
 from viabtc.rpc.codec import Command, Packet, PacketType
 from viabtc.rpc.interfaces import IDatagramHandler, IPacketHandler
 from viabtc.rpc.protocol import RPCDatagramProtocol, RPCServerFactory
@@ -200,10 +198,6 @@ def solve(notify, extranonce1, difficulty, block=False, extranonce2=0):
         if found:
             nonce, digest = found[0]
             return en2.hex(), f"{job.time:08x}", f"{nonce:08x}", digest
-
-
-def free_udp_port():
-    return free_port(kind=socket.SOCK_DGRAM)
 
 
 def stats_pipeline(testcase, clock, host="gw-test", coin="btc"):

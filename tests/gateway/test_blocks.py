@@ -70,7 +70,8 @@ class CourierTests(TestCase):
     def test_sent_at_once_as_a_request(self):
         self.assertTrue(self.courier.send(b"a"))
         (packet,) = self.link.sent
-        self.assertEqual((packet.command, packet.pkg_type, packet.body), (Command.FOUND_BLOCK, PacketType.REQUEST, b"a"))
+        self.assertEqual((packet.command, packet.pkg_type, packet.body),
+                         (Command.FOUND_BLOCK, PacketType.REQUEST, b"a"))
 
     def test_buffered_while_down_and_alerted(self):
         self.link.connected = False

@@ -11,6 +11,7 @@ from viabtc.devnet import project_root
 from viabtc.gateway.config import GatewayConfig
 from viabtc.gateway.service import GatewayService
 from viabtc.gateway.tap import Options, makeService
+from viabtc.service import StartupError
 
 
 class TapTests(TestCase):
@@ -37,8 +38,11 @@ class TapTests(TestCase):
         self.assertIsInstance(service, GatewayService)
         self.assertEqual(service.role_logging.role, "gateway")
 
-    def test_bad_config_is_a_usage_error_naming_the_key(self):
+    def test_bad_config_is_one_line_naming_the_key(self):
         data = self.example()
         data["worker_id"] = "one hundred"
-        e = self.assertRaises(usage.UsageError, Options().parseOptions, ["--config", self.write(data)])
-        self.assertIn("worker_id", str(e))
+        e = self.assertRaises(StartupError, Options().parseOptions, ["--config", self.write(data)])
+        self.assertTrue(str(e).startswith("config error: worker_id: "), str(e))
+
+    def test_missing_config_option_is_a_usage_error(self):
+        self.assertRaises(usage.UsageError, Options().parseOptions, [])

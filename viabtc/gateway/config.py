@@ -37,6 +37,8 @@ from viabtc.config import (
     SecretBlock,
     ServerBlock,
     cli_address,
+    link_block,
+    optional_block,
     in_range,
     non_empty,
     non_negative,
@@ -52,11 +54,6 @@ _log = Logger(namespace="viabtc.gateway.config")
 #: ``worker_id`` is shifted left by 16 into a 32-bit field of the scriptSig,
 #: so only 16 bits of it survive (ref §4.3).
 MAX_WORKER_ID = 0xFFFF
-
-
-def _optional_block(reader, key, block):
-    section = reader.section(key, required=False)
-    return None if section is None else block.from_reader(section)
 
 
 @attrs.frozen
@@ -83,17 +80,6 @@ def _vardiff(reader):
         return VarDiffSettings(**values)
     except ValueError as e:
         raise ConfigError("diff_default", str(e)) from None
-
-
-def _writer(reader):
-    block = RPCClientBlock.from_reader(reader.section("writer"))
-    datagram = [a for a in block.addrs if a.is_datagram]
-    if datagram and len(block.addrs) > 1:
-        # Failover needs a connection that can fail; UDP has none.
-        raise ConfigError("writer.addr", "a UDP writer takes exactly one address (failover is TCP only)")
-    if datagram and datagram[0].transport != "udp":
-        raise ConfigError("writer.addr", f"{datagram[0].text!r}: stats go over udp@ or TCP, not unix datagrams")
-    return block
 
 
 def _job(reader):
@@ -152,21 +138,21 @@ class GatewayConfig:
         return cls(
             svr=svr,
             job=_job(reader),
-            writer=_writer(reader),
+            writer=link_block(reader, "writer"),
             coin=reader.required("coin", str, non_empty),
             queue=os.path.join(base_dir, reader.required("queue", str, non_empty)),
             worker_id=reader.required("worker_id", int, in_range(0, MAX_WORKER_ID)),
             stratum=stratum,
-            http_svr=_optional_block(reader, "http_svr", HTTPBlock),
-            monitor=_optional_block(reader, "monitor", ServerBlock),
+            http_svr=optional_block(reader, "http_svr", HTTPBlock),
+            monitor=optional_block(reader, "monitor", ServerBlock),
             cli=cli_address(reader),
             worker_num=worker_num,
             stats_drain_timeout=reader.optional("stats_drain_timeout", float, 3.0, non_negative),
             limits=Limits.from_reader(reader.section("limits", required=False)),
             secret=SecretBlock.from_reader(reader),
-            alert=_optional_block(reader, "alert", AlertBlock),
-            log=_optional_block(reader, "log", LogBlock),
-            process=_optional_block(reader, "process", ProcessBlock),
+            alert=optional_block(reader, "alert", AlertBlock),
+            log=optional_block(reader, "log", LogBlock),
+            process=optional_block(reader, "process", ProcessBlock),
         )
 
     @classmethod

@@ -13,11 +13,9 @@ stays in the journal and is resent at the next start); close the links,
 logging any block candidate that never reached a jobmaster.
 """
 
-from twisted.application import internet, service
+from twisted.application import service
 from twisted.internet import defer
-from twisted.internet.protocol import Factory
 from twisted.logger import Logger
-from twisted.protocols.wire import Discard
 from twisted.python.failure import Failure
 from twisted.web.server import Site
 
@@ -30,37 +28,18 @@ from viabtc.gateway.http import GatewayResource
 from viabtc.gateway.joblink import JobLink
 from viabtc.gateway.server import GatewayStratumFactory
 from viabtc.gateway.stats import GatewayStats
-from viabtc.rpc.client import DatagramSender, FailoverClient
+from viabtc.rpc.client import FailoverClient
 from viabtc.rpc.reliable import ReliableSender
+from viabtc.service import client_link, listen_monitor, listen_stream
 from viabtc.stats.gateway_agg import MinuteAggregator
 from viabtc.stratum.jobs import JobBook
-
-
-def writer_link(block, reactor, secret):
-    """The link toward the writer: failover TCP, or UDP to one ``udp@`` address."""
-    if block.addrs[0].is_datagram:
-        address = block.addrs[0]
-        return DatagramSender([address.sockaddr], max_size=block.max_pkg_size, secret=secret,
-                              reactor=reactor, role=ROLE, interface="::" if ":" in address.host else "")
-    return FailoverClient([a.client_endpoint(reactor) for a in block.addrs], max_size=block.max_pkg_size,
-                          secret=secret, heartbeat_timeout=block.heartbeat_timeout,
-                          reconnect_timeout=block.reconnect_timeout, reactor=reactor, role=ROLE)
-
-
-def _listen(address, factory, reactor, parent):
-    listener = internet.StreamServerEndpointService(address.server_endpoint(reactor), factory)
-    # A port that cannot be bound stops twistd at start-up.
-    listener._raiseSynchronously = True
-    listener.setServiceParent(parent)
-    return listener
 
 
 class GatewayService(service.MultiService):
     """
     The whole role.  Public parts for tests and the CLI: ``context``
     (``GatewayContext``), ``server`` (the Stratum factory), ``stats``,
-    ``sender``, ``job_client``, ``courier`` and ``listeners`` (the
-    listening services in config order: Stratum binds, HTTP, monitor, CLI).
+    ``sender``, ``job_client`` and ``courier``.
     """
 
     _log = Logger()
@@ -78,7 +57,7 @@ class GatewayService(service.MultiService):
         self._listeners = service.MultiService()
         self._listeners.setServiceParent(self)
 
-        writer = writer_link(config.writer, reactor, secret)
+        writer = client_link(config.writer, reactor, secret, ROLE)
         writer.setServiceParent(self._links)
         self.sender = ReliableSender(writer, config.queue, reactor=reactor, role=ROLE,
                                      resend_timeout=resend_timeout)
@@ -102,18 +81,17 @@ class GatewayService(service.MultiService):
         self.job_client.add_observer(JobLink(self.context))
         self.job_client.add_observer(self.courier)
 
-        self.listeners = [_listen(a, self.server, reactor, self._listeners) for a in config.svr.binds]
+        for address in config.svr.binds:
+            listen_stream(self._listeners, address, self.server, reactor)
         if config.http_svr is not None:
             site = Site(GatewayResource(self.server, reactor), timeout=config.http_svr.keep_alive, reactor=reactor)
-            self.listeners += [_listen(a, site, reactor, self._listeners) for a in config.http_svr.server.stream_binds]
-        if config.monitor is not None:
-            self.listeners += [_listen(a, Factory.forProtocol(Discard), reactor, self._listeners)
-                               for a in config.monitor.stream_binds]
+            for address in config.http_svr.server.stream_binds:
+                listen_stream(self._listeners, address, site, reactor)
+        listen_monitor(self._listeners, config.monitor, reactor)
         if config.cli is not None:
             cli = cli_service(config.cli, gateway_commands(self.context), reactor)
             cli._raiseSynchronously = True
             cli.setServiceParent(self._listeners)
-            self.listeners.append(cli)
 
     def startService(self):
         service.Service.startService(self)

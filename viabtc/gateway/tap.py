@@ -7,8 +7,7 @@ command line and service, in the shape of Twisted's ``twisted/names/tap.py``.
 from viabtc.gateway.config import GatewayConfig
 from viabtc.gateway.context import ROLE
 from viabtc.gateway.service import GatewayService
-from viabtc.log import install_role_logging
-from viabtc.tap import RoleOptions
+from viabtc.tap import RoleOptions, make_role_service
 
 
 class Options(RoleOptions):
@@ -20,11 +19,4 @@ class Options(RoleOptions):
 
 def makeService(options, reactor=None):
     """The gateway ``MultiService`` for ``options.config``."""
-    if reactor is None:
-        from twisted.internet import reactor
-    config = options.config
-    if config.process is not None:
-        config.process.apply()
-    service = GatewayService(config, reactor)
-    service.role_logging = install_role_logging(ROLE, config, reactor)
-    return service
+    return make_role_service(ROLE, options, GatewayService, reactor)
