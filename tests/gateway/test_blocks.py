@@ -117,3 +117,10 @@ class CourierTests(TestCase):
             self.courier.send(b'{"hash":"x"}')
             self.assertEqual(self.courier.stop(), 1)
         self.assertIn('{"hash":"x"}', events[-1]["body"])
+
+    def test_orderly_stop_does_not_doubt_sent_candidates(self):
+        self.courier.send(b"a")
+        self.courier.stop()
+        with capturedLogs() as events:
+            self.courier.on_disconnect(self.link)
+        self.assertEqual((self.courier.pending, list(events)), ([], []))

@@ -96,6 +96,21 @@ class Processes:
                 process.wait()
         return process.returncode
 
+    async def terminate(self, name, timeout=10.0):
+        """
+        SIGTERM, then SIGKILL after ``timeout``, waiting on the reactor (so
+        peers in this process, such as a statistics writer, keep answering);
+        returns the exit code.
+        """
+        process = self.running[name]
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            for _ in range(int(timeout / 0.05)):
+                if process.poll() is not None:
+                    break
+                await deferLater(reactor, 0.05, lambda: None)
+        return self.stop(name, timeout=0.1) if process.poll() is None else process.returncode
+
     def stop_all(self):
         for name in reversed(list(self.running)):
             self.stop(name)

@@ -128,7 +128,7 @@ class MiningThroughThePool(TestCase):
 
         # Graceful stop: the gateway flushes every minute it holds; the
         # writer hears of every block and every accepted share.
-        self.assertIn(procs.stop("gateway"), (0, -signal.SIGTERM))
+        self.assertIn(await procs.terminate("gateway"), (0, -signal.SIGTERM))
         mined = {h for h, _ in blocks}
         await wait_for(lambda: mined <= {r.hash for _, r in writer.records(records.META_BLOCK)},
                        what="a block record for every block")

@@ -61,6 +61,7 @@ class BlockCourier:
         self._role = role
         self._pending = []
         self._recent = collections.deque()
+        self._stopped = False
 
     @property
     def pending(self):
@@ -102,6 +103,9 @@ class BlockCourier:
         """The jobmaster does not answer cmd 2; other packets belong to the job link."""
 
     def on_disconnect(self, link):
+        if self._stopped:
+            # Our own orderly close: what was written went out before the FIN.
+            return
         now = self._clock.seconds()
         doubtful = [packet for sent, packet in self._recent if now - sent <= self._window]
         self._recent.clear()
@@ -116,7 +120,11 @@ class BlockCourier:
             self._pending[:0] = doubtful
 
     def stop(self):
-        """At shutdown: what never reached a jobmaster is logged in full, for a manual submit."""
+        """
+        At shutdown, before the link is closed: what never reached a
+        jobmaster is logged in full, for a manual submit.  Returns how many.
+        """
+        self._stopped = True
         for packet in self._pending:
             self._log.critical(
                 "stopping with an undelivered block candidate: {body}", body=packet.body.decode(), role=self._role

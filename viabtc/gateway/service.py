@@ -78,7 +78,8 @@ class GatewayService(service.MultiService):
                                       self.stats, self.courier, reactor)
         self.server = GatewayStratumFactory(self.context, reactor, limits=config.limits)
         self.context.server = self.server
-        self.job_client.add_observer(JobLink(self.context))
+        self._job_link = JobLink(self.context)
+        self.job_client.add_observer(self._job_link)
         self.job_client.add_observer(self.courier)
 
         for address in config.svr.binds:
@@ -138,4 +139,6 @@ class GatewayService(service.MultiService):
         if isinstance(result, Failure):
             self._log.failure("graceful stop incomplete", result, role=ROLE)
         self.courier.stop()
+        # An orderly close: neither a link-down warning nor jobs after it.
+        self.job_client.remove_observer(self._job_link)
         return self._links.stopService()
