@@ -222,17 +222,14 @@ class RPCProtocol(PacketConnection):
             )
 
 
-class RPCServerFactory(Factory):
+class _ServerSide:
     """
-    Accepts RPC peers for ``handler`` (an ``IPacketHandler``).
-
-    ``trust`` (a host -> bool predicate such as ``TrustedHosts``) refuses
-    other sources before any byte is read.  With ``secret`` every packet
-    must carry a valid, fresh tag; one ``ReplayGuard`` serves all
-    connections.  ``connections`` is the set of live ``RPCProtocol``s.
+    What the TCP and UDP server sides are both configured with: the
+    ``handler`` packets go to, the frame size limit, the shared ``secret``
+    (None: untagged packets), the ``trust`` predicate (None: anyone), the
+    reactor for time, the ``role`` for logs, and one ``ReplayGuard`` for
+    every peer when keyed.
     """
-
-    _log = Logger()
 
     def __init__(
         self,
@@ -252,6 +249,22 @@ class RPCServerFactory(Factory):
         self.reactor = resolve_reactor(reactor)
         self.role = role
         self.guard = None if secret is None else ReplayGuard(self.reactor, replay_window)
+
+
+class RPCServerFactory(_ServerSide, Factory):
+    """
+    Accepts RPC peers for ``handler`` (an ``IPacketHandler``).
+
+    ``trust`` (a host -> bool predicate such as ``TrustedHosts``) refuses
+    other sources before any byte is read.  With ``secret`` every packet
+    must carry a valid, fresh tag; one ``ReplayGuard`` serves all
+    connections.  ``connections`` is the set of live ``RPCProtocol``s.
+    """
+
+    _log = Logger()
+
+    def __init__(self, handler, **settings):
+        super().__init__(handler, **settings)
         self.connections = set()
 
     def buildProtocol(self, addr):
@@ -280,7 +293,7 @@ class RPCServerFactory(Factory):
         return len(connections)
 
 
-class RPCDatagramProtocol(DatagramProtocol):
+class RPCDatagramProtocol(_ServerSide, DatagramProtocol):
     """
     The UDP server side: one packet per datagram (ref §2.2), the same trust
     predicate and tag checks as TCP (the seed checked neither on UDP,
@@ -291,43 +304,24 @@ class RPCDatagramProtocol(DatagramProtocol):
 
     _log = Logger()
 
-    def __init__(
-        self,
-        handler,
-        *,
-        max_size,
-        secret=None,
-        trust=None,
-        reactor=None,
-        role="rpc",
-        replay_window=30.0,
-    ):
-        self.handler = handler
-        self._max_size = max_size
-        self._secret = secret
-        self._trust = trust
-        self._clock = resolve_reactor(reactor)
-        self._role = role
-        self._guard = None if secret is None else ReplayGuard(self._clock, replay_window)
-
     def datagramReceived(self, data, addr):
-        if self._trust is not None and not self._trust(addr[0]):
+        if self.trust is not None and not self.trust(addr[0]):
             self._log.warn(
                 "dropped datagram from untrusted {peer}",
                 peer=describe_address(addr),
-                role=self._role,
+                role=self.role,
             )
             return
         try:
-            packet = decode_datagram(data, self._max_size, self._secret)
-            if self._guard is not None:
-                self._guard.check(packet)
+            packet = decode_datagram(data, self.max_size, self.secret)
+            if self.guard is not None:
+                self.guard.check(packet)
         except ProtocolError as e:
             self._log.warn(
                 "dropped datagram from {peer}: {reason}",
                 peer=describe_address(addr),
                 reason=e.reason,
-                role=self._role,
+                role=self.role,
             )
             return
         if packet.command == Command.HEARTBEAT:
@@ -339,17 +333,17 @@ class RPCDatagramProtocol(DatagramProtocol):
                 "handler failed on command {command} from {peer}",
                 command=packet.command,
                 peer=describe_address(addr),
-                role=self._role,
+                role=self.role,
             )
 
     def send(self, packet, address):
         """Send ``packet`` to ``address``; False (logged) if the socket refused it."""
         if self.transport is None:
             return False
-        if self._secret is None:
+        if self.secret is None:
             data = encode(packet)
         else:
-            data = encode(packet, self._secret, now=self._clock.seconds())
+            data = encode(packet, self.secret, now=self.reactor.seconds())
         try:
             self.transport.write(data, address)
         except (OSError, MessageLengthError, InvalidAddressError) as e:
@@ -357,7 +351,7 @@ class RPCDatagramProtocol(DatagramProtocol):
                 "could not send to {peer}: {error}",
                 peer=describe_address(address),
                 error=e,
-                role=self._role,
+                role=self.role,
             )
             return False
         return True
