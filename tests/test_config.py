@@ -44,9 +44,11 @@ from viabtc.config import (
     cli_address,
     hex_bytes,
     in_range,
+    link_block,
     load_json,
     non_negative,
     one_of,
+    optional_block,
     parse_address,
     port,
     positive,
@@ -452,6 +454,28 @@ class BlockTests(TestCase):
         e = self.assertRaises(ConfigError, RPCClientBlock.from_reader,
                               ConfigReader({"name": "j", "addr": "tcp@127.0.0.1:0", "max_pkg_size": 1}, "job"))
         self.assertEqual(e.key, "job.addr")
+
+    def test_link_block(self):
+        def link(addr, required=True):
+            reader = ConfigReader({} if addr is None else
+                                  {"writer": {"name": "w", "addr": addr, "max_pkg_size": 65536}})
+            return link_block(reader, "writer", required=required)
+
+        self.assertEqual([a.port for a in link(["tcp@127.0.0.1:1", "tcp@127.0.0.1:2"]).addrs], [1, 2])
+        self.assertTrue(link("udp@127.0.0.1:3").addrs[0].is_datagram)
+        self.assertIsNone(link(None, required=False))
+        self.assertEqual(self.assertRaises(ConfigError, link, None).key, "writer")
+        for addr in (["udp@127.0.0.1:1", "udp@127.0.0.1:2"], ["tcp@127.0.0.1:1", "udp@127.0.0.1:2"],
+                     "dgram@/tmp/writer.sock"):
+            e = self.assertRaises(ConfigError, link, addr)
+            self.assertEqual((e.key, e.message), ("writer.addr", "a UDP link takes exactly one udp@ address"))
+
+    def test_optional_block(self):
+        reader = ConfigReader({"alert": {"host": "gw-1"}})
+        self.assertEqual(optional_block(reader, "alert", AlertBlock).host, "gw-1")
+        self.assertIsNone(optional_block(reader, "log", LogBlock))
+        e = self.assertRaises(ConfigError, optional_block, ConfigReader({"log": 1}), "log", LogBlock)
+        self.assertEqual(e.key, "log")
 
     def test_coin_block_inline_and_addr(self):
         inline = CoinRPCBlock.from_reader(ConfigReader(

@@ -721,6 +721,28 @@ class RPCClientBlock:
         )
 
 
+def link_block(reader, key, required=True):
+    """
+    An ``RPCClientBlock`` under ``key`` for a link that may also be UDP
+    (``writer``, ``brother``): failover stream addresses, or exactly one
+    ``udp@`` address; None when absent and not ``required``.
+    """
+    section = reader.section(key, required=required)
+    if section is None:
+        return None
+    block = RPCClientBlock.from_reader(section)
+    datagram = [a for a in block.addrs if a.is_datagram]
+    if datagram and (len(block.addrs) != 1 or datagram[0].transport != "udp"):
+        raise ConfigError(section.path("addr"), "a UDP link takes exactly one udp@ address")
+    return block
+
+
+def optional_block(reader, key, block):
+    """``block.from_reader`` of the section ``key``, or None when the file has none."""
+    section = reader.section(key, required=False)
+    return None if section is None else block.from_reader(section)
+
+
 @attrs.frozen
 class NodeEntry:
     """

@@ -81,6 +81,8 @@ class ConfigTests(unittest.TestCase):
             ({"redis_retry_interval": 0}, "redis_retry_interval"),
             ({"svr": {"bind": "tcp@127.0.0.1:3000"}}, "svr.max_pkg_size"),
             ({"brother": {"name": "b", "addr": "tcp@127.0.0.1:0", "max_pkg_size": 1}}, "brother.addr"),
+            ({"brother": {"name": "b", "addr": ["tcp@127.0.0.1:1", "udp@127.0.0.1:2"], "max_pkg_size": 1}},
+             "brother.addr"),
         ):
             e = self.assertRaises(ConfigError, MetaWriterConfig.from_file, self.write(self.base(**changes)))
             self.assertEqual(e.key, key, changes)

@@ -19,13 +19,14 @@ import attrs
 
 from viabtc.config import (
     AlertBlock,
-    ConfigError,
     LogBlock,
     ProcessBlock,
     RPCClientBlock,
     SecretBlock,
     ServerBlock,
+    link_block,
     non_empty,
+    optional_block,
     read_config_file,
 )
 
@@ -36,11 +37,6 @@ def _network(value):
     except ValueError:
         raise ValueError(f"{value!r} is not an IP address or network") from None
     return value
-
-
-def _optional_block(reader, key, block):
-    section = reader.section(key, required=False)
-    return None if section is None else block.from_reader(section)
 
 
 @attrs.frozen
@@ -59,21 +55,16 @@ class MetaRelayConfig:
 
     @classmethod
     def from_reader(cls, reader, base_dir="."):
-        svr = ServerBlock.from_reader(reader.section("svr"))
-        writer = RPCClientBlock.from_reader(reader.section("writer"))
-        datagram = [a for a in writer.addrs if a.is_datagram]
-        if datagram and (len(writer.addrs) != 1 or datagram[0].transport != "udp"):
-            raise ConfigError("writer.addr", "a UDP writer link takes exactly one udp@ address")
         return cls(
-            svr=svr,
-            writer=writer,
+            svr=ServerBlock.from_reader(reader.section("svr")),
+            writer=link_block(reader, "writer"),
             queue=os.path.join(base_dir, reader.required("queue", str, non_empty)),
             trust=reader.list("trust", str, _network),
-            monitor=_optional_block(reader, "monitor", ServerBlock),
+            monitor=optional_block(reader, "monitor", ServerBlock),
             secret=SecretBlock.from_reader(reader),
-            alert=_optional_block(reader, "alert", AlertBlock),
-            log=_optional_block(reader, "log", LogBlock),
-            process=_optional_block(reader, "process", ProcessBlock),
+            alert=optional_block(reader, "alert", AlertBlock),
+            log=optional_block(reader, "log", LogBlock),
+            process=optional_block(reader, "process", ProcessBlock),
         )
 
     @classmethod

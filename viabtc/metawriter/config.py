@@ -31,7 +31,9 @@ from viabtc.config import (
     SecretBlock,
     ServerBlock,
     cli_address,
+    link_block,
     non_empty,
+    optional_block,
     positive,
     read_config_file,
 )
@@ -39,11 +41,6 @@ from viabtc.metawriter.trust import TrustFileError, load_trust_file
 from viabtc.stats.writer_agg import DUP_TIMEOUT, KEY_EXPIRE
 
 DEFAULT_JOURNAL = "/var/lib/viabtc/metawriter"
-
-
-def _optional_block(reader, key, block):
-    section = reader.section(key, required=False)
-    return None if section is None else block.from_reader(section)
 
 
 @attrs.frozen
@@ -89,8 +86,8 @@ class MetaWriterConfig:
             redis=RedisBlock.from_reader(reader.section("redis")),
             alert=AlertBlock.from_reader(reader.section("alert")),
             trust_file=trust_file,
-            monitor=_optional_block(reader, "monitor", ServerBlock),
-            brother=_optional_block(reader, "brother", RPCClientBlock),
+            monitor=optional_block(reader, "monitor", ServerBlock),
+            brother=link_block(reader, "brother", required=False),
             cli=cli_address(reader),
             key_expire=reader.optional("key_expire", int, KEY_EXPIRE, positive),
             dup_timeout=reader.optional("dup_timeout", int, DUP_TIMEOUT, positive),
@@ -99,8 +96,8 @@ class MetaWriterConfig:
             redis_retry_interval=reader.optional("redis_retry_interval", float, 1.0, positive),
             redis_timeout=reader.optional("redis_timeout", float, 10.0, positive),
             secret=SecretBlock.from_reader(reader),
-            log=_optional_block(reader, "log", LogBlock),
-            process=_optional_block(reader, "process", ProcessBlock),
+            log=optional_block(reader, "log", LogBlock),
+            process=optional_block(reader, "process", ProcessBlock),
         )
 
     @classmethod
