@@ -4,13 +4,13 @@ reactor.  Waiting is for conditions (with a generous deadline), never timed.
 """
 
 import socket
-import time
 
 from twisted.internet import defer, reactor, task
 from twisted.internet.testing import EventLoggingObserver
 from twisted.logger import globalLogPublisher
 from twisted.trial import unittest
 
+from tests.roles import wait_for
 from tests.support import redis_server
 from viabtc.alertcenter.config import AlertCenterConfig, LimitBlock
 from viabtc.alertcenter.service import AlertCenterService
@@ -18,16 +18,6 @@ from viabtc.config import RedisBlock, ServerBlock, parse_address
 from viabtc.devnet import free_port
 
 MAGIC = b"373d26968a5a2b698045"
-
-
-@defer.inlineCallbacks
-def wait_for(predicate, deadline=30.0):
-    """Let the reactor run until ``predicate()`` holds; fail after ``deadline`` s."""
-    end = time.monotonic() + deadline
-    while not predicate():
-        if time.monotonic() > end:
-            raise AssertionError("condition not reached within %s s" % deadline)
-        yield task.deferLater(reactor, 0.02, lambda: None)
 
 
 def alerts(server):

@@ -316,7 +316,7 @@ class Pipeline(unittest.TestCase):
         writer.store.stop()
         writer.journal.close()
         yield MultiService.stopService(writer)
-        yield writer._redis_factory.disconnect()
+        yield writer.redis.disconnect()
 
     @defer.inlineCallbacks
     def delivered(self, gateway):

@@ -6,34 +6,24 @@ restart of the relay while the writer is away.
 
 import os
 import socket
-import time
 
 from twisted.application.internet import StreamServerEndpointService
-from twisted.internet import defer, reactor, task, threads
+from twisted.internet import defer, reactor, threads
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.testing import EventLoggingObserver
 from twisted.logger import globalLogPublisher
 from twisted.trial import unittest
 from zope.interface import implementer
 
+from tests.roles import tcp_exchange, udp_exchange, wait_for
 from viabtc.config import RPCClientBlock, ServerBlock, parse_address
 from viabtc.devnet import free_port
 from viabtc.metarelay.config import MetaRelayConfig
 from viabtc.metarelay.service import MetaRelayService
-from viabtc.rpc.codec import Packet, PacketDecoder, PacketType, decode_datagram, encode
+from viabtc.rpc.codec import Packet, PacketType, decode_datagram, encode
 from viabtc.rpc.interfaces import IPacketHandler
 from viabtc.rpc.protocol import RPCServerFactory
 from viabtc.stats.records import EventRecord, ShareRecord, encode_bodies
-
-
-@defer.inlineCallbacks
-def wait_for(predicate, deadline=30.0):
-    """Let the reactor run until ``predicate()`` holds; fail after ``deadline`` s."""
-    end = time.monotonic() + deadline
-    while not predicate():
-        if time.monotonic() > end:
-            raise AssertionError("condition not reached within %s s" % deadline)
-        yield task.deferLater(reactor, 0.02, lambda: None)
 
 
 @implementer(IPacketHandler)
@@ -52,32 +42,6 @@ class FakeWriter:
 
     def peerDisconnected(self, protocol, reason):
         pass
-
-
-def udp_exchange(port, data, timeout=2.0):
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.settimeout(timeout)
-        s.sendto(data, ("127.0.0.1", port))
-        try:
-            return s.recv(65536)
-        except socket.timeout:
-            return None
-
-
-def tcp_exchange(port, data, timeout=2.0):
-    decoder = PacketDecoder(1 << 20)
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout) as s:
-            s.sendall(data)
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    return []
-                packets = decoder.feed(chunk)
-                if packets:
-                    return packets
-    except (socket.timeout, ConnectionError):
-        return []
 
 
 def stats(user, sequence):

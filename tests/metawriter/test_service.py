@@ -1,73 +1,37 @@
 """
 The metawriter service over real sockets and a real redis-server: the
 trust file on TCP and UDP, reloading it from the CLI, the monitor port,
-malformed packets, and the flush at a graceful stop.
+malformed packets, and the flush at a graceful stop; and the one line a
+journal or trust file it cannot read stops start-up with.
 """
 
 import json
 import os
 import socket
-import time
+import subprocess
+import sys
 
 from twisted.internet import defer, reactor, task, threads
 from twisted.internet.testing import EventLoggingObserver
 from twisted.logger import globalLogPublisher
 from twisted.trial import unittest
 
+from tests.roles import tcp_exchange, udp_exchange, wait_for, write_json
 from tests.support import redis_server
 from viabtc.config import AlertBlock, RedisBlock, ServerBlock, parse_address
-from viabtc.devnet import free_port
+from viabtc.devnet import free_port, project_root
 from viabtc.metawriter.config import MetaWriterConfig
 from viabtc.metawriter.service import MetaWriterService
-from viabtc.rpc.codec import Packet, PacketDecoder, PacketType, decode_datagram, encode
+from viabtc.rpc.codec import Packet, PacketType, decode_datagram, encode
+from viabtc.service import StartupError
 from viabtc.stats.records import ShareRecord, encode_bodies
 
 T = 1482252540
 
 
-@defer.inlineCallbacks
-def wait_for(predicate, deadline=30.0):
-    """Let the reactor run until ``predicate()`` holds; fail after ``deadline`` s."""
-    end = time.monotonic() + deadline
-    while not predicate():
-        if time.monotonic() > end:
-            raise AssertionError("condition not reached within %s s" % deadline)
-        yield task.deferLater(reactor, 0.02, lambda: None)
-
-
 def share_packet(user, num=1, sequence=1):
     [body] = encode_bodies(102, [ShareRecord(user, "gw", "btc", num, 10 * num, 0.0)], minute=T)
     return Packet(102, body, PacketType.REQUEST, sequence)
-
-
-def udp_exchange(port, data, timeout=2.0):
-    """Send one datagram; the reply datagram or None (runs in a thread)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.settimeout(timeout)
-        s.sendto(data, ("127.0.0.1", port))
-        try:
-            return s.recv(65536)
-        except socket.timeout:
-            return None
-
-
-def tcp_exchange(port, data, timeout=2.0):
-    """Send bytes on a new connection; the packets received before close/timeout (thread)."""
-    decoder = PacketDecoder(1 << 20)
-    packets = []
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout) as s:
-            s.sendall(data)
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                packets.extend(decoder.feed(chunk))
-                if packets:
-                    break
-    except (socket.timeout, ConnectionError):
-        pass
-    return packets
 
 
 class ServiceTests(unittest.TestCase):
@@ -174,3 +138,63 @@ class ServiceTests(unittest.TestCase):
         self.assertEqual(self.service.writer.dropped, 2)
         reasons = [e.get("reason") or e.get("error") for e in self.events if "dropped" in e.get("log_format", "")]
         self.assertEqual(len(reasons), 3, reasons)
+
+
+class StartupErrorTests(unittest.TestCase):
+    """A trust file or journal that cannot be read stops start-up with one line, before anything opens."""
+
+    def setUp(self):
+        self.dir = os.path.abspath(self.mktemp())
+        self.journal = os.path.join(self.dir, "journal")
+        os.makedirs(self.journal)
+        self.trust_path = write_json(os.path.join(self.dir, "trust.json"), {"127.0.0.1": "local"})
+
+    def config(self):
+        return {"svr": {"bind": ["tcp@127.0.0.1:%d" % free_port()], "max_pkg_size": 1 << 20},
+                "redis": {"host": "127.0.0.1", "port": free_port()}, "alert": {"host": "mw-test"},
+                "trust_file": self.trust_path, "journal": self.journal}
+
+    def error(self):
+        config = MetaWriterConfig.from_file(write_json(os.path.join(self.dir, "config.json"), self.config()))
+        service = MetaWriterService(config, reactor)
+        e = self.assertRaises(StartupError, service.privilegedStartService)
+        # Nothing was started: no Redis connection, no listener.
+        self.assertIsNone(service.redis)
+        self.assertEqual(list(service), [])
+        self.assertNotIn("\n", str(e))
+        return str(e)
+
+    def test_corrupt_batches_file(self):
+        path = os.path.join(self.journal, "000000000001.batches")
+        with open(path, "w") as f:
+            f.write("garbage")
+        self.assertTrue(self.error().startswith(f"journal error: {path}: not a batches file ("))
+
+    def test_journal_is_not_a_directory(self):
+        os.rmdir(self.journal)
+        with open(self.journal, "w") as f:
+            f.write("a file")
+        self.assertEqual(self.error(), f"journal error: {self.journal}: File exists")
+
+    def test_trust_file_broken_after_the_config_was_read(self):
+        config = MetaWriterConfig.from_file(write_json(os.path.join(self.dir, "config.json"), self.config()))
+        with open(self.trust_path, "w") as f:
+            f.write("[")
+        service = MetaWriterService(config, reactor)
+        e = self.assertRaises(StartupError, service.privilegedStartService)
+        self.assertTrue(str(e).startswith(f"config error: trust_file: {self.trust_path} is not valid JSON"), str(e))
+
+    def test_twistd_prints_one_line(self):
+        """The real ``twistd``: exit status 1, the line in its output, no traceback."""
+        with open(os.path.join(self.journal, "000000000001.batches"), "w") as f:
+            f.write("garbage")
+        path = write_json(os.path.join(self.dir, "config.json"), self.config())
+        twistd = os.path.join(os.path.dirname(sys.executable), "twistd")
+        result = subprocess.run([twistd, "-n", "--pidfile=", "viabtc-metawriter", "--config", path],
+                                cwd=project_root(), env=dict(os.environ, PYTHONPATH=project_root()),
+                                capture_output=True, text=True, timeout=60)
+        self.assertEqual(result.returncode, 1)
+        output = result.stdout + result.stderr
+        self.assertNotIn("Traceback", output)
+        [line] = [line for line in output.splitlines() if "journal error" in line]
+        self.assertIn(f"journal error: {self.journal}/000000000001.batches: not a batches file", line)

@@ -3,8 +3,6 @@ The Redis batch store against a real redis-server: order, confirmation per
 journal generation, replay guards, and an outage with its alert.
 """
 
-import time
-
 from twisted.internet import defer, reactor, task
 from twisted.internet.testing import EventLoggingObserver
 from twisted.logger import LogLevel, globalLogPublisher
@@ -12,18 +10,9 @@ from twisted.trial import unittest
 
 from tests.support import redis_server
 from viabtc.config import RedisBlock
-from viabtc.metawriter.store import BatchStore, connect_redis
+from viabtc.metawriter.store import BatchStore
+from viabtc.redis import RedisConnection
 from viabtc.stats.writer_agg import Batch
-
-
-@defer.inlineCallbacks
-def wait_for(predicate, deadline=30.0):
-    """Let the reactor run until ``predicate()`` holds; fail after ``deadline`` s."""
-    end = time.monotonic() + deadline
-    while not predicate():
-        if time.monotonic() > end:
-            raise AssertionError("condition not reached within %s s" % deadline)
-        yield task.deferLater(reactor, 0.02, lambda: None)
 
 
 def batch(n, *commands):
@@ -32,10 +21,11 @@ def batch(n, *commands):
 
 class BatchStoreTests(unittest.TestCase):
     def start(self, server, **kwargs):
-        redis, factory = connect_redis(RedisBlock("127.0.0.1", server.port), reactor, 2.0, 0.1)
-        self.addCleanup(factory.disconnect)
+        connection = RedisConnection(RedisBlock("127.0.0.1", server.port), reactor, reply_timeout=2.0,
+                                     max_delay=0.1, role="metawriter")
+        self.addCleanup(connection.disconnect)
         self.done = []
-        store = BatchStore(redis, reactor, self.done.append, **kwargs)
+        store = BatchStore(connection.handler, reactor, self.done.append, **kwargs)
         self.addCleanup(store.stop)
         return store
 

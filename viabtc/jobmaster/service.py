@@ -15,8 +15,7 @@ graceful stop stops accepting, lets in-flight block submissions finish
 """
 
 import attrs
-from twisted.application.internet import StreamServerEndpointService
-from twisted.application.service import MultiService, Service
+from twisted.application.service import MultiService
 from twisted.internet import defer
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
@@ -37,6 +36,7 @@ from viabtc.rpc.client import FailoverClient
 from viabtc.rpc.codec import Command
 from viabtc.rpc.interfaces import IDatagramHandler
 from viabtc.rpc.protocol import RPCDatagramProtocol, RPCServerFactory, TrustedHosts
+from viabtc.service import DatagramListener, listen_stream
 
 #: Without a job for this long, gateways are cut loose to fail over (ref §3.2).
 NO_JOB_TIMEOUT = 600.0
@@ -49,28 +49,6 @@ CHAIN_RETRY_UNREACHABLE = 5.0
 CHAIN_RETRY_MISMATCH = 60.0
 #: How long a graceful stop waits for block submissions in flight.
 STOP_SUBMIT_TIMEOUT = 30.0
-
-
-class DatagramListenService(Service):
-    """Listens for datagrams on a configured ``Address`` while running."""
-
-    def __init__(self, address, protocol, reactor, max_packet_size):
-        self.address = address
-        self.protocol = protocol
-        self._reactor = reactor
-        self._max_packet_size = max_packet_size
-        self.port = None
-
-    def startService(self):
-        super().startService()
-        self.port = self.address.listen_udp(self._reactor, self.protocol, self._max_packet_size)
-
-    def stopService(self):
-        super().stopService()
-        port, self.port = self.port, None
-        if port is not None:
-            return port.stopListening()
-        return None
 
 
 @implementer(IDatagramHandler)
@@ -144,7 +122,7 @@ class JobmasterService(MultiService):
         self.templates.setServiceParent(self)
         templates.add_observer(self.template_arrived)
         for address in config.svr.stream_binds:
-            StreamServerEndpointService(address.server_endpoint(reactor), self.factory).setServiceParent(self)
+            listen_stream(self, address, self.factory, reactor)
         hints = RPCDatagramProtocol(
             HintReceiver(self.hint_arrived), max_size=config.svr.max_pkg_size,
             secret=self._secret(),
@@ -152,7 +130,7 @@ class JobmasterService(MultiService):
             reactor=reactor, role="jobmaster",
         )
         self.datagram_services = [
-            DatagramListenService(address, hints, reactor, config.svr.max_pkg_size)
+            DatagramListener(address, hints, reactor, config.svr.max_pkg_size)
             for address in config.svr.datagram_binds
         ]
         for service in self.datagram_services:

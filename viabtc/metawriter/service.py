@@ -5,102 +5,31 @@ gone), wiring the ``svr`` listeners (TCP and UDP, both behind the trust
 file), the brother link, the journal, the Redis store, the 1 s tick, the
 ``monitor`` health port and the CLI (``loadtrust``, ``listtrust``).
 
+A trust file or journal that cannot be read stops start-up with one line
+naming it (``StartupError``), before Redis is connected or a port bound.
+
 Graceful stop: the listeners close, the aggregate is flushed (journaled
 first), and the Redis writes get ``STOP_TIMEOUT`` seconds to complete;
 whatever Redis has not confirmed by then is applied at the next start.
 """
 
-import functools
-
 from twisted.application import internet, service
 from twisted.internet import defer
-from twisted.internet.protocol import Factory
 from twisted.logger import Logger
-from twisted.protocols.wire import Discard
-from zope.interface import implementer
 
 from viabtc.cli import cli_service
-from viabtc.metawriter.journal import Journal
-from viabtc.metawriter.store import BatchStore, connect_redis
+from viabtc.metawriter.journal import Journal, JournalError
+from viabtc.metawriter.store import BatchStore
 from viabtc.metawriter.trust import TrustFileError, TrustTable
 from viabtc.metawriter.writer import MetaWriter
-from viabtc.rpc.client import DatagramSender, FailoverClient
-from viabtc.rpc.interfaces import IDatagramHandler, IPacketHandler
-from viabtc.rpc.protocol import RPCDatagramProtocol, RPCServerFactory, describe_address
+from viabtc.redis import RedisConnection
+from viabtc.rpc.intake import DatagramIntake, StreamIntake
+from viabtc.service import StartupError, client_link, listen_monitor, listen_rpc
 from viabtc.stats.writer_agg import WriterAggregator
 
 ROLE = "metawriter"
 TICK_INTERVAL = 1.0
 STOP_TIMEOUT = 10.0
-
-
-@implementer(IPacketHandler)
-class StreamIntake:
-    """TCP peers' packets into the writer, each with its ACK."""
-
-    def __init__(self, writer):
-        self.writer = writer
-
-    def peerConnected(self, protocol):
-        pass
-
-    def packetReceived(self, protocol, packet):
-        self.writer.packet_received(packet, functools.partial(protocol.send, packet.reply()), protocol.peer)
-
-    def peerDisconnected(self, protocol, reason):
-        pass
-
-
-@implementer(IDatagramHandler)
-class DatagramIntake:
-    """UDP datagrams' packets into the writer; the ACK goes back to the sender's address."""
-
-    def __init__(self, writer):
-        self.writer = writer
-
-    def packetReceived(self, protocol, packet, address):
-        self.writer.packet_received(
-            packet, functools.partial(protocol.send, packet.reply(), address), describe_address(address))
-
-
-class DatagramListener(service.Service):
-    """Listens for datagrams on one ``udp@``/``dgram@`` address."""
-
-    def __init__(self, address, protocol, reactor, max_packet_size):
-        self.address = address
-        self.protocol = protocol
-        self.reactor = reactor
-        self.max_packet_size = max_packet_size
-        self.port = None
-
-    def privilegedStartService(self):
-        # Listen here so a bind failure stops twistd at start-up.
-        self.port = self.address.listen_udp(self.reactor, self.protocol, self.max_packet_size)
-        super().privilegedStartService()
-
-    def stopService(self):
-        super().stopService()
-        if self.port is not None:
-            port, self.port = self.port, None
-            return port.stopListening()
-
-
-def make_link(block, reactor, secret, role):
-    """
-    The outgoing link for an RPC client block: a ``FailoverClient`` over its
-    stream addresses, or a ``DatagramSender`` for one ``udp@`` address.
-    """
-    if all(a.is_datagram for a in block.addrs):
-        if len(block.addrs) != 1 or block.addrs[0].transport != "udp":
-            raise ValueError(f"{block.name}: a UDP link takes exactly one udp@ address")
-        interface = "::" if ":" in block.addrs[0].host else ""
-        return DatagramSender([block.addrs[0].sockaddr], max_size=block.max_pkg_size, secret=secret,
-                              reactor=reactor, role=role, interface=interface)
-    if any(a.is_datagram for a in block.addrs):
-        raise ValueError(f"{block.name}: do not mix stream and datagram addresses")
-    return FailoverClient([a.client_endpoint(reactor) for a in block.addrs], max_size=block.max_pkg_size,
-                          secret=secret, heartbeat_timeout=block.heartbeat_timeout,
-                          reconnect_timeout=block.reconnect_timeout, reactor=reactor, role=role)
 
 
 class MetaWriterService(service.MultiService):
@@ -121,45 +50,30 @@ class MetaWriterService(service.MultiService):
         self.writer = None
         self.journal = None
         self.store = None
-        self._redis_factory = None
+        self.redis = None
         # The RoleLogging handle when started through tap.makeService.
         self.role_logging = None
 
     def privilegedStartService(self):
         config, reactor = self.config, self.reactor
         secret = None if config.secret is None else config.secret.value
-        self.trust.load(config.trust_file)
-        self.journal = Journal(config.journal, role=ROLE)
-        redis, self._redis_factory = connect_redis(
-            config.redis, reactor, config.redis_timeout, config.redis_retry_interval)
-        self.store = BatchStore(redis, reactor, self.journal.confirm,
+        recovery = self._read_disk()
+        self.redis = RedisConnection(config.redis, reactor, reply_timeout=config.redis_timeout,
+                                     max_delay=config.redis_retry_interval, role=ROLE)
+        self.store = BatchStore(self.redis.handler, reactor, self.journal.confirm,
                                 retry_interval=config.redis_retry_interval, role=ROLE)
         brother = None
         if config.brother is not None:
-            brother = make_link(config.brother, reactor, secret, ROLE)
+            brother = client_link(config.brother, reactor, secret, ROLE)
             brother.setServiceParent(self)
         aggregator = WriterAggregator(key_expire=config.key_expire, dup_timeout=config.dup_timeout,
                                       retention=config.retention)
         self.writer = MetaWriter(aggregator, self.journal, self.store, self.clock, config.alert.host,
                                  config.dup_timeout, brother=brother, reactor=reactor, role=ROLE)
-        self.writer.recover()
-        max_size = config.svr.max_pkg_size
-        for address in config.svr.stream_binds:
-            factory = RPCServerFactory(StreamIntake(self.writer), max_size=max_size, secret=secret,
-                                       trust=self.trust, reactor=reactor, role=ROLE)
-            listener = internet.StreamServerEndpointService(address.server_endpoint(reactor), factory)
-            listener._raiseSynchronously = True
-            listener.setServiceParent(self)
-        for address in config.svr.datagram_binds:
-            protocol = RPCDatagramProtocol(DatagramIntake(self.writer), max_size=max_size, secret=secret,
-                                           trust=self.trust, reactor=reactor, role=ROLE)
-            DatagramListener(address, protocol, reactor, max_size).setServiceParent(self)
-        if config.monitor is not None:
-            for address in config.monitor.stream_binds:
-                listener = internet.StreamServerEndpointService(
-                    address.server_endpoint(reactor), Factory.forProtocol(Discard))
-                listener._raiseSynchronously = True
-                listener.setServiceParent(self)
+        self.writer.restore(recovery)
+        listen_rpc(self, config.svr, reactor, StreamIntake(self.writer), DatagramIntake(self.writer),
+                   secret=secret, trust=self.trust, role=ROLE)
+        listen_monitor(self, config.monitor, reactor)
         if config.cli is not None:
             cli_service(config.cli, {"loadtrust": self.cli_loadtrust, "listtrust": self.cli_listtrust},
                         reactor).setServiceParent(self)
@@ -169,6 +83,24 @@ class MetaWriterService(service.MultiService):
         self._log.info("metawriter: writing to redis {host}:{port}, journal {journal}",
                        host=config.redis.host, port=config.redis.port, journal=config.journal, role=ROLE)
         super().privilegedStartService()
+
+    def _read_disk(self):
+        """
+        Load the trust file and read the journal back (``Journal.recover``);
+        a file that cannot be read stops start-up with one line naming it.
+        """
+        config = self.config
+        try:
+            self.trust.load(config.trust_file)
+        except TrustFileError as e:
+            raise StartupError(f"config error: trust_file: {e}") from None
+        try:
+            self.journal = Journal(config.journal, role=ROLE)
+            return self.journal.recover(self.clock.seconds(), config.dup_timeout)
+        except JournalError as e:
+            raise StartupError(f"journal error: {e}") from None
+        except OSError as e:
+            raise StartupError(f"journal error: {e.filename or config.journal}: {e.strerror or e}") from None
 
     def cli_loadtrust(self, args):
         """loadtrust <file> - reload the trust file"""
@@ -200,4 +132,4 @@ class MetaWriterService(service.MultiService):
             timeout.cancel()
         store.stop()
         self.journal.close()
-        yield self._redis_factory.disconnect()
+        yield self.redis.disconnect()

@@ -17,9 +17,7 @@ logged once per ``alert_after``.
 
 from collections import deque
 
-import txredisapi
 from twisted.internet import defer
-from twisted.internet.endpoints import HostnameEndpoint
 from twisted.logger import Logger
 
 from viabtc.stats.writer_agg import APPLY_SCRIPT
@@ -37,27 +35,6 @@ class _Entry:
         self.batch = batch
         self.generation = generation
         self.done = False
-
-
-def connect_redis(block, reactor, reply_timeout, max_delay):
-    """
-    One lazy, reconnecting txredisapi connection to ``block`` (a
-    ``RedisBlock``); commands issued while Redis is down wait for it.
-    Returns ``(handler, factory)``; ``factory.disconnect()`` closes it.
-    """
-    factory = txredisapi.RedisFactory(
-        "%s:%d" % (block.host, block.port), block.db, 1, isLazy=True,
-        password=block.password, replyTimeout=reply_timeout, convertNumbers=False,
-    )
-    factory.maxDelay = max_delay
-    log = Logger(namespace=__name__)
-    # Fails only when Redis refuses our AUTH/SELECT (a configuration error).
-    factory.deferred.addErrback(
-        lambda f: log.critical("redis {host}:{port} refused the connection: {error}",
-                               host=block.host, port=block.port, error=f.getErrorMessage(),
-                               role="metawriter"))
-    factory.startConnecting(HostnameEndpoint(reactor, block.host, block.port, timeout=5))
-    return factory.handler, factory
 
 
 class BatchStore:

@@ -79,8 +79,14 @@ class MetaWriter:
 
     def recover(self):
         """Take back what the journal holds from a previous run (see ``journal``)."""
-        now = self.clock.seconds()
-        recovery = self.journal.recover(now, self.dup_timeout)
+        return self.restore(self.journal.recover(self.clock.seconds(), self.dup_timeout))
+
+    def restore(self, recovery):
+        """
+        Take back ``recovery``, what ``journal.recover`` read: the service
+        reads the journal before it connects to Redis, so that a journal it
+        cannot read stops start-up before anything else is under way.
+        """
         dedupe = self.aggregator.dedupe
         for digest, seen_at in recovery.digests:
             dedupe.add(digest, seen_at)
