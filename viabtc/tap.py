@@ -1,29 +1,30 @@
 # -*- test-case-name: tests.test_tap -*-
 """
-The command-line options every role's twistd plugin shares.
+The command line and service construction every role's twistd plugin shares.
 
 Each role follows the pattern of Twisted's own ``twisted/names/tap.py``::
 
     # viabtc/<role>/tap.py
-    from viabtc.tap import RoleOptions
-    from viabtc.<role>.config import RoleConfig
+    from viabtc.tap import RoleOptions, make_role_service
 
     class Options(RoleOptions):
         config_class = RoleConfig          # has from_file(path) -> RoleConfig
 
-    def makeService(options):
-        config = options.config            # already loaded and validated
-        ...build and return the role's MultiService...
+    def makeService(options, reactor=None):
+        return make_role_service(ROLE, options, RoleService, reactor)
 
 and ``twisted/plugins/viabtc_roles.py`` names the module in one
 ``ServiceMaker`` line.  A bad configuration never reaches ``makeService``:
-``postOptions`` turns the ``ConfigError`` into a ``UsageError`` whose message
-is the one line naming the key, and twistd exits non-zero.
+``postOptions`` turns the ``ConfigError`` into a ``StartupError``, so twistd
+prints the one line naming the key (not its whole help text first) and exits
+non-zero.
 """
 
 from twisted.python import usage
 
 from viabtc.config import ConfigError
+from viabtc.log import install_role_logging
+from viabtc.service import StartupError
 
 
 class RoleOptions(usage.Options):
@@ -48,8 +49,25 @@ class RoleOptions(usage.Options):
     def postOptions(self):
         path = self["config"]
         if not path:
+            # A command-line mistake: here the help text is what the operator needs.
             raise usage.UsageError("--config is required")
         try:
             self.config = self.parse_config(path)
         except ConfigError as e:
-            raise usage.UsageError(f"config error: {e}") from None
+            raise StartupError(f"config error: {e}") from None
+
+
+def make_role_service(role, options, build, reactor=None):
+    """
+    The service of ``role`` for ``options.config``: the config's ``process``
+    limits applied, ``build(config, reactor)``, then role logging installed
+    (its handle kept as ``service.role_logging``, so a test can remove it).
+    """
+    if reactor is None:
+        from twisted.internet import reactor
+    config = options.config
+    if config.process is not None:
+        config.process.apply()
+    service = build(config, reactor)
+    service.role_logging = install_role_logging(role, config, reactor)
+    return service

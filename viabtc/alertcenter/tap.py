@@ -6,8 +6,7 @@ service construction for the alertcenter role.
 
 from viabtc.alertcenter.config import AlertCenterConfig
 from viabtc.alertcenter.service import ROLE, AlertCenterService
-from viabtc.log import install_role_logging
-from viabtc.tap import RoleOptions
+from viabtc.tap import RoleOptions, make_role_service
 
 
 class Options(RoleOptions):
@@ -18,11 +17,4 @@ class Options(RoleOptions):
 
 def makeService(options, reactor=None):
     """The alertcenter ``MultiService`` for ``options.config``."""
-    if reactor is None:
-        from twisted.internet import reactor
-    config = options.config
-    if config.process is not None:
-        config.process.apply()
-    service = AlertCenterService(config, reactor)
-    service.role_logging = install_role_logging(ROLE, config, reactor)
-    return service
+    return make_role_service(ROLE, options, AlertCenterService, reactor)

@@ -6,11 +6,12 @@ command line and service, in the shape of Twisted's ``twisted/names/tap.py``.
 
 from viabtc.jobmaster.config import JobmasterConfig
 from viabtc.jobmaster.service import JobmasterService
-from viabtc.log import install_role_logging
 from viabtc.node.jsonrpc import NodeConfig, NodeGroup
 from viabtc.node.submit import BlockSubmitter
 from viabtc.node.template import TemplateSource
-from viabtc.tap import RoleOptions
+from viabtc.tap import RoleOptions, make_role_service
+
+ROLE = "jobmaster"
 
 
 class Options(RoleOptions):
@@ -29,13 +30,8 @@ def build_service(config, reactor):
 
 
 def makeService(options, reactor=None):
-    if reactor is None:
-        from twisted.internet import reactor
-    config = options.config
-    if config.process is not None:
-        config.process.apply()
-    install_role_logging("jobmaster", config, reactor)
-    return build_service(config, reactor)
+    """The jobmaster ``MultiService`` for ``options.config``."""
+    return make_role_service(ROLE, options, build_service, reactor)
 
 
 __all__ = ["Options", "makeService", "build_service"]

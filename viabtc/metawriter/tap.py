@@ -4,10 +4,9 @@
 service construction for the metawriter role.
 """
 
-from viabtc.log import install_role_logging
 from viabtc.metawriter.config import MetaWriterConfig
 from viabtc.metawriter.service import ROLE, MetaWriterService
-from viabtc.tap import RoleOptions
+from viabtc.tap import RoleOptions, make_role_service
 
 
 class Options(RoleOptions):
@@ -18,11 +17,4 @@ class Options(RoleOptions):
 
 def makeService(options, reactor=None):
     """The metawriter ``MultiService`` for ``options.config``."""
-    if reactor is None:
-        from twisted.internet import reactor
-    config = options.config
-    if config.process is not None:
-        config.process.apply()
-    service = MetaWriterService(config, reactor)
-    service.role_logging = install_role_logging(ROLE, config, reactor)
-    return service
+    return make_role_service(ROLE, options, MetaWriterService, reactor)
