@@ -12,7 +12,7 @@ stays up (ref §12.20).
 """
 
 import attrs
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from zope.interface import implementer
 
 from viabtc.jobmaster.messages import BadMessage, parse_ban_update, parse_found_block
@@ -48,8 +48,12 @@ class GatewayHub:
         self.factory = None
         self._current_job = current_job
         self._ban_snapshot = ban_snapshot
-        self._on_found_block = on_found_block
-        self._on_ban_update = on_ban_update
+        # command -> (parser, what it is for logs, level of a malformed one, receiver)
+        self._routes = {
+            # A gateway believed this was a block: a malformed one is worth an alert.
+            Command.FOUND_BLOCK: (parse_found_block, "found block", LogLevel.critical, on_found_block),
+            Command.UPDATE_BAN: (parse_ban_update, "ban update", LogLevel.warn, on_ban_update),
+        }
 
     @property
     def gateways(self):
@@ -68,32 +72,19 @@ class GatewayHub:
                        job_id=job.job_id, role="jobmaster")
 
     def packetReceived(self, protocol, packet):
-        if packet.command == Command.FOUND_BLOCK:
-            self._found_block(protocol, packet)
-        elif packet.command == Command.UPDATE_BAN:
-            self._ban_update(protocol, packet)
-        else:
+        route = self._routes.get(packet.command)
+        if route is None:
             self._log.warn("gateway {peer} sent unexpected command {command}; dropped",
                            peer=protocol.peer, command=packet.command, role="jobmaster")
-
-    def _found_block(self, protocol, packet):
-        try:
-            found = parse_found_block(packet.body)
-        except BadMessage as e:
-            # A gateway believed this was a block: worth an alert.
-            self._log.critical("malformed found block from {peer} dropped: {error}",
-                               peer=protocol.peer, error=str(e), role="jobmaster")
             return
-        self._on_found_block(found, protocol.peer)
-
-    def _ban_update(self, protocol, packet):
+        parse, what, level, deliver = route
         try:
-            update = parse_ban_update(packet.body)
+            value = parse(packet.body)
         except BadMessage as e:
-            self._log.warn("malformed ban update from {peer} dropped: {error}",
-                           peer=protocol.peer, error=str(e), role="jobmaster")
+            self._log.emit(level, "malformed {what} from {peer} dropped: {error}",
+                           what=what, peer=protocol.peer, error=str(e), role="jobmaster")
             return
-        self._on_ban_update(update, protocol.peer)
+        deliver(value, protocol.peer)
 
     def peerDisconnected(self, protocol, reason):
         pass
