@@ -24,6 +24,23 @@ MAX_LINE = 4096
 
 _ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "b": "\b", "a": "\a"}
 _HEX = "0123456789abcdefABCDEF"
+_QUOTE_NAMES = {'"': "double", "'": "single"}
+
+
+def _escape(line, i, quote):
+    """
+    The escape starting at ``line[i]`` (a backslash) inside ``quote``, as
+    ``(text, length)``, or None when the backslash stands for itself.
+    Double quotes take ``\\xHH`` and C escapes, single quotes only ``\\'``.
+    """
+    n = len(line)
+    if quote == "'":
+        return ("'", 2) if i + 1 < n and line[i + 1] == "'" else None
+    if i + 3 < n and line[i + 1] == "x" and line[i + 2] in _HEX and line[i + 3] in _HEX:
+        return chr(int(line[i + 2:i + 4], 16)), 4
+    if i + 1 < n:
+        return _ESCAPES.get(line[i + 1], line[i + 1]), 2
+    return None
 
 
 def split_args(line):
@@ -43,34 +60,16 @@ def split_args(line):
         word = []
         quote = None
         while True:
-            if quote == '"':
+            if quote is not None:
                 if i == n:
-                    raise ValueError("unbalanced double quotes")
+                    raise ValueError(f"unbalanced {_QUOTE_NAMES[quote]} quotes")
                 ch = line[i]
-                if ch == "\\" and i + 3 < n and line[i + 1] == "x" and line[i + 2] in _HEX and line[i + 3] in _HEX:
-                    word.append(chr(int(line[i + 2:i + 4], 16)))
-                    i += 4
+                escape = _escape(line, i, quote) if ch == "\\" else None
+                if escape is not None:
+                    word.append(escape[0])
+                    i += escape[1]
                     continue
-                if ch == "\\" and i + 1 < n:
-                    word.append(_ESCAPES.get(line[i + 1], line[i + 1]))
-                    i += 2
-                    continue
-                if ch == '"':
-                    i += 1
-                    if i < n and not line[i].isspace():
-                        raise ValueError("closing quote must be followed by a space")
-                    break
-                word.append(ch)
-                i += 1
-            elif quote == "'":
-                if i == n:
-                    raise ValueError("unbalanced single quotes")
-                ch = line[i]
-                if ch == "\\" and i + 1 < n and line[i + 1] == "'":
-                    word.append("'")
-                    i += 2
-                    continue
-                if ch == "'":
+                if ch == quote:
                     i += 1
                     if i < n and not line[i].isspace():
                         raise ValueError("closing quote must be followed by a space")
