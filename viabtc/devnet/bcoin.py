@@ -43,6 +43,7 @@ import attrs
 
 from viabtc.bitcoin.address import b58check_encode
 from viabtc.devnet import ServiceUnavailable, free_port, project_root
+from viabtc.devnet.process import stop_process
 
 #: bcoin's regtest P2PKH version byte (``lib/protocol/networks.js``).
 BCOIN_REGTEST_PUBKEY_HASH_PREFIX = 0x3C
@@ -193,13 +194,7 @@ class BcoinNode:
         return False
 
     def _terminate(self):
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         self.process = None
 
     def stop(self):

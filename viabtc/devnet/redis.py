@@ -16,6 +16,7 @@ import time
 import attrs
 
 from viabtc.devnet import ServiceUnavailable, free_port
+from viabtc.devnet.process import stop_process
 
 
 @attrs.define
@@ -75,13 +76,7 @@ class RedisServer:
 
     def stop(self):
         """Terminate the server (and remove its temporary directory)."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         self.process = None
         if self._tempdir is not None:
             shutil.rmtree(self._tempdir, ignore_errors=True)
