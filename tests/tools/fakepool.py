@@ -138,7 +138,7 @@ class FakePool(Factory):
     protocol = FakePoolSession
     noisy = False
 
-    def __init__(self, difficulty, bits=0x207FFFFF, check_difficulty=None):
+    def __init__(self, difficulty, bits=0x1D00FFFF, check_difficulty=None):
         self.difficulty = difficulty
         self.check_target = difficulty_to_target(
             difficulty if check_difficulty is None else check_difficulty)

@@ -19,11 +19,11 @@ import multiprocessing
 import sys
 import time
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import BrokenExecutor, ProcessPoolExecutor
 
 import attrs
 from twisted.application.service import Service
-from twisted.internet.defer import CancelledError, Deferred, succeed
+from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger, formatEvent
@@ -118,7 +118,10 @@ class ProcessGrinder:
 
     def grind(self, prefix, start, stop, target):
         result = Deferred()
-        future = self.executor.submit(grind, prefix, start, stop, target)
+        try:
+            future = self.executor.submit(grind, prefix, start, stop, target)
+        except (BrokenExecutor, RuntimeError):
+            return fail()
         future.add_done_callback(
             lambda f: self.reactor.callFromThread(_deliver, result, f))
         return result
@@ -183,6 +186,7 @@ class Miner(StratumClientHandler, Service):
         self._idle_waiters = []
         self._finishing = False
         self._finish_waiters = []
+        self._ended = False
         self._timers = []
         self._report = LoopingCall(self._report_hashrate)
         self._report.clock = reactor
@@ -230,13 +234,14 @@ class Miner(StratumClientHandler, Service):
             self._finishing = True
             stopping = self.stopService() if self.running else succeed(None)
             stopping.addBoth(self._finished)
-        if self.done.called:
+        if self._ended:
             return succeed(None)
         finished = Deferred()
         self._finish_waiters.append(finished)
         return finished
 
     def _finished(self, _):
+        self._ended = True
         self._log_summary()
         waiters, self._finish_waiters = self._finish_waiters, []
         for waiter in waiters:
@@ -343,8 +348,10 @@ class Miner(StratumClientHandler, Service):
             self._submit(work, nonce, digest)
 
     def _grind_failed(self, failure):
+        """A hasher that fails (a worker process died) will fail again: stop."""
         if not failure.check(CancelledError):
-            self.log.failure("hashing failed", failure, role="miner")
+            self.log.failure("hashing failed; stopping", failure, role="miner")
+            self.finish()
 
     def _chunk_done(self, _):
         self._in_flight -= 1
