@@ -19,6 +19,7 @@ from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.ssl import PrivateCertificate
 from twisted.internet.task import deferLater
 from twisted.internet.utils import getProcessOutputAndValue
+from twisted.logger import capturedLogs, formatEvent
 from twisted.trial import unittest
 
 from viabtc.bitcoin.hashing import hash_to_display_hex
@@ -168,6 +169,19 @@ class MiningTests(MinerTestCase):
         stats = yield self.start_miner(self.config(port, threads=2, max_shares=3))[1]
         self.assertGreaterEqual(stats.accepted, 3)
         self.assertEqual(pool.rejected, [])
+
+    @inlineCallbacks
+    def test_progress_lines(self):
+        """A periodic hashrate line, and one line per accepted share."""
+        pool, port = self.start_pool()
+        with capturedLogs() as events:
+            stats = yield self.start_miner(self.config(port, duration=0.6,
+                                                       report_interval=0.2))[1]
+        lines = [formatEvent(event) for event in events]
+        self.assertTrue(any(line.startswith("hashrate ") and "H/s" in line for line in lines),
+                        lines)
+        self.assertEqual(sum(line.startswith("accepted ") for line in lines), stats.accepted)
+        self.assertTrue(any(line.startswith("done: ") for line in lines))
 
     @inlineCallbacks
     def test_no_pool(self):

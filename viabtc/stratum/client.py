@@ -336,7 +336,15 @@ class StratumClientProtocol(Protocol):
             deferred.errback(SessionClosed(f"connection closed before the reply to {method}"))
         if not self.authorized and self._handshake_failure is None:
             self._fail_waiters(SessionClosed("connection closed during the handshake"))
-        self.handler.sessionEnded(self, reason)
+        self._tell_handler("sessionEnded", self, reason)
+
+    def _tell_handler(self, name, *args):
+        """Call a handler method; a bug in it must not cost us the connection."""
+        try:
+            getattr(self.handler, name)(*args)
+        except Exception:
+            self.log.failure("handler {name} failed", name=name, peer=self.peer,
+                             role="stratum-client")
 
     def whenReady(self):
         """A Deferred firing with this session once authorized (or failing)."""
@@ -419,11 +427,7 @@ class StratumClientProtocol(Protocol):
         waiters, self._ready_waiters = self._ready_waiters, []
         for waiter in waiters:
             waiter.callback(self)
-        try:
-            self.handler.sessionStarted(self)
-        except Exception:
-            self.log.failure("sessionStarted handler failed", peer=self.peer,
-                             role="stratum-client")
+        self._tell_handler("sessionStarted", self)
 
     def _handshake_failed(self, failure):
         if failure.check(SessionClosed):
@@ -505,21 +509,17 @@ class StratumClientProtocol(Protocol):
         except MalformedMessage as e:
             self.log.warn("bad {method} from the pool: {error}", method=method, error=str(e),
                           peer=self.peer, role="stratum-client")
-        except Exception:
-            # A bug in the handler must not cost us the pool connection.
-            self.log.failure("handling {method} failed", method=method, peer=self.peer,
-                             role="stratum-client")
 
     def _on_notify(self, params, _id):
         job = StratumJob.from_notify(params)
         self.job = job
-        self.handler.jobReceived(job)
+        self._tell_handler("jobReceived", job)
 
     def _on_set_difficulty(self, params, _id):
         if not params:
             raise MalformedMessage("mining.set_difficulty without a difficulty")
         self.difficulty = difficulty_from_json(params[0])
-        self.handler.difficultyChanged(self.difficulty)
+        self._tell_handler("difficultyChanged", self.difficulty)
 
     def _on_set_version_mask(self, params, _id):
         if not params:
@@ -532,11 +532,11 @@ class StratumClientProtocol(Protocol):
         mask &= self.requested_mask or 0
         if mask != self.version_mask:
             self.version_mask = mask
-            self.handler.versionMaskChanged(mask)
+            self._tell_handler("versionMaskChanged", mask)
 
     def _on_set_extranonce(self, params, _id):
         self.subscription = Subscription.from_result([None, *params[:2]])
-        self.handler.extranonceChanged(self.subscription)
+        self._tell_handler("extranonceChanged", self.subscription)
 
     def _on_reconnect(self, params, _id):
         host = params[0] if len(params) > 0 and isinstance(params[0], str) and params[0] else None
