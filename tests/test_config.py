@@ -52,6 +52,7 @@ from viabtc.config import (
     parse_address,
     port,
     positive,
+    read_config_beside,
     read_config_file,
 )
 
@@ -237,6 +238,18 @@ class ConfigReaderTests(TestCase):
         log = RecordingLog()
         result = read_config_file(path, lambda r: r.required("n", int), log=log)
         self.assertEqual(result, 1)
+        self.assertEqual([kw["key"] for _, kw in log.warnings], ["typo"])
+
+    def test_read_config_beside_gives_the_file_directory(self):
+        directory = self.mktemp()
+        os.makedirs(directory)
+        path = os.path.join(directory, "role.json")
+        with open(path, "w") as f:
+            json.dump({"queue": "q", "typo": 2}, f)
+        log = RecordingLog()
+        result = read_config_beside(path, lambda r, base_dir: os.path.join(base_dir, r.required("queue", str)),
+                                    log=log)
+        self.assertEqual(result, os.path.join(os.path.abspath(directory), "q"))
         self.assertEqual([kw["key"] for _, kw in log.warnings], ["typo"])
 
 

@@ -19,6 +19,7 @@ a ``ConfigReader`` with the common blocks defined here.
 
 import ipaddress
 import json
+import os
 import re
 import resource
 
@@ -995,6 +996,16 @@ def read_config_file(path, build, ignored=SEED_IGNORED, log=None):
     config = build(reader)
     reader.warn_unused(log or _config_log, ignored)
     return config
+
+
+def read_config_beside(path, from_reader, ignored=SEED_IGNORED, log=None):
+    """
+    ``read_config_file`` for configs naming files: ``from_reader(reader,
+    base_dir)`` gets the config file's directory, where the seed's
+    deployments keep those files, so relative paths are taken from there.
+    """
+    base_dir = os.path.dirname(os.path.abspath(path))
+    return read_config_file(path, lambda reader: from_reader(reader, base_dir), ignored, log)
 
 
 _config_log = Logger(namespace="viabtc.config")

@@ -38,7 +38,7 @@ from viabtc.config import (
     in_range,
     non_negative,
     positive,
-    read_config_file,
+    read_config_beside,
 )
 from viabtc.jobmaster.jobs import JobSettings, Payout, check_coinbase_text
 
@@ -169,5 +169,4 @@ class JobmasterConfig:
     @classmethod
     def from_file(cls, path):
         """Load and check ``path``; ``ConfigError`` names the first bad key."""
-        config_dir = os.path.dirname(os.path.abspath(path))
-        return read_config_file(path, lambda r: cls.from_reader(r, config_dir), IGNORED_KEYS, _log)
+        return read_config_beside(path, cls.from_reader, IGNORED_KEYS, _log)

@@ -27,7 +27,7 @@ from viabtc.config import (
     link_block,
     non_empty,
     optional_block,
-    read_config_file,
+    read_config_beside,
 )
 
 
@@ -70,5 +70,4 @@ class MetaRelayConfig:
     @classmethod
     def from_file(cls, path):
         """Load and validate ``path``; ``ConfigError`` names the bad key."""
-        base_dir = os.path.dirname(os.path.abspath(path))
-        return read_config_file(path, lambda reader: cls.from_reader(reader, base_dir))
+        return read_config_beside(path, cls.from_reader)

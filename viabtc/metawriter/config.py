@@ -35,7 +35,7 @@ from viabtc.config import (
     non_empty,
     optional_block,
     positive,
-    read_config_file,
+    read_config_beside,
 )
 from viabtc.metawriter.trust import TrustFileError, load_trust_file
 from viabtc.stats.writer_agg import DUP_TIMEOUT, KEY_EXPIRE
@@ -103,5 +103,4 @@ class MetaWriterConfig:
     @classmethod
     def from_file(cls, path):
         """Load and validate ``path``; ``ConfigError`` names the bad key."""
-        base_dir = os.path.dirname(os.path.abspath(path))
-        return read_config_file(path, lambda reader: cls.from_reader(reader, base_dir))
+        return read_config_beside(path, cls.from_reader)
