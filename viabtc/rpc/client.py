@@ -29,14 +29,12 @@ from viabtc.rpc.codec import (
     HEARTBEAT_TIMEOUT_DEFAULT,
     Command,
     PacketType,
-    ProtocolError,
     clamp_heartbeat_timeout,
-    decode_datagram,
     encode,
     heartbeat_request,
 )
 from viabtc.rpc.interfaces import ILink
-from viabtc.rpc.protocol import PacketConnection, resolve_reactor, describe_address
+from viabtc.rpc.protocol import PacketConnection, checked_datagram, describe_address, resolve_reactor
 from viabtc.rpc.replay import ReplayGuard
 
 
@@ -450,17 +448,7 @@ class DatagramSender(Service):
                 role=self.role,
             )
             return
-        try:
-            packet = decode_datagram(data, self.max_size, self.secret)
-            if self.guard is not None:
-                self.guard.check(packet)
-        except ProtocolError as e:
-            self._log.warn(
-                "dropped datagram from {peer}: {reason}",
-                peer=describe_address(addr),
-                reason=e.reason,
-                role=self.role,
-            )
-            return
-        if packet.command != Command.HEARTBEAT:
+        packet = checked_datagram(data, addr, max_size=self.max_size, secret=self.secret, guard=self.guard,
+                                  log=self._log, role=self.role)
+        if packet is not None and packet.command != Command.HEARTBEAT:
             self._observers.notify("on_packet", self, packet)

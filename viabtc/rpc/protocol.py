@@ -49,6 +49,22 @@ def describe_address(address):
     return str(address)
 
 
+def checked_datagram(data, addr, *, max_size, secret, guard, log, role):
+    """
+    The packet in one datagram from ``addr``, its tag and freshness checked
+    (``guard``: a ``ReplayGuard``, or None when unkeyed); None, logged on
+    ``log``, when it is bad: a bad datagram is dropped, never raised.
+    """
+    try:
+        packet = decode_datagram(data, max_size, secret)
+        if guard is not None:
+            guard.check(packet)
+    except ProtocolError as e:
+        log.warn("dropped datagram from {peer}: {reason}", peer=describe_address(addr), reason=e.reason, role=role)
+        return None
+    return packet
+
+
 class TrustedHosts:
     """
     A source allow-list: IP addresses and CIDR networks, the seed's ``trust``
@@ -312,19 +328,9 @@ class RPCDatagramProtocol(_ServerSide, DatagramProtocol):
                 role=self.role,
             )
             return
-        try:
-            packet = decode_datagram(data, self.max_size, self.secret)
-            if self.guard is not None:
-                self.guard.check(packet)
-        except ProtocolError as e:
-            self._log.warn(
-                "dropped datagram from {peer}: {reason}",
-                peer=describe_address(addr),
-                reason=e.reason,
-                role=self.role,
-            )
-            return
-        if packet.command == Command.HEARTBEAT:
+        packet = checked_datagram(data, addr, max_size=self.max_size, secret=self.secret, guard=self.guard,
+                                  log=self._log, role=self.role)
+        if packet is None or packet.command == Command.HEARTBEAT:
             return
         try:
             self.handler.packetReceived(self, packet, addr)
