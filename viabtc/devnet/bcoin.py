@@ -35,7 +35,6 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
 import urllib.error
 import urllib.request
 
@@ -43,7 +42,7 @@ import attrs
 
 from viabtc.bitcoin.address import b58check_encode
 from viabtc.devnet import ServiceUnavailable, free_port, project_root
-from viabtc.devnet.process import stop_process
+from viabtc.devnet.process import stop_process, wait_ready
 
 #: bcoin's regtest P2PKH version byte (``lib/protocol/networks.js``).
 BCOIN_REGTEST_PUBKEY_HASH_PREFIX = 0x3C
@@ -178,20 +177,15 @@ class BcoinNode:
         raise ServiceUnavailable(f"bcoin did not start; see {self.log_path}")
 
     def _wait_ready(self, timeout):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                return False
-            try:
-                self.rpc("getblockcount", timeout=1.0)
-                if self.listen:
-                    # bcoin opens its P2P listener after RPC, once it has
-                    # given up discovering its external address.
-                    socket.create_connection((self.host, self.p2p_port), 1.0).close()
-                return True
-            except (OSError, BcoinRPCError, ValueError):
-                time.sleep(0.1)
-        return False
+        return wait_ready(self.process, self._answers, timeout, 0.1, (OSError, BcoinRPCError, ValueError))
+
+    def _answers(self):
+        self.rpc("getblockcount", timeout=1.0)
+        if self.listen:
+            # bcoin opens its P2P listener after RPC, once it has
+            # given up discovering its external address.
+            socket.create_connection((self.host, self.p2p_port), 1.0).close()
+        return True
 
     def _terminate(self):
         stop_process(self.process)

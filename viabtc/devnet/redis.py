@@ -11,12 +11,11 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 
 import attrs
 
 from viabtc.devnet import ServiceUnavailable, free_port
-from viabtc.devnet.process import stop_process
+from viabtc.devnet.process import stop_process, wait_ready
 
 
 @attrs.define
@@ -60,19 +59,12 @@ class RedisServer:
         raise ServiceUnavailable("redis-server did not start")
 
     def _wait_ready(self, timeout):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                return False
-            try:
-                with socket.create_connection((self.host, self.port), 0.5) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(64).startswith(b"+PONG"):
-                        return True
-            except OSError:
-                pass
-            time.sleep(0.05)
-        return False
+        return wait_ready(self.process, self._answers_ping, timeout, 0.05)
+
+    def _answers_ping(self):
+        with socket.create_connection((self.host, self.port), 0.5) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(64).startswith(b"+PONG")
 
     def stop(self):
         """Terminate the server (and remove its temporary directory)."""
