@@ -1,7 +1,8 @@
 """
 Helpers the role suites share (alertcenter, metarelay, metawriter,
 jobmaster): waiting on the real reactor for a condition, one exchange with a
-role's real TCP or UDP port, and the checks every role's ``tap`` must pass.
+role's real TCP or UDP port, a Redis connection to a test's real
+redis-server, and the checks every role's ``tap`` must pass.
 """
 
 import json
@@ -10,6 +11,8 @@ import time
 
 from twisted.internet import defer, reactor, task
 
+from viabtc.config import RedisBlock
+from viabtc.redis import RedisConnection
 from viabtc.rpc.codec import PacketDecoder
 from viabtc.service import StartupError
 
@@ -53,6 +56,17 @@ def tcp_exchange(port, data, timeout=2.0):
                     return packets
     except (socket.timeout, ConnectionError):
         return []
+
+
+def redis_connection(testcase, server, role, password=None):
+    """
+    A ``RedisConnection`` to ``server`` (a real redis-server) with short
+    timeouts, so an outage test retries quickly; closed by the cleanup.
+    """
+    connection = RedisConnection(RedisBlock("127.0.0.1", server.port, password=password), reactor,
+                                 reply_timeout=2.0, max_delay=0.1, role=role)
+    testcase.addCleanup(connection.disconnect)
+    return connection
 
 
 def write_json(path, data):

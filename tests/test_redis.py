@@ -4,22 +4,18 @@ commands wait out an outage, and a refused AUTH is a critical log line.
 """
 
 import txredisapi
-from twisted.internet import defer, reactor
+from twisted.internet import defer
 from twisted.internet.testing import EventLoggingObserver
 from twisted.logger import LogLevel, globalLogPublisher
 from twisted.trial import unittest
 
+from tests.roles import redis_connection
 from tests.support import redis_server
-from viabtc.config import RedisBlock
-from viabtc.redis import RedisConnection
 
 
 class RedisConnectionTests(unittest.TestCase):
     def connect(self, server, password=None):
-        connection = RedisConnection(RedisBlock("127.0.0.1", server.port, password=password), reactor,
-                                     reply_timeout=5.0, max_delay=0.1, role="test")
-        self.addCleanup(connection.disconnect)
-        return connection
+        return redis_connection(self, server, "test", password)
 
     @defer.inlineCallbacks
     def test_when_connected_and_commands(self):

@@ -8,10 +8,9 @@ from twisted.internet.testing import EventLoggingObserver
 from twisted.logger import LogLevel, globalLogPublisher
 from twisted.trial import unittest
 
+from tests.roles import redis_connection
 from tests.support import redis_server
-from viabtc.config import RedisBlock
 from viabtc.metawriter.store import BatchStore
-from viabtc.redis import RedisConnection
 from viabtc.stats.writer_agg import Batch
 
 
@@ -21,9 +20,7 @@ def batch(n, *commands):
 
 class BatchStoreTests(unittest.TestCase):
     def start(self, server, **kwargs):
-        connection = RedisConnection(RedisBlock("127.0.0.1", server.port), reactor, reply_timeout=2.0,
-                                     max_delay=0.1, role="metawriter")
-        self.addCleanup(connection.disconnect)
+        connection = redis_connection(self, server, "metawriter")
         self.done = []
         store = BatchStore(connection.handler, reactor, self.done.append, **kwargs)
         self.addCleanup(store.stop)

@@ -11,12 +11,11 @@ from twisted.internet.testing import EventLoggingObserver
 from twisted.logger import globalLogPublisher
 from twisted.trial import unittest
 
+from tests.roles import redis_connection
 from tests.support import redis_server
-from viabtc.config import RedisBlock
 from viabtc.metawriter.journal import Journal
 from viabtc.metawriter.store import BatchStore
 from viabtc.metawriter.writer import MetaWriter
-from viabtc.redis import RedisConnection
 from viabtc.rpc.codec import Packet, PacketType
 from viabtc.stats.records import EventRecord, MonitorIntRecord, ShareRecord, encode_bodies
 from viabtc.stats.writer_agg import WriterAggregator
@@ -69,10 +68,7 @@ class WriterTests(unittest.TestCase):
     def setUp(self):
         self.server = redis_server(self)
         self.events = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
-        connection = RedisConnection(RedisBlock("127.0.0.1", self.server.port), reactor, reply_timeout=2.0,
-                                     max_delay=0.1, role="metawriter")
-        self.addCleanup(connection.disconnect)
-        self.redis = connection.handler
+        self.redis = redis_connection(self, self.server, "metawriter").handler
         self.journal_dir = self.mktemp()
         self.clock = task.Clock()
         self.clock.advance(T + 1)
