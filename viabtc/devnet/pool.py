@@ -142,7 +142,7 @@ class LocalPool:
     redis: RedisServer | None = None
     ports: Ports | None = None
     processes: dict = attrs.Factory(dict)
-    out = attrs.field(default=sys.stdout)
+    out: object = attrs.field(default=sys.stdout)
 
     def say(self, text):
         print(f"[run-pool] {text}", file=self.out, flush=True)
@@ -150,7 +150,9 @@ class LocalPool:
     def start(self):
         os.makedirs(self.run_dir, exist_ok=True)
         self.say("starting the regtest node (bcoin) and redis-server")
-        self.node = BcoinNode(directory=os.path.join(self.run_dir, "bcoin"), keep_dir=True).start()
+        node_dir = os.path.join(self.run_dir, "bcoin")
+        os.makedirs(node_dir, exist_ok=True)
+        self.node = BcoinNode(directory=node_dir, keep_dir=True).start()
         self.redis = RedisServer(directory=self.run_dir).start()
         self.ports = Ports.choose(self.stratum_port)
         self.node.generate(1)
@@ -171,7 +173,8 @@ class LocalPool:
 
     def start_role(self, role, config_path):
         log_path = os.path.join(self.run_dir, f"{role}.log")
-        argv = [sys.executable, "-m", "twisted", "--logfile", log_path, "--pidfile", "",
+        twistd = os.path.join(os.path.dirname(sys.executable), "twistd")
+        argv = [twistd, "--logfile", log_path, "--pidfile", "",
                 "-n", f"viabtc-{role}", "--config", config_path]
         self.processes[role] = subprocess.Popen(
             argv, cwd=self.run_dir, stdin=subprocess.DEVNULL,
@@ -207,14 +210,26 @@ class LocalPool:
             argv, stdin=subprocess.DEVNULL, stdout=open(log_path, "wb"), stderr=subprocess.STDOUT)
         self.say(f"started viabtc-miner (log {log_path})")
 
-    def pool_hashrate(self):
-        """The newest complete minute of ``btc:m:pow`` as (minute, hashes/s), or None."""
-        fields = self.redis.command("HGETALL", "btc:m:pow") or []
-        values = dict(zip(fields[::2], fields[1::2]))
-        if not values:
+    def pool_minute(self):
+        """
+        The newest minute the metawriter has written, read back from Redis:
+        ``(minute, shares, pow, hashes_per_second)`` or None before the first.
+
+        ``btc:m:pow`` holds whole difficulty-1 units (the seed's integer
+        HINCRBY contract); a CPU miner on regtest does far less than one unit
+        a minute, so its pow (and so its hashrate) reads 0 until the units add
+        up, while ``btc:m:share`` counts every accepted share.
+        """
+        def minute_values(key):
+            fields = self.redis.command("HGETALL", key) or []
+            return {int(k): float(v) for k, v in zip(fields[::2], fields[1::2])}
+
+        shares = minute_values("btc:m:share")
+        if not shares:
             return None
-        minute = max(values, key=int)
-        return int(minute), float(values[minute]) * 2**32 / 60
+        minute = max(shares)
+        pow_units = minute_values("btc:m:pow").get(minute, 0.0)
+        return minute, int(shares[minute]), pow_units, pow_units * 2**32 / 60
 
     def stop(self):
         for role in ["miner", *reversed(ROLES)]:
@@ -249,10 +264,12 @@ def watch(pool, duration, want_blocks, want_hashrate):
             height += 1
             block_hash = pool.node.rpc("getblockhash", height)
             pool.say(f"block {height} accepted by the node: {block_hash}")
-        rate = pool.pool_hashrate()
+        rate = pool.pool_minute()
         if rate is not None and rate != last_rate:
-            minute, hashes = rate
-            pool.say(f"pool hashrate from redis btc:m:pow at {minute}: {hashes / 1e3:.1f} kH/s")
+            minute, shares, pow_units, hashes = rate
+            stamp = time.strftime("%H:%M", time.gmtime(minute))
+            pool.say(f"redis minute {stamp} UTC: btc:m:share={shares} btc:m:pow={pow_units:g} "
+                     f"-> pool hashrate {hashes / 1e6:.3f} MH/s")
             last_rate = rate
         found = height - start_height
         if found >= want_blocks and (last_rate is not None or not want_hashrate):
@@ -272,7 +289,7 @@ def main(argv=None):
     parser.add_argument("--blocks", type=int, default=0,
                         help="with --duration: stop early once this many blocks are found")
     parser.add_argument("--hashrate", action="store_true",
-                        help="with --duration: also wait for a hashrate minute in Redis")
+                        help="with --duration: also wait for a statistics minute in Redis")
     args = parser.parse_args(argv)
     pool = LocalPool(run_dir=os.path.abspath(args.dir), stratum_port=args.stratum_port)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -280,7 +297,7 @@ def main(argv=None):
         pool.start()
         pool.start_miner(args.threads)
         found, rate = watch(pool, args.duration, args.blocks or 1 << 30, args.hashrate)
-        pool.say(f"done: {found} blocks found" + (f", hashrate {rate[1] / 1e3:.1f} kH/s" if rate else ""))
+        pool.say(f"done: {found} blocks found" + (", statistics in redis" if rate else ""))
         ok = found >= args.blocks and (rate is not None or not args.hashrate)
         return 0 if ok else 1
     except KeyboardInterrupt:
