@@ -720,6 +720,10 @@ class RedirectableEndpoint:
         self.endpoint_for = endpoint_for
         self._wait = 0.0
 
+    def __repr__(self):
+        scheme = "stratum+ssl" if self.address.tls else "stratum+tcp"
+        return f"{scheme}://{self.address.host}:{self.address.port}"
+
     def redirect(self, host, port, wait):
         self.address = attrs.evolve(self.address, host=host or self.address.host,
                                     port=port or self.address.port)

@@ -40,6 +40,7 @@ from viabtc.stratum.client import (
     StratumClientHandler,
     StratumClientService,
     StratumError,
+    StratumJob,
     TLSSettings,
     stratum_endpoint,
 )
@@ -144,7 +145,7 @@ class _Work:
     """One header space: a job with fixed extranonces and version."""
 
     generation: int
-    job: object
+    job: StratumJob
     extranonce2: bytes
     version: int
     mask: int
@@ -187,7 +188,7 @@ class Miner(StratumClientHandler, Service):
         self._finishing = False
         self._finish_waiters = []
         self._ended = False
-        self._timers = []
+        self._deadline = None
         self._report = LoopingCall(self._report_hashrate)
         self._report.clock = reactor
         self._last_report = (0.0, 0)
@@ -205,16 +206,15 @@ class Miner(StratumClientHandler, Service):
                       user=self.config.user, n=self.slots, role="miner")
         self.client.startService()
         if self.config.duration is not None:
-            self._timers.append(self.reactor.callLater(self.config.duration, self.finish))
+            self._deadline = self.reactor.callLater(self.config.duration, self.finish)
         self._last_report = (self.reactor.seconds(), 0)
         self._report.start(self.config.report_interval, now=False)
 
     def stopService(self):
         super().stopService()
         self._generation += 1
-        for timer in self._timers:
-            if timer.active():
-                timer.cancel()
+        if self._deadline is not None and self._deadline.active():
+            self._deadline.cancel()
         if self._report.running:
             self._report.stop()
         return self._when_idle().addCallback(lambda _: self.client.stopService()).addBoth(
