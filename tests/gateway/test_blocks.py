@@ -95,6 +95,29 @@ class CourierTests(TestCase):
         self.courier.on_connect(self.link)
         self.assertEqual(self.bodies(), [b"old", b"recent", b"recent", b"while-down"])
 
+    def test_link_lost_while_flushing_keeps_the_rest(self):
+        """
+        A link that dies while the buffered candidates are being sent keeps
+        every candidate not yet sent, in order, for the next connection.
+        """
+        self.link.connected = False
+        with capturedLogs():
+            for body in (b"a", b"b", b"c"):
+                self.courier.send(body)
+            sends = []
+
+            def send_once(packet):
+                sends.append(packet.body)
+                if len(sends) == 1:
+                    self.link.sent.append(packet)
+                    return True
+                return False
+
+            self.link.send = send_once
+            self.courier.on_connect(self.link)
+        self.assertEqual(self.bodies(), [b"a"])
+        self.assertEqual(self.courier.pending, [b"b", b"c"])
+
     @given(st.lists(st.tuples(st.booleans(), st.floats(0, 10)), max_size=30))
     def test_no_candidate_is_ever_dropped(self, steps):
         """Whatever the link does, every candidate reaches a connected link at least once."""

@@ -92,8 +92,11 @@ class BlockCourier:
 
     def on_connect(self, link):
         pending, self._pending = self._pending, []
-        for packet in pending:
+        for i, packet in enumerate(pending):
             if not self.send(packet.body):
+                # The link went down again: send() kept this one; keep the
+                # rest behind it, in order, for the next connection.
+                self._pending.extend(pending[i + 1:])
                 return
         if pending:
             self._log.info("sent {count} buffered block candidates to the jobmaster",
