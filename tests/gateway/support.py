@@ -47,13 +47,17 @@ class TestJobmaster:
     A jobmaster's RPC server in the test process: the real
     ``RPCServerFactory``, listening on a loopback port.  A gateway that
     connects gets ``job`` (clean) and ``bans``, as the jobmaster sends them;
-    packets it sends are kept in ``received``.
+    packets it sends are kept in ``received``.  ``links`` counts the gateway
+    connections it accepted and ``jobs_sent`` the cmd 1 packets it wrote to
+    them (a reconnect legitimately gets the current job again).
     """
 
     def __init__(self, job=None, secret=None):
         self.job = job
         self.bans = []
         self.received = []
+        self.links = 0
+        self.jobs_sent = 0
         self.factory = RPCServerFactory(self, max_size=1 << 20, secret=secret, reactor=reactor, role="test-jobmaster")
         self.port = None
 
@@ -70,8 +74,10 @@ class TestJobmaster:
             connection.transport.abortConnection()
 
     def peerConnected(self, protocol):
+        self.links += 1
         if self.job is not None:
             protocol.send(Packet(Command.UPDATE_JOB, self.job, PacketType.PUSH))
+            self.jobs_sent += 1
         for ban in self.bans:
             protocol.send(Packet(Command.UPDATE_BAN, ban, PacketType.REQUEST))
 
@@ -83,7 +89,9 @@ class TestJobmaster:
 
     def push_job(self, body):
         self.job = body
-        return self.factory.broadcast(Packet(Command.UPDATE_JOB, body, PacketType.PUSH))
+        sent = self.factory.broadcast(Packet(Command.UPDATE_JOB, body, PacketType.PUSH))
+        self.jobs_sent += sent
+        return sent
 
     def push_ban(self, op, ips, limit=None):
         body = {"ip": ips, "op": op}
@@ -184,6 +192,14 @@ async def connect_miner(port):
     return proto
 
 
+#: Nonces ground per step of ``solve``: it stops at the first hit, so a
+#: test's reactor is blocked for milliseconds (a share at the tests'
+#: difficulties takes a few thousand hashes), never for the seconds a whole
+#: nonce range takes, which on a loaded machine outlast the RPC heartbeat
+#: timeout and drop every link of the test process.
+SOLVE_STEP = 1 << 12
+
+
 def solve(notify, extranonce1, difficulty, block=False, extranonce2=0):
     """
     ``(extranonce2 hex, ntime hex, nonce hex, hash)`` of the first share on
@@ -194,10 +210,12 @@ def solve(notify, extranonce1, difficulty, block=False, extranonce2=0):
     target = bits_to_target(job.bits) if block else difficulty_to_target(difficulty)
     for counter in itertools.count(extranonce2):
         en2 = counter.to_bytes(8, "big")
-        found = grind(header_prefix(job, extranonce1, en2, job.version), 0, 1 << 20, target)
-        if found:
-            nonce, digest = found[0]
-            return en2.hex(), f"{job.time:08x}", f"{nonce:08x}", digest
+        prefix = header_prefix(job, extranonce1, en2, job.version)
+        for start in range(0, 1 << 20, SOLVE_STEP):
+            found = grind(prefix, start, start + SOLVE_STEP, target)
+            if found:
+                nonce, digest = found[0]
+                return en2.hex(), f"{job.time:08x}", f"{nonce:08x}", digest
 
 
 def stats_pipeline(testcase, clock, host="gw-test", coin="btc"):

@@ -8,8 +8,16 @@ stays current.  When a link (re)connects the jobmaster sends its current
 job as clean and its whole ban list (ref §3.3), so the gateway's bans are
 cleared first: a ``del`` missed while the link was down, or a different
 jobmaster after a failover, must not leave stale bans behind.
+
+That clean job is, after a mere reconnect, the very job the miners are
+working on.  Taking it as new (as the seed does, ref §4.8) would restart
+every miner for nothing and, worse, empty its duplicate-share set, so that
+a share submitted before the reconnect would be accepted and credited a
+second time after it.  A job equal to the current one in everything but
+its clean flag is therefore kept as it is (``repeats_current``).
 """
 
+import attrs
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -17,6 +25,14 @@ from viabtc.gateway.bans import BadBanUpdate, parse_ban_update
 from viabtc.rpc.codec import Command
 from viabtc.rpc.interfaces import ILinkObserver
 from viabtc.stratum.job import Job, JobError
+
+
+def repeats_current(current, job):
+    """
+    True if ``job`` (a ``Job``) is ``current`` (the current ``PreparedJob``,
+    or None) sent again: the same id and the same work, whatever its clean flag.
+    """
+    return current is not None and attrs.evolve(job, clean_jobs=current.job.clean_jobs) == current.job
 
 
 @implementer(ILinkObserver)
@@ -45,7 +61,12 @@ class JobLink:
 
     def _job(self, body):
         try:
-            prepared = self.context.add_job(Job.from_json(body))
+            job = Job.from_json(body)
+            if repeats_current(self.context.jobs.current, job):
+                self._log.info("job {job_id} sent again (a link reconnect); miners keep it and its shares",
+                               job_id=job.job_id, role=self.context.role)
+                return
+            prepared = self.context.add_job(job)
         except JobError as e:
             self._log.error("job from the jobmaster refused: {error}", error=str(e), role=self.context.role)
             return
