@@ -1,0 +1,122 @@
+# -*- test-case-name: benchmarks -*-
+"""
+The jobmaster end of the benchmarks: jobs over the real module RPC.
+
+The gateway under test connects here as it connects to a jobmaster (ref
+§1.2): an ``RPCServerFactory`` serving the jobmaster's own ``GatewayHub``,
+which sends the current job (clean) to a new gateway and takes its found
+blocks.  The runner drives it through stdin, one command per line:
+
+``push`` / ``push clean``
+    broadcast the next job (same mainnet-like template, next job id);
+``push regtest``
+    a clean job with regtest bits, so that block candidates are easy.
+
+Each push prints ``{"event": "pushed", "job_id", "t"}``; each found block
+``{"event": "found_block", "t", "checked"}``: when the cmd-2 packet was
+handed to the hub and when the jobmaster's pure path (``check_candidate``,
+the block assembled with all 4,000 transactions, the ``submitblock``
+request body) was done.  Times are ``time.monotonic()``.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+from twisted.internet import stdio
+from twisted.protocols.basic import LineReceiver
+
+from benchmarks.mainnet import job_settings, template_result
+from viabtc.bitcoin.target import bits_to_target
+from viabtc.jobmaster.candidate import check_candidate
+from viabtc.jobmaster.gateways import GatewayHub, job_packet
+from viabtc.jobmaster.jobs import build_job
+from viabtc.node.template import Template
+from viabtc.rpc.protocol import RPCServerFactory
+
+REGTEST_BITS = 0x207FFFFF
+
+
+def emit(**event):
+    sys.stdout.write(json.dumps(event) + "\n")
+    sys.stdout.flush()
+
+
+class JobFeed:
+    """The jobs, their contexts (for found blocks) and the hub."""
+
+    def __init__(self, curtime):
+        result = template_result(curtime=curtime)
+        self.templates = {
+            "mainnet": Template.from_rpc(result),
+            "regtest": Template.from_rpc(
+                dict(result, bits=format(REGTEST_BITS, "08x"), target=format(bits_to_target(REGTEST_BITS), "064x"))
+            ),
+        }
+        self.kind = "mainnet"
+        self.number = 1
+        self.job, self.context = build_job(self.templates["mainnet"], job_settings(), self.number, True)
+        self.contexts = {self.job.job_id: self.context}
+        self.hub = GatewayHub(lambda: self.job, list, self.found_block, lambda update, peer: None)
+
+    def push(self, clean, kind=None):
+        self.number += 1
+        kind = kind or self.kind
+        if kind != self.kind:
+            self.kind, clean = kind, True
+        job, context = build_job(self.templates[kind], job_settings(), self.number, clean)
+        self.job, self.context = job, context
+        self.contexts[job.job_id] = context
+        t = time.monotonic()
+        self.hub.factory.broadcast(job_packet(job))
+        emit(event="pushed", job_id=job.job_id, clean=clean, kind=kind, t=t)
+
+    def found_block(self, found, peer):
+        t = time.monotonic()
+        context = self.contexts.get(found.job_id)
+        candidate = check_candidate(found, context)
+        request = json.dumps(
+            {"jsonrpc": "1.0", "id": 1, "method": "submitblock", "params": [candidate.block.hex()]},
+            separators=(",", ":"),
+        ).encode()
+        emit(event="found_block", t=t, checked=time.monotonic(), bytes=len(request))
+
+
+class Commands(LineReceiver):
+    delimiter = b"\n"
+
+    def __init__(self, feed, reactor):
+        self.feed = feed
+        self.reactor = reactor
+
+    def lineReceived(self, line):
+        words = line.decode().split()
+        if words[:1] == ["push"]:
+            self.feed.push("clean" in words, "regtest" if "regtest" in words else "mainnet" if "mainnet" in words else None)
+
+    def connectionLost(self, reason):
+        if self.reactor.running:
+            self.reactor.stop()
+
+
+def main():
+    parser = argparse.ArgumentParser(description="the benchmarks' jobmaster end")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--cpu", type=int, default=1)
+    options = parser.parse_args()
+    os.sched_setaffinity(0, {options.cpu})
+    from twisted.internet import reactor
+
+    feed = JobFeed(curtime=int(time.time()))
+    factory = RPCServerFactory(feed.hub, max_size=1 << 20, reactor=reactor, role="bench-jobmaster")
+    feed.hub.factory = factory
+    reactor.listenTCP(options.port, factory, interface="127.0.0.1")
+    stdio.StandardIO(Commands(feed, reactor))
+    emit(event="listening", port=options.port, job_id=feed.job.job_id)
+    reactor.run()
+
+
+if __name__ == "__main__":
+    main()

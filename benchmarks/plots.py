@@ -1,0 +1,59 @@
+# -*- test-case-name: benchmarks -*-
+"""
+PNG plots of a benchmark run: throughput against connections, and reply
+latency percentiles against connections (closed loop) and offered load
+(open loop).  matplotlib is a benchmark-only dependency
+(``benchmarks/requirements.txt``); without it the runner skips the plots.
+"""
+
+import os
+
+
+def plot(results, directory):
+    """Write the plots of ``results`` (the runner's dict) into ``directory``; returns their paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    paths = []
+    sweep = results.get("throughput", [])
+    if sweep:
+        fig, (left, right) = pyplot.subplots(1, 2, figsize=(11, 4))
+        conns = [r["connections"] for r in sweep]
+        left.plot(conns, [r["valid_per_s"] for r in sweep], "o-", label="valid shares/s")
+        left.plot(conns, [r["shares_per_s"] for r in sweep], "x--", label="all replies/s (2% rejects)")
+        left.axhline(40_000, color="red", linestyle="--", label="target 40,000")
+        left.set_xlabel("connections (8 submits in flight each)")
+        left.set_ylabel("per second")
+        left.set_title("Throughput, one gateway core")
+        left.set_ylim(bottom=0)
+        left.legend()
+        for key in ("p50", "p90", "p99"):
+            right.plot(conns, [r["latency_ms"].get(key, 0) for r in sweep], "o-", label=key)
+        right.set_xlabel("connections")
+        right.set_ylabel("reply latency, ms")
+        right.set_title("Latency, closed loop (saturated)")
+        right.legend()
+        fig.tight_layout()
+        path = os.path.join(directory, "throughput.png")
+        fig.savefig(path, dpi=100)
+        pyplot.close(fig)
+        paths.append(path)
+    rates = results.get("latency", [])
+    if rates:
+        fig, ax = pyplot.subplots(figsize=(6, 4))
+        offered = [r["rate"] for r in rates]
+        for key in ("p50", "p90", "p99"):
+            ax.plot(offered, [r["latency_ms"].get(key, 0) for r in rates], "o-", label=key)
+        ax.set_xlabel("offered shares/s (open loop)")
+        ax.set_ylabel("reply latency, ms")
+        ax.set_yscale("log")
+        ax.set_title(f"Latency against load, {rates[0]['connections']} connections")
+        ax.legend()
+        fig.tight_layout()
+        path = os.path.join(directory, "latency.png")
+        fig.savefig(path, dpi=100)
+        pyplot.close(fig)
+        paths.append(path)
+    return paths

@@ -1,0 +1,382 @@
+# -*- test-case-name: benchmarks -*-
+"""
+Runs the benchmark suite and records it: ``scripts/bench`` calls this.
+
+Processes: the jobmaster end (``benchmarks.jobfeed``) and the load
+generators on core 1, the gateway under test (``benchmarks.harness``) alone
+on core 0, the in-process measures (``benchmarks.micro``) on core 0 before
+anything else starts.  Each measure of the issue's table gets its own
+scenario; results go to ``benchmarks/results/<name>.json`` with PNG plots
+beside them, and a summary table is printed.
+
+The gateway is the harness: the real ``viabtc-gateway`` role did not exist
+when this was written (docs/benchmarks.md says how to switch).
+"""
+
+import argparse
+import json
+import os
+import platform
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+GATEWAY_CPU = 0
+LOAD_CPU = 1
+
+
+class Proc:
+    """A child Python module whose stdout is JSON events, read by a thread into a queue."""
+
+    def __init__(self, module, *args, cpu=None):
+        self.name = module.rsplit(".", 1)[-1]
+        self.popen = subprocess.Popen(
+            [sys.executable, "-m", module, *map(str, args)],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=open(os.path.join(HERE, "results", f"{self.name}.log"), "a"),
+            text=True,
+            bufsize=1,
+        )
+        if cpu is not None:
+            os.sched_setaffinity(self.popen.pid, {cpu})
+        self.events = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    @property
+    def pid(self):
+        return self.popen.pid
+
+    def _read(self):
+        for line in self.popen.stdout:
+            try:
+                self.events.put(json.loads(line))
+            except ValueError:
+                self.events.put({"event": "text", "text": line})
+        self.events.put({"event": "exited"})
+
+    def expect(self, name, timeout=120.0):
+        """The next event called ``name`` (others are skipped); ``RuntimeError`` on exit or timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise RuntimeError(f"{self.name}: no {name!r} within {timeout:g} s")
+            try:
+                event = self.events.get(timeout=left)
+            except queue.Empty:
+                continue
+            if event["event"] == name:
+                return event
+            if event["event"] == "exited":
+                raise RuntimeError(f"{self.name} exited waiting for {name!r} (see results/{self.name}.log)")
+
+    def send(self, line):
+        self.popen.stdin.write(line + "\n")
+        self.popen.stdin.flush()
+
+    def stop(self, sig=signal.SIGTERM, timeout=30.0):
+        if self.popen.poll() is None:
+            try:
+                self.popen.stdin.close()
+            except OSError:
+                pass
+            self.popen.send_signal(sig)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+def machine():
+    model = "unknown"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": model,
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+        "loadavg_at_start": os.getloadavg(),
+        "when": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+    }
+
+
+class Suite:
+    def __init__(self, options):
+        self.options = options
+        self.quick = options.quick
+        self.results = {"machine": machine(), "quick": self.quick}
+        self.jobmaster_port = free_port()
+        self.gateway_port = free_port()
+        self.jobfeed = None
+        self.gateway = None
+
+    # -- processes -------------------------------------------------------------
+
+    def start_gateway(self, profile=None):
+        args = ["--port", self.gateway_port, "--jobmaster-port", self.jobmaster_port, "--cpu", GATEWAY_CPU]
+        if profile:
+            args += ["--profile", profile]
+        self.gateway = Proc("benchmarks.harness", *args, cpu=GATEWAY_CPU)
+        self.gateway.expect("listening", 30)
+        self.gateway.expect("job", 30)
+
+    def stop_gateway(self):
+        self.gateway.stop(signal.SIGINT)
+        self.gateway = None
+
+    def loadgen(self, *args):
+        return Proc("benchmarks.loadgen", "--port", self.gateway_port, "--cpu", LOAD_CPU, *args)
+
+    def fresh_job(self):
+        """A clean job: empties the gateway's duplicate sets between runs."""
+        self.jobfeed.send("push clean mainnet")
+        self.jobfeed.expect("pushed")
+        self.gateway.expect("job")
+
+    # -- scenarios ---------------------------------------------------------------
+
+    def micro(self):
+        args = [sys.executable, "-m", "benchmarks.micro", "--cpu", str(GATEWAY_CPU),
+                "--profile", os.path.join(self.options.out, "profile-protocol.txt")]
+        if self.quick:
+            args.append("--quick")
+        out = subprocess.run(args, cwd=ROOT, check=True, capture_output=True, text=True).stdout
+        self.results["micro"] = json.loads(out)
+
+    def idle(self):
+        sessions = 3000 if self.quick else 18000
+        before = rss_kib(self.gateway.pid)
+        gen = self.loadgen("--mode", "idle", "--connections", sessions)
+        ready = gen.expect("ready", 300)
+        time.sleep(2.0)
+        after = rss_kib(self.gateway.pid)
+        gen.stop()
+        self.results["idle"] = {
+            "sessions": ready["sessions"],
+            "failed": ready["failed"],
+            "rss_before_kib": before,
+            "rss_after_kib": after,
+            "kib_per_session": (after - before) / max(1, ready["sessions"]),
+        }
+
+    def fanout(self):
+        sessions = 2000 if self.quick else 10000
+        pushes = 3 if self.quick else 8
+        gen = self.loadgen("--mode", "fanout", "--connections", sessions)
+        gen.expect("ready", 300)
+        time.sleep(1.0)
+        rows = []
+        for i in range(pushes):
+            self.jobfeed.send("push clean" if i % 2 else "push")
+            pushed = self.jobfeed.expect("pushed")
+            notified = gen.expect("notified", 60)
+            job = self.gateway.expect("job")
+            rows.append(
+                {
+                    "job_id": pushed["job_id"],
+                    "clean": pushed["clean"],
+                    "last_notify_ms": (notified["last"] - pushed["t"]) * 1e3,
+                    "first_notify_ms": (notified["first"] - pushed["t"]) * 1e3,
+                    "gateway_prepare_ms": job["prepare_ms"],
+                    "gateway_broadcast_ms": job["broadcast_ms"],
+                    "sessions": notified["sessions"],
+                }
+            )
+            time.sleep(0.5)
+        gen.stop()
+        self.results["fanout"] = rows
+
+    def throughput(self):
+        points = [200] if self.quick else [200, 500, 1000]
+        total = 60_000 if self.quick else 400_000
+        rows = []
+        for connections in points:
+            self.fresh_job()
+            gen = self.loadgen("--connections", connections, "--shares", total // connections, "--window", 8)
+            ground = gen.expect("ground", 300)
+            result = gen.expect("result", 300)
+            result["grind_seconds"] = ground["seconds"]
+            rows.append(result)
+            gen.stop()
+        self.results["throughput"] = rows
+
+    def latency(self):
+        connections = 500
+        rates = [10_000] if self.quick else [5_000, 10_000, 20_000, 30_000]
+        seconds = 3 if self.quick else 6
+        rows = []
+        for rate in rates:
+            self.fresh_job()
+            shares = max(1, int(rate * seconds / connections * 50 / 51))
+            gen = self.loadgen("--connections", connections, "--shares", shares, "--rate", rate)
+            result = gen.expect("result", 300)
+            rows.append(result)
+            gen.stop()
+        self.results["latency"] = rows
+
+    def block(self):
+        """Block candidate: share sent → cmd 2 in the jobmaster → submitblock body ready."""
+        blocks = 5 if self.quick else 20
+        self.jobfeed.send("push clean regtest")
+        self.jobfeed.expect("pushed")
+        self.gateway.expect("job")
+        gen = self.loadgen("--mode", "block", "--connections", 1, "--blocks", blocks)
+        rows = []
+        for _ in range(blocks):
+            sent = gen.expect("block_sent", 60)
+            found = self.jobfeed.expect("found_block", 60)
+            rows.append(
+                {
+                    "to_jobmaster_ms": (found["t"] - sent["t"]) * 1e3,
+                    "to_submitblock_ms": (found["checked"] - sent["t"]) * 1e3,
+                }
+            )
+        gen.stop()
+        self.jobfeed.send("push clean mainnet")
+        self.jobfeed.expect("pushed")
+        self.gateway.expect("job")
+        self.results["block"] = rows
+
+    def profile(self):
+        """The whole gateway process under load, profiled (the numbers of this run are not reported)."""
+        path = os.path.join(self.options.out, "profile-gateway.txt")
+        self.stop_gateway()
+        self.start_gateway(profile=path)
+        gen = self.loadgen("--connections", 500, "--shares", (40_000 if self.quick else 200_000) // 500)
+        gen.expect("result", 300)
+        gen.stop()
+        self.stop_gateway()
+        self.results["profile"] = path
+
+    def run(self):
+        os.makedirs(self.options.out, exist_ok=True)
+        only = set(filter(None, self.options.only.split(",")))
+        if not only or "micro" in only:
+            self.micro()
+        self.jobfeed = Proc("benchmarks.jobfeed", "--port", self.jobmaster_port, "--cpu", LOAD_CPU, cpu=LOAD_CPU)
+        self.jobfeed.expect("listening", 60)
+        try:
+            self.start_gateway()
+            for name, step in (
+                ("idle", self.idle),
+                ("fanout", self.fanout),
+                ("throughput", self.throughput),
+                ("latency", self.latency),
+                ("block", self.block),
+                ("profile", self.profile),
+            ):
+                if only and name not in only:
+                    continue
+                started = time.monotonic()
+                print(f"-- {name} ...", file=sys.stderr, flush=True)
+                step()
+                elapsed = self.results.setdefault("seconds", {})[name] = time.monotonic() - started
+                print(f"   {name}: {elapsed:.1f} s", file=sys.stderr, flush=True)
+        finally:
+            if self.gateway is not None:
+                self.stop_gateway()
+            self.jobfeed.stop()
+        return self.results
+
+
+def summary(results):
+    """The summary table: measure, target, result."""
+    rows = []
+    if results.get("throughput"):
+        best = max(r["valid_per_s"] for r in results["throughput"])
+        sweep = ", ".join(f"{r['connections']}: {r['valid_per_s']:,.0f}" for r in results["throughput"])
+        rows.append(("valid shares/s, pipelined over loopback", ">= 40,000", f"{best:,.0f} (conns {sweep})"))
+    if results.get("latency"):
+        sweep = ", ".join(f"{r['rate']:,.0f}/s: {r['latency_ms']['p99']:.0f} ms" for r in results["latency"])
+        rows.append(("p99 reply latency, one share per read", "-", sweep))
+    idle = results.get("idle")
+    if idle:
+        rows.append(
+            ("idle authorized sessions, RSS per session", "18,000, <= 6 KiB",
+             f"{idle['sessions']:,} held, {idle['kib_per_session']:.1f} KiB")
+        )
+    fan = results.get("fanout")
+    if fan:
+        worst = max(r["last_notify_ms"] for r in fan)
+        median = sorted(r["last_notify_ms"] for r in fan)[len(fan) // 2]
+        rows.append(
+            (f"new job -> last of {fan[0]['sessions']:,} notifies", "<= 100 ms",
+             f"median {median:.0f} ms, worst {worst:.0f} ms")
+        )
+    block = results.get("block")
+    if block:
+        values = sorted(r["to_submitblock_ms"] for r in block)
+        rows.append(
+            ("block share -> submitblock body (gw + jm)", "<= 5 ms",
+             f"median {values[len(values) // 2]:.1f} ms, worst {values[-1]:.1f} ms")
+        )
+    micro = results.get("micro", {})
+    jm = micro.get("jobmaster_template")
+    if jm:
+        rows.append(("jobmaster: 4,000-tx template -> job packet", "<= 50 ms", f"{jm['jobmaster_ms']:.1f} ms (pure path)"))
+    if micro.get("protocol"):
+        rows.append(("in-process share path (no sockets)", "-", f"{micro['protocol']['shares_per_s']:,.0f} shares/s"))
+    if micro.get("share_check"):
+        rows.append(("check_share alone, 12-level branch", "-", f"{micro['share_check']['us_per_share']:.1f} us/share"))
+    width = [max(len(r[i]) for r in rows) for i in range(3)]
+    lines = [" | ".join(c.ljust(w) for c, w in zip(("measure", "target", "result"), width))]
+    lines.append("-+-".join("-" * w for w in width))
+    lines += [" | ".join(c.ljust(w) for c, w in zip(r, width)) for r in rows]
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description="run the viabtc benchmark suite")
+    parser.add_argument("--quick", action="store_true", help="small sizes, under a minute")
+    parser.add_argument("--out", default=os.path.join(HERE, "results"))
+    parser.add_argument("--name", default=None, help="results file name (default: quick or full)")
+    parser.add_argument("--only", default="", help="comma-separated scenarios to run (default: all)")
+    options = parser.parse_args()
+    os.makedirs(options.out, exist_ok=True)
+    if (os.cpu_count() or 1) < 2:
+        sys.exit("the benchmarks pin the gateway and the load generator to two different cores")
+    started = time.monotonic()
+    results = Suite(options).run()
+    results["total_seconds"] = time.monotonic() - started
+    name = options.name or ("quick" if options.quick else "full")
+    try:
+        from benchmarks.plots import plot
+
+        results["plots"] = plot(results, options.out)
+    except ImportError:
+        results["plots"] = []
+    with open(os.path.join(options.out, f"{name}.json"), "w") as f:
+        json.dump(results, f, indent=2)
+    print(summary(results))
+    print(f"\n{name}: {results['total_seconds']:.0f} s; results in {os.path.join(options.out, name + '.json')}")
+
+
+if __name__ == "__main__":
+    main()
