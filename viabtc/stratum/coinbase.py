@@ -10,6 +10,8 @@ check ``agent.submit``).  The share check treats both alike: it only sees the
 bytes before extranonce2.
 """
 
+import struct
+
 from viabtc.bitcoin.coinbase import (
     agent_script_sig_prefix,
     coinbase_tag,
@@ -18,11 +20,35 @@ from viabtc.bitcoin.coinbase import (
     tag_budget,
 )
 
+_U32 = struct.Struct("<I")
+
 
 def _tag(prepared, user, agent):
     job = prepared.job
     budget = tag_budget(prepared.height, prepared.coinbaseaux, agent)
     return coinbase_tag(job.pool_name, job.coinbase_message, user if job.coinbase_account else None, budget)
+
+
+def _with_nonce_id(head, nonce_id):
+    try:
+        return head + _U32.pack(nonce_id)
+    except struct.error as e:
+        raise ValueError(f"nonce_id must be 32-bit unsigned: {e}") from None
+
+
+def _head(prepared, key, build):
+    """
+    The session-independent part of a real coinbase1: everything before
+    the trailing ``nonce_id``, built once per job and key (the account,
+    when the tag names it, and the worker or agent id).  A broadcast to
+    10,000 sessions then costs one concatenation each instead of a tag,
+    a scriptSig and a coinbase1 each (docs/benchmarks.md).
+    """
+    heads = prepared.coinbase_heads
+    head = heads.get(key)
+    if head is None:
+        head = heads[key] = build()[:-4]
+    return head
 
 
 def miner_coinbase1(prepared, user, worker_id, nonce_id):
@@ -31,16 +57,26 @@ def miner_coinbase1(prepared, user, worker_id, nonce_id):
     32 bits, as the seed's u32 does), then ``nonce_id``.  ``user`` appears in
     the tag when the job asks for "Mined by" (``coinbase_account``).
     """
+    account = user if prepared.job.coinbase_account else None
     unique_id = ((worker_id << 16) + prepared.number) & 0xFFFFFFFF
-    prefix = miner_script_sig_prefix(
-        prepared.height, _tag(prepared, user, False), prepared.coinbaseaux, unique_id, nonce_id
-    )
-    return real_coinbase1(prepared.coinbase1, prefix)
+
+    def build():
+        prefix = miner_script_sig_prefix(
+            prepared.height, _tag(prepared, user, False), prepared.coinbaseaux, unique_id, 0
+        )
+        return real_coinbase1(prepared.coinbase1, prefix)
+
+    return _with_nonce_id(_head(prepared, ("miner", account, unique_id), build), nonce_id)
 
 
 def agent_coinbase1(prepared, user, agent_id, nonce_id):
     """The mineragent layout: job number, ``agent_id``, ``nonce_id``."""
-    prefix = agent_script_sig_prefix(
-        prepared.height, _tag(prepared, user, True), prepared.coinbaseaux, prepared.number, agent_id, nonce_id
-    )
-    return real_coinbase1(prepared.coinbase1, prefix)
+    account = user if prepared.job.coinbase_account else None
+
+    def build():
+        prefix = agent_script_sig_prefix(
+            prepared.height, _tag(prepared, user, True), prepared.coinbaseaux, prepared.number, agent_id, 0
+        )
+        return real_coinbase1(prepared.coinbase1, prefix)
+
+    return _with_nonce_id(_head(prepared, ("agent", account, agent_id), build), nonce_id)

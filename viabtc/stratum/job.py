@@ -293,6 +293,10 @@ class PreparedJob:
     notify_suffix_clean: bytes
     #: when the job arrived (seconds, from the injected clock)
     received: float
+    #: a cache, not a value: the session-independent part of each real
+    #: coinbase1 made for this job (``viabtc.stratum.coinbase``), so that
+    #: a broadcast builds each account's scriptSig once, not once per session
+    coinbase_heads: dict = attrs.field(factory=dict, eq=False, repr=False)
 
     @classmethod
     def prepare(cls, job, received):
