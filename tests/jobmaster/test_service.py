@@ -10,6 +10,7 @@ from twisted.internet import defer, reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint, connectProtocol
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import deferLater
+from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import LogLevel, capturedLogs
 from twisted.protocols.portforward import ProxyFactory
 from twisted.trial.unittest import TestCase
@@ -326,20 +327,41 @@ class JobmasterNodeTests(TestCase):
         self.assertEqual(gateway.jobs(), [])
 
 
+def unanswered_config():
+    """A jobmaster config whose node is never answered (on a ``MemoryReactorClock``)."""
+    return JobmasterConfig.from_reader(ConfigReader({
+        "network": "regtest",
+        "svr": {"bind": ["tcp@127.0.0.1:6000"], "max_pkg_size": 1 << 20},
+        "main_coin": {"name": "BTC", "host": "127.0.0.1", "port": 1, "user": "u", "pass": "p"},
+        "main_coin_recipient": encode_segwit_address("bcrt", 0, MAIN_PROGRAM),
+    }))
+
+
+class StopTests(TestCase):
+    """A stop while node calls are in flight, on a simulated reactor."""
+
+    def test_stop_cancels_the_node_calls_in_flight(self):
+        """
+        Nothing of a stopped jobmaster stays behind waiting for the node:
+        neither a call's timeout nor its connection.
+        """
+        memory = MemoryReactorClock()
+        service = build_service(unanswered_config(), memory)
+        service.startService()
+        # The chain check, the first template and the tip check are asked.
+        memory.advance(1)
+        self.assertTrue(memory.getDelayedCalls())
+        stopped = service.stopService()
+        self.successResultOf(stopped)
+        self.assertEqual(memory.getDelayedCalls(), [])
+
+
 class WatchdogTests(TestCase):
     """The no-job watchdog, on a simulated reactor where the node never answers."""
 
     def test_no_job_for_600_seconds_closes_gateway_links(self):
-        from twisted.internet.testing import MemoryReactorClock
-
         memory = MemoryReactorClock()
-        config = JobmasterConfig.from_reader(ConfigReader({
-            "network": "regtest",
-            "svr": {"bind": ["tcp@127.0.0.1:6000"], "max_pkg_size": 1 << 20},
-            "main_coin": {"name": "BTC", "host": "127.0.0.1", "port": 1, "user": "u", "pass": "p"},
-            "main_coin_recipient": encode_segwit_address("bcrt", 0, MAIN_PROGRAM),
-        }))
-        service = build_service(config, memory)
+        service = build_service(unanswered_config(), memory)
         service.startService()
         self.addCleanup(service.stopService)
 

@@ -11,7 +11,9 @@ jobs), ``jobs`` (building), ``candidate`` (checking found blocks),
 is lifecycle and plumbing: the node's chain is checked before any job is
 made, a 1 s tick drives refreshes, ban expiry and the no-job watchdog, and a
 graceful stop stops accepting, lets in-flight block submissions finish
-(bounded) and closes the gateway links.
+(bounded), cancels the chain calls still waiting on the node (a node may
+take their whole timeout, or a header walk many calls) and closes the
+gateway links.
 """
 
 import attrs
@@ -117,6 +119,7 @@ class JobmasterService(MultiService):
         self._last_shutdown = None
         self._last_ban_expiry = None
         self._chain_call = None
+        self._chain_requests = set()
         self._tick = LoopingCall(self.tick)
         self._tick.clock = reactor
         self.templates.setServiceParent(self)
@@ -160,6 +163,9 @@ class JobmasterService(MultiService):
             defer.maybeDeferred(super().stopService),
             self.courier.stop(STOP_SUBMIT_TIMEOUT),
         ], consumeErrors=True)
+        # Not running any more, so their errbacks neither warn nor retry.
+        for request in list(self._chain_requests):
+            request.cancel()
 
         def close_links(result):
             self.hub.close_all()
@@ -167,9 +173,19 @@ class JobmasterService(MultiService):
 
         return stopped.addBoth(close_links)
 
+    def _chain_request(self, d):
+        """Track ``d``, a call of ``self.chain``, until it has an answer."""
+        self._chain_requests.add(d)
+
+        def answered(result):
+            self._chain_requests.discard(d)
+            return result
+
+        return d.addBoth(answered)
+
     def _check_chain(self):
         self._chain_call = None
-        d = self.chain.check_network()
+        d = self._chain_request(self.chain.check_network())
         d.addCallbacks(self._chain_checked, self._chain_failed)
 
     def _chain_checked(self, network):
@@ -181,7 +197,7 @@ class JobmasterService(MultiService):
             self.template_arrived(template, new_tip)
 
     def _chain_failed(self, failure):
-        if not self.running:
+        if not self.running or failure.check(defer.CancelledError):
             return
         if failure.check(ChainMismatch):
             self._log.critical("refusing to build jobs: {error}", error=failure.getErrorMessage(),
@@ -219,12 +235,14 @@ class JobmasterService(MultiService):
         self.work.template_arrived(template, new_tip)
         if self.work.template is template and self._facts_for != template.previous_hash:
             self._facts_for = template.previous_hash
-            d = self.chain.facts_for(template)
+            d = self._chain_request(self.chain.facts_for(template))
             d.addCallbacks(self.work.facts_arrived, self._facts_failed, errbackArgs=(template,))
 
     def _facts_failed(self, failure, template):
         if self._facts_for == template.previous_hash:
             self._facts_for = None
+        if failure.check(defer.CancelledError):
+            return
         self._log.warn("chain facts for height {height} not fetched: {error}",
                        height=template.height, error=failure.getErrorMessage(), role="jobmaster")
 
