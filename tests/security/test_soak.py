@@ -6,6 +6,11 @@ slowloris half-lines, and peers that stop reading, beside honest miners
 accepted and counted, the server's tables stay within their bounds, and it
 keeps serving afterwards.
 
+Nothing here assumes a rate: on a loaded machine the miners hash slower and
+the attack connects slower, so the attack lasts at least
+``ATTACK_SECONDS`` and until the miners have ``HONEST_SHARES`` accepted
+each and every limit has bitten, within a generous ``DEADLINE``.
+
 Attackers connect from other loopback addresses (127.0.0.x binds) so the
 per-IP limit bites them and not the honest miners on 127.0.0.1.
 """
@@ -24,6 +29,7 @@ from viabtc.stratum.limits import Limits
 from viabtc.stratum.protocol import StratumServerFactory
 from viabtc.tools.miner import MinerConfig, run_miner
 
+from tests.roles import wait_for
 from tests.stratum.jobs import job_dict, prepared_job, settings as make_settings
 from tests.stratum.test_protocol import RecordingContext
 
@@ -40,7 +46,12 @@ LIMITS = Limits(
     ban_time_max=4,
 )
 ATTACK_SECONDS = 6.0
+#: Accepted shares each honest miner must reach under attack.
+HONEST_SHARES = 5
+#: Bound of every wait here: far beyond what a loaded machine needs.
+DEADLINE = 120.0
 MAX_ATTACKERS = 300
+LIMIT_COUNTS = ("limit_line", "limit_rate", "limit_auth_timeout", "limit_conn_ip", "limit_banned")
 HANDSHAKE = (b'{"id":1,"method":"mining.subscribe","params":[]}\n'
              b'{"id":2,"method":"mining.authorize","params":["mallory","x"]}\n')
 FLOOD = b'{"id":1,"method":"mining.extranonce.subscribe","params":[]}\n' * 2000
@@ -96,7 +107,7 @@ class Reader(Protocol):
 
 
 class SoakTests(TestCase):
-    timeout = 60
+    timeout = 3 * DEADLINE
 
     def setUp(self):
         raise_fd_limit()
@@ -146,12 +157,37 @@ class SoakTests(TestCase):
             len(f.offenders), sum(len(p._buffer) for p in f.sessions),
         ))
 
-    def honest(self, shares, source_port=0):
+    def honest(self):
+        """An honest miner mining until ``finish``; its ``MinerStats`` are live."""
         config = MinerConfig(url=f"stratum+tcp://127.0.0.1:{self.port}", user="alice.rig1",
-                             max_shares=shares, duration=30, report_interval=60)
-        done = run_miner(reactor, config)
-        self.addCleanup(done.miner.finish)
-        return done
+                             report_interval=60)
+        miner = run_miner(reactor, config).miner
+        self.addCleanup(miner.finish)
+        return miner
+
+    async def mined(self, miners, shares, *, until=lambda: True):
+        """
+        Wait (``DEADLINE``) until each of ``miners`` has ``shares`` accepted and
+        ``until()`` holds; then finish them, every share sent answered, and
+        return their stats.
+        """
+        await wait_for(lambda: all(m.stats.accepted >= shares for m in miners) and until(), DEADLINE)
+        await defer.gatherResults([m.finish() for m in miners])
+        return [m.stats for m in miners]
+
+    def assert_all_honest_shares_counted(self, stats, shares):
+        """Every share the miners submitted was accepted, and counted once by the server."""
+        for s in stats:
+            self.assertGreaterEqual(s.accepted, shares)
+            self.assertEqual(dict(s.rejected), {})
+            self.assertEqual(s.submitted, s.accepted)
+        accepted = [e for e in self.context.events if e[0] == "accepted" and e[1] == "alice"]
+        rejected = [e for e in self.context.events if e[0] == "rejected" and e[1] == "alice"]
+        self.assertEqual((len(accepted), rejected), (sum(s.accepted for s in stats), []))
+
+    def attack_complete(self):
+        counts = self.factory.counts
+        return self.connects > 200 and all(counts.get(key, 0) > 0 for key in LIMIT_COUNTS)
 
     async def test_honest_miners_served_under_attack(self):
         kinds = ["garbage", "oversize", "flood", "slowloris", "slowloris", "squatter"]
@@ -164,26 +200,21 @@ class SoakTests(TestCase):
         self.job_number = 0x100
         jobs.start(0.2)
         try:
-            miners = [self.honest(15) for _ in range(3)]
+            miners = [self.honest() for _ in range(3)]
             await deferLater(reactor, ATTACK_SECONDS, lambda: None)
-            stats = await defer.gatherResults(miners)
+            stats = await self.mined(miners, HONEST_SHARES, until=self.attack_complete)
         finally:
             attack.stop()
             sampler.stop()
             jobs.stop()
 
         # Honest work: every share accepted, and every accepted share counted.
-        for s in stats:
-            self.assertGreaterEqual(s.accepted, 15)
-            self.assertEqual(dict(s.rejected), {})
-        accepted = [e for e in self.context.events if e[0] == "accepted" and e[1] == "alice"]
-        self.assertEqual(len(accepted), sum(s.accepted for s in stats))
+        self.assert_all_honest_shares_counted(stats, HONEST_SHARES)
 
         # The attack happened and each limit bit.
         counts = self.factory.counts
         self.assertGreater(self.connects, 200)
-        for key in ("limit_line", "limit_rate", "limit_auth_timeout", "limit_conn_ip",
-                    "limit_banned"):
+        for key in LIMIT_COUNTS:
             self.assertGreater(counts.get(key, 0), 0, (key, counts))
 
         # Bounded: never more sessions than allowed, buffers within the line limit.
@@ -200,17 +231,13 @@ class SoakTests(TestCase):
         # the tables drain.
         for attacker in list(self.attackers):
             attacker.transport.loseConnection()
-        for _ in range(200):
-            if not self.attackers and not self.factory.sessions:
-                break
-            await deferLater(reactor, 0.05, lambda: None)
+        await wait_for(lambda: not self.attackers and not self.factory.sessions, DEADLINE)
         self.assertEqual(self.factory._auth_deadlines, {})
         self.assertEqual(self.factory._per_host, {})
 
         # And it still serves.
-        after = await self.honest(3)
-        self.assertGreaterEqual(after.accepted, 3)
-        self.assertEqual(dict(after.rejected), {})
+        self.context.events.clear()
+        self.assert_all_honest_shares_counted(await self.mined([self.honest()], 3), 3)
 
     def broadcast(self, **changes):
         self.job_number += 1
@@ -235,10 +262,7 @@ class SoakTests(TestCase):
         for _ in range(2):
             endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", self.port)
             readers.append(await endpoint.connect(Factory.forProtocol(Reader)))
-        for _ in range(200):
-            if self.factory.authorized == 32:
-                break
-            await deferLater(reactor, 0.02, lambda: None)
+        await wait_for(lambda: self.factory.authorized >= 32, DEADLINE)
         self.assertEqual(self.factory.authorized, 32)
         # Notifies of about 32 KB each (a job with a large coinbase2).
         self.job_number = 0x100
@@ -246,10 +270,7 @@ class SoakTests(TestCase):
         jobs = LoopingCall(self.broadcast, coinbase2=big)
         jobs.start(0.02)
         try:
-            for _ in range(750):
-                if self.factory.counts.get("limit_slow_reader", 0) == 30:
-                    break
-                await deferLater(reactor, 0.02, lambda: None)
+            await wait_for(lambda: self.factory.counts.get("limit_slow_reader", 0) >= 30, DEADLINE)
         finally:
             jobs.stop()
         self.assertEqual(self.factory.counts.get("limit_slow_reader", 0), 30)
@@ -257,10 +278,7 @@ class SoakTests(TestCase):
         sent = self.job_number - 0x100
         for reader in readers:
             self.assertTrue(reader.transport.connected)
-        for _ in range(250):
-            if all(r.received >= sent * 32_000 for r in readers):
-                break
-            await deferLater(reactor, 0.02, lambda: None)
+        await wait_for(lambda: all(r.received >= sent * 32_000 for r in readers), DEADLINE)
         for reader in readers:
             self.assertGreaterEqual(reader.received, sent * 32_000)
             reader.transport.loseConnection()
