@@ -1,6 +1,7 @@
 """
-Test helpers: a gateway built from the real RPC client, and a Python solver
-for jobs (as a gateway and a miner would build the block, ref §4.4).
+Test helpers: a gateway built from the real RPC client, a Python solver
+for jobs (as a gateway and a miner would build the block, ref §4.4), and a
+port forwarder that closes cleanly.
 """
 
 import json
@@ -9,6 +10,7 @@ import socket
 from twisted.internet import reactor, threads
 from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.task import deferLater
+from twisted.protocols.portforward import ProxyClient, ProxyClientFactory, ProxyFactory, ProxyServer
 from zope.interface import implementer
 
 from viabtc.bitcoin.coinbase import coinbase_tag, miner_script_sig_prefix, real_coinbase1, tag_budget
@@ -75,6 +77,52 @@ async def wait_for(predicate, timeout=20.0, what="condition"):
             return value
         await deferLater(reactor, 0.05, lambda: None)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+class _TrackedClient(ProxyClient):
+    def connectionMade(self):
+        self.tracked = self.peer.factory.connections
+        self.tracked.add(self)
+        super().connectionMade()
+
+    def connectionLost(self, reason):
+        super().connectionLost(reason)
+        self.tracked.discard(self)
+
+
+class _TrackedClientFactory(ProxyClientFactory):
+    protocol = _TrackedClient
+
+
+class _TrackedServer(ProxyServer):
+    clientProtocolFactory = _TrackedClientFactory
+
+    def connectionMade(self):
+        self.factory.connections.add(self)
+        super().connectionMade()
+
+    def connectionLost(self, reason):
+        super().connectionLost(reason)
+        self.factory.connections.discard(self)
+
+
+class ClosingProxyFactory(ProxyFactory):
+    """
+    Twisted's TCP port forwarder, knowing its open connections on both
+    sides, so that a test's cleanup can close them and wait until they are
+    gone (rather than sleep and hope).
+    """
+
+    protocol = _TrackedServer
+
+    def __init__(self, host, port):
+        super().__init__(host, port)
+        self.connections = set()
+
+    async def close(self):
+        for connection in list(self.connections):
+            connection.transport.abortConnection()
+        await wait_for(lambda: not self.connections, what="the forwarded connections to close")
 
 
 def send_datagram(port, packet, secret=None):
