@@ -1,0 +1,142 @@
+# -*- test-case-name: tests.poolbench.test_config -*-
+"""
+Poolbench's configuration: the seed's ``poolbench.json`` (ref §7, §10) plus
+our keys.
+
+The seed's keys: ``pool_list`` (``name``, ``host``, ``port``, ``user``,
+``pass``, ``is_notify`` (true), ``is_self`` (false)), ``is_notify``
+(required), ``max_delay`` (required, seconds), ``jobmaster_url`` with
+``request_auth`` and ``jobmaster_update_interval`` (30), and the common
+``cli``, ``alert``, ``log`` and ``process`` blocks.
+
+Ours: ``jobmaster`` (an array of ``udp@ip:port`` addresses hinted besides,
+or instead of, the HTTP list; at least one of the two is required), and
+``secret`` (the HMAC key tagging every hint, which our jobmaster requires
+when it has one).  Pool ``host`` may be a DNS name (resolved again on every
+connect, as the seed does).
+"""
+
+import ipaddress
+
+import attrs
+
+from viabtc.config import (
+    SEED_IGNORED,
+    AlertBlock,
+    ConfigError,
+    LogBlock,
+    ProcessBlock,
+    SecretBlock,
+    cli_address,
+    non_empty,
+    non_negative,
+    optional_block,
+    port,
+    positive,
+    read_config_file,
+)
+
+#: The seed's sample names the module in a top-level ``name`` it never reads.
+IGNORED_KEYS = SEED_IGNORED | frozenset({"name"})
+
+
+@attrs.frozen
+class PoolEntry:
+    """One watched pool (``pool_list[i]``)."""
+
+    name: str
+    host: str
+    port: int
+    user: str
+    password: str = attrs.field(repr=False)
+    is_notify: bool = True
+    is_self: bool = False
+
+    @classmethod
+    def from_reader(cls, reader):
+        return cls(
+            name=reader.required("name", str, non_empty),
+            host=reader.required("host", str, non_empty),
+            port=reader.required("port", int, port),
+            user=reader.required("user", str, non_empty),
+            password=reader.optional("pass", str, ""),
+            is_notify=reader.optional("is_notify", bool, True),
+            is_self=reader.optional("is_self", bool, False),
+        )
+
+
+def _pools(reader):
+    pools = tuple(PoolEntry.from_reader(r) for r in reader.sections("pool_list", min_length=1))
+    seen = set()
+    for i, pool in enumerate(pools):
+        if pool.name in seen:
+            raise ConfigError(f"pool_list[{i}].name", f"{pool.name!r} is used twice")
+        seen.add(pool.name)
+    return pools
+
+
+def _jobmasters(reader):
+    """``jobmaster``: (ip, port) pairs of ``udp@ip:port`` (or plain ``ip:port``) entries."""
+    addresses = reader.addresses("jobmaster", required=False, default_transport="udp")
+    result = []
+    for i, address in enumerate(addresses):
+        key = f"{reader.path('jobmaster')}[{i}]"
+        if address.transport != "udp" or address.port == 0:
+            raise ConfigError(key, f"{address.text!r} is not a udp@ip:port address")
+        try:
+            ipaddress.ip_address(address.host)
+        except ValueError:
+            raise ConfigError(key, f"{address.text!r}: hints go to IP addresses only") from None
+        result.append(address.sockaddr)
+    return tuple(result)
+
+
+def _url(value):
+    if not value.startswith(("http://", "https://")):
+        raise ValueError(f"must be an http:// or https:// URL, got {value!r}")
+    return value
+
+
+@attrs.frozen
+class PoolbenchConfig:
+    """Poolbench's settings, validated."""
+
+    pools: tuple
+    notify: bool
+    max_delay: float
+    jobmasters: tuple = ()
+    jobmaster_url: str | None = None
+    request_auth: str | None = attrs.field(default=None, repr=False)
+    jobmaster_update_interval: float = 30.0
+    secret: SecretBlock | None = None
+    cli: object = None
+    alert: AlertBlock | None = None
+    log: LogBlock | None = None
+    process: ProcessBlock | None = None
+
+    @classmethod
+    def from_reader(cls, reader):
+        config = cls(
+            pools=_pools(reader),
+            notify=reader.required("is_notify", bool),
+            max_delay=reader.required("max_delay", float, non_negative),
+            jobmasters=_jobmasters(reader),
+            jobmaster_url=reader.optional("jobmaster_url", str, None, _url),
+            request_auth=reader.optional("request_auth", str, None),
+            jobmaster_update_interval=reader.optional("jobmaster_update_interval", float, 30.0,
+                                                      positive),
+            secret=SecretBlock.from_reader(reader),
+            cli=cli_address(reader),
+            alert=optional_block(reader, "alert", AlertBlock),
+            log=optional_block(reader, "log", LogBlock),
+            process=optional_block(reader, "process", ProcessBlock),
+        )
+        if config.jobmaster_url is None and not config.jobmasters:
+            raise ConfigError("jobmaster", "give jobmaster (udp@ip:port addresses), "
+                              "jobmaster_url, or both: hints need somewhere to go")
+        return config
+
+    @classmethod
+    def from_file(cls, path):
+        """Load and validate ``path``; ``ConfigError`` names the bad key."""
+        return read_config_file(path, cls.from_reader, IGNORED_KEYS)
