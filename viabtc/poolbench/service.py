@@ -1,0 +1,93 @@
+# -*- test-case-name: tests.poolbench.test_service -*-
+"""
+The poolbench role assembled (ref §7): a watcher per pool, the ``Bench``
+deciding on each job, the UDP sender of height hints (cmd 4) to every
+jobmaster, the jobmaster list, a 0.1 s tick for the lag monitor and the
+silence check, and the admin CLI.
+"""
+
+from twisted.application.service import MultiService
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+from viabtc.cli import cli_service
+from viabtc.poolbench.bench import Bench
+from viabtc.poolbench.commands import poolbench_commands
+from viabtc.poolbench.jobmasters import JobmasterList
+from viabtc.poolbench.watcher import PoolWatcher
+from viabtc.rpc.client import DatagramSender
+from viabtc.rpc.codec import Command, Packet
+
+ROLE = "poolbench"
+
+#: How often our pool's lag and the pools' silence are checked (the seed's 0.1 s).
+CHECK_INTERVAL = 0.1
+
+#: Largest datagram accepted back from a jobmaster (none is expected).
+MAX_REPLY_SIZE = 10240
+
+
+class PoolbenchService(MultiService):
+    """The whole role for one ``PoolbenchConfig``."""
+
+    _log = Logger()
+
+    def __init__(self, config, reactor):
+        super().__init__()
+        self.config = config
+        self.reactor = reactor
+        self.hints_sent = 0
+        self.bench = Bench(config.pools, notify=config.notify, max_delay=config.max_delay)
+        self.sender = DatagramSender(
+            (), max_size=MAX_REPLY_SIZE, secret=None if config.secret is None else config.secret.value,
+            reactor=reactor, role=ROLE)
+        self.sender.setServiceParent(self)
+        self.jobmasters = JobmasterList(
+            self.sender, reactor, static=config.jobmasters, url=config.jobmaster_url,
+            auth=config.request_auth, interval=config.jobmaster_update_interval)
+        self.jobmasters.setServiceParent(self)
+        self.watchers = [PoolWatcher(entry, reactor, self.job_received, self.bench.set_connected)
+                         for entry in config.pools]
+        for watcher in self.watchers:
+            watcher.service.setServiceParent(self)
+        if config.cli is not None:
+            commands = poolbench_commands(self.bench, self.jobmasters, reactor)
+            cli_service(config.cli, commands, reactor).setServiceParent(self)
+        self._tick = LoopingCall(self.tick)
+        self._tick.clock = reactor
+        # The RoleLogging handle when started through tap.makeService.
+        self.role_logging = None
+
+    def startService(self):
+        super().startService()
+        self._tick.start(CHECK_INTERVAL, now=False)
+
+    def stopService(self):
+        if self._tick.running:
+            self._tick.stop()
+        return super().stopService()
+
+    def job_received(self, name, job):
+        """Pool ``name`` sent ``job``: hint if it shows a new height, then check our lag."""
+        now = self.reactor.seconds()
+        body = self.bench.observe(name, job, now)
+        if body is not None:
+            self._send_hint(name, body)
+        self.bench.check_lag(now)
+
+    def _send_hint(self, name, body):
+        if not self.sender.addresses:
+            self._log.warn("pool {pool} shows height {height} but no jobmaster is known to hint",
+                           pool=name, height=self.bench.hinted_height, role=ROLE)
+            return
+        if self.sender.send(Packet(Command.HEIGHT_UPDATE, body)):
+            self.hints_sent += 1
+            self._log.info("pool {pool} shows height {height}: hinted {count} jobmaster(s): {body}",
+                           pool=name, height=self.bench.hinted_height,
+                           count=len(self.sender.addresses), body=body.decode(), role=ROLE)
+
+    def tick(self):
+        now = self.reactor.seconds()
+        self.bench.check_lag(now)
+        for watcher in self.watchers:
+            watcher.check_silence(now)
