@@ -3,14 +3,14 @@
 Runs the benchmark suite and records it: ``scripts/bench`` calls this.
 
 Processes: the jobmaster end (``benchmarks.jobfeed``) and the load
-generators on core 1, the gateway under test (``benchmarks.harness``) alone
-on core 0, the in-process measures (``benchmarks.micro``) on core 0 before
-anything else starts.  Each measure of the issue's table gets its own
-scenario; results go to ``benchmarks/results/<name>.json`` with PNG plots
-beside them, and a summary table is printed.
-
-The gateway is the harness: the real ``viabtc-gateway`` role did not exist
-when this was written (docs/benchmarks.md says how to switch).
+generators on core 1, the gateway under test alone on core 0, the
+in-process measures (``benchmarks.micro``) on core 0 before anything else
+starts.  The gateway under test is the real role, ``twistd -n
+viabtc-gateway`` with a config made from the seed's sample
+(``benchmarks.role``), fed by the jobmaster end over the module RPC.  Each
+measure of the issue's table gets its own scenario; results go to
+``benchmarks/results/<name>.json`` with PNG plots beside them, and a
+summary table is printed.
 """
 
 import argparse
@@ -134,21 +134,25 @@ class Suite:
         self.results = {"machine": machine(), "quick": self.quick}
         self.jobmaster_port = free_port()
         self.gateway_port = free_port()
+        self.writer_port = free_port()
         self.jobfeed = None
         self.gateway = None
 
     # -- processes -------------------------------------------------------------
 
     def start_gateway(self, profile=None):
-        args = ["--port", self.gateway_port, "--jobmaster-port", self.jobmaster_port, "--cpu", GATEWAY_CPU]
-        if profile:
-            args += ["--profile", profile]
-        self.gateway = Proc("benchmarks.harness", *args, cpu=GATEWAY_CPU)
-        self.gateway.expect("listening", 30)
-        self.gateway.expect("job", 30)
+        from benchmarks.context import BENCH_DIFFICULTY
+        from benchmarks.role import GatewayRole
+
+        self.gateway = GatewayRole(
+            os.path.join(self.options.out, "gateway-run"), self.gateway_port, self.jobmaster_port,
+            self.writer_port, BENCH_DIFFICULTY, GATEWAY_CPU, profile=profile,
+        )
+        self.gateway.wait_listening(60)
+        self.gateway.expect_job(None, 60)
 
     def stop_gateway(self):
-        self.gateway.stop(signal.SIGINT)
+        self.gateway.stop()
         self.gateway = None
 
     def loadgen(self, *args):
@@ -156,9 +160,12 @@ class Suite:
 
     def fresh_job(self):
         """A clean job: empties the gateway's duplicate sets between runs."""
-        self.jobfeed.send("push clean mainnet")
-        self.jobfeed.expect("pushed")
-        self.gateway.expect("job")
+        pushed = self.jobfeed_push("push clean mainnet")
+        self.gateway.expect_job(pushed["job_id"])
+
+    def jobfeed_push(self, command):
+        self.jobfeed.send(command)
+        return self.jobfeed.expect("pushed")
 
     # -- scenarios ---------------------------------------------------------------
 
@@ -194,18 +201,16 @@ class Suite:
         time.sleep(1.0)
         rows = []
         for i in range(pushes):
-            self.jobfeed.send("push clean" if i % 2 else "push")
-            pushed = self.jobfeed.expect("pushed")
+            pushed = self.jobfeed_push("push clean" if i % 2 else "push")
             notified = gen.expect("notified", 60)
-            job = self.gateway.expect("job")
+            miners = self.gateway.expect_job(pushed["job_id"])
             rows.append(
                 {
                     "job_id": pushed["job_id"],
                     "clean": pushed["clean"],
                     "last_notify_ms": (notified["last"] - pushed["t"]) * 1e3,
                     "first_notify_ms": (notified["first"] - pushed["t"]) * 1e3,
-                    "gateway_prepare_ms": job["prepare_ms"],
-                    "gateway_broadcast_ms": job["broadcast_ms"],
+                    "gateway_miners": miners,
                     "sessions": notified["sessions"],
                 }
             )
@@ -244,9 +249,8 @@ class Suite:
     def block(self):
         """Block candidate: share sent → cmd 2 in the jobmaster → submitblock body ready."""
         blocks = 5 if self.quick else 20
-        self.jobfeed.send("push clean regtest")
-        self.jobfeed.expect("pushed")
-        self.gateway.expect("job")
+        pushed = self.jobfeed_push("push clean regtest")
+        self.gateway.expect_job(pushed["job_id"])
         gen = self.loadgen("--mode", "block", "--connections", 1, "--blocks", blocks)
         rows = []
         for _ in range(blocks):
@@ -259,9 +263,7 @@ class Suite:
                 }
             )
         gen.stop()
-        self.jobfeed.send("push clean mainnet")
-        self.jobfeed.expect("pushed")
-        self.gateway.expect("job")
+        self.fresh_job()
         self.results["block"] = rows
 
     def profile(self):

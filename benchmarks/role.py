@@ -1,0 +1,152 @@
+# -*- test-case-name: benchmarks -*-
+"""
+The real ``viabtc-gateway`` role as the benchmarks' gateway under test.
+
+``twistd -n viabtc-gateway --config <file>``, the command an operator runs,
+with a config made from the seed's sample ``gateway.json`` (ref §10): the
+Stratum port and the jobmaster link on the benchmark's loopback ports,
+``diff_min`` low enough for the load generator's ``d=2^-31`` shares, and a
+``limits`` section lifting only the per-connection request rate (100/s,
+meant for miners; the generator sends thousands).  The statistics writer
+address is a UDP port nobody listens on: the gateway journals its minutes
+and resends them, as it does in production while the writer is down, which
+costs a few file writes a minute.
+
+Job timings come from the gateway's own log (``job <id> at height ... sent
+to N miners``, written after the broadcast); the fan-out figure itself is
+measured outside the gateway (jobfeed push stamp → load generator's last
+notify).  ``python -m benchmarks.role --profile FILE -- <twistd args>``
+runs twistd under pyinstrument and writes a text profile when it stops.
+"""
+
+import argparse
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+#: The seed's sample config, as the gateway is deployed from it.
+SEED_CONFIG = os.path.join(ROOT, "..", "shared", "seed", "configs", "gateway.json")
+
+
+def gateway_config(run_dir, stratum_port, jobmaster_port, writer_port, difficulty):
+    """The seed's ``gateway.json`` pointed at the benchmark's ports and files."""
+    with open(SEED_CONFIG) as f:
+        config = json.load(f)
+    for key in ("http_svr", "monitor", "cli", "alert"):
+        config.pop(key, None)
+    config["log"] = {"path": os.path.join(run_dir, "gateway"), "flag": "fatal,error,warn,info"}
+    config["process"] = {"file_limit": 0, "core_limit": 0}
+    config["svr"]["bind"] = [f"tcp@127.0.0.1:{stratum_port}"]
+    config["job"]["addr"] = [f"tcp@127.0.0.1:{jobmaster_port}"]
+    # A 4,000-transaction job body is far below this; found blocks go up.
+    config["job"]["max_pkg_size"] = 1 << 20
+    config["writer"]["addr"] = [f"udp@127.0.0.1:{writer_port}"]
+    config["queue"] = os.path.join(run_dir, "gateway-queue")
+    config["worker_num"] = 1
+    config["diff_min"] = difficulty
+    config["diff_default"] = difficulty
+    config["limits"] = {"request_rate": 1e9, "request_burst": 1_000_000_000}
+    return config
+
+
+class GatewayRole:
+    """One ``viabtc-gateway`` twistd process pinned to ``cpu``; its log read for job lines."""
+
+    def __init__(self, run_dir, stratum_port, jobmaster_port, writer_port, difficulty, cpu, profile=None):
+        os.makedirs(run_dir, exist_ok=True)
+        self.port = stratum_port
+        self.config_path = os.path.join(run_dir, "gateway.json")
+        with open(self.config_path, "w") as f:
+            json.dump(gateway_config(run_dir, stratum_port, jobmaster_port, writer_port, difficulty), f, indent=2)
+        self.log_path = os.path.join(run_dir, "gateway-twistd.log")
+        open(self.log_path, "w").close()
+        twistd = ["--logfile", self.log_path, "--pidfile", "", "-n", "viabtc-gateway", "--config", self.config_path]
+        if profile:
+            argv = [sys.executable, "-m", "benchmarks.role", "--profile", profile, "--", *twistd]
+        else:
+            argv = [os.path.join(os.path.dirname(sys.executable), "twistd"), *twistd]
+        self.popen = subprocess.Popen(
+            argv, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=open(os.path.join(run_dir, "gateway-twistd.stderr"), "a"),
+        )
+        os.sched_setaffinity(self.popen.pid, {cpu})
+        self._log = open(self.log_path)
+        self._tail = ""
+
+    @property
+    def pid(self):
+        return self.popen.pid
+
+    def wait_listening(self, timeout=60.0):
+        """Wait for the Stratum port (opened at start; miners are refused until a job came)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.popen.poll() is not None:
+                raise RuntimeError(f"gateway exited ({self.popen.returncode}); see {self.log_path}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.5).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"gateway did not open port {self.port} within {timeout:g} s")
+
+    def expect_job(self, job_id=None, timeout=60.0):
+        """Wait for the log line of a job sent to the miners (``job_id`` or any); returns its miners count."""
+        pattern = re.compile(r"job (\w+) at height \d+ \(clean \w+\) sent to (\d+) miners")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            chunk = self._log.read()
+            if chunk:
+                self._tail += chunk
+                *lines, self._tail = self._tail.split("\n")
+                for line in lines:
+                    m = pattern.search(line)
+                    if m and (job_id is None or m.group(1) == job_id):
+                        return int(m.group(2))
+                continue
+            if self.popen.poll() is not None:
+                raise RuntimeError(f"gateway exited ({self.popen.returncode}); see {self.log_path}")
+            time.sleep(0.02)
+        raise RuntimeError(f"gateway logged no job {job_id or ''} within {timeout:g} s")
+
+    def stop(self, timeout=30.0):
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+        self._log.close()
+
+
+def main():
+    """twistd under pyinstrument: ``--profile FILE -- <twistd args>``."""
+    parser = argparse.ArgumentParser(description="twistd under pyinstrument")
+    parser.add_argument("--profile", required=True)
+    parser.add_argument("twistd", nargs=argparse.REMAINDER)
+    options = parser.parse_args()
+    args = options.twistd[1:] if options.twistd[:1] == ["--"] else options.twistd
+    from pyinstrument import Profiler
+    from twisted.scripts.twistd import run
+
+    profiler = Profiler(interval=0.0005)
+    sys.argv = ["twistd", *args]
+    profiler.start()
+    try:
+        run()
+    finally:
+        profiler.stop()
+        with open(options.profile, "w") as f:
+            f.write(profiler.output_text(unicode=True, color=False))
+
+
+if __name__ == "__main__":
+    main()
