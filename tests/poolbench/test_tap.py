@@ -2,6 +2,7 @@
 
 import os
 
+from twisted.internet import reactor
 from twisted.trial.unittest import TestCase
 
 from tests.poolbench.test_config import local_config
@@ -25,5 +26,5 @@ class OptionsTests(RoleTapChecks, TestCase):
     def test_seed_sample_builds(self):
         options = tap.Options()
         options.parseOptions(["--config", SEED])
-        self.assertEqual([w.entry.name for w in PoolbenchService(options.config, None).watchers],
+        self.assertEqual([w.entry.name for w in PoolbenchService(options.config, reactor).watchers],
                          ["viabtc"])

@@ -12,6 +12,8 @@ reconnected, since a session that silently stopped getting jobs looks
 connected forever.
 """
 
+import random
+
 from twisted.application.internet import backoffPolicy
 from twisted.logger import Logger
 
@@ -23,6 +25,11 @@ MAX_RETRY_DELAY = 10.0
 
 #: A pool that sent no job for this long is reconnected (ref §7).
 SILENCE_TIMEOUT = 600.0
+
+
+def _jitter():
+    """Up to one first delay more, not backoffPolicy's default of up to a second."""
+    return random.uniform(0, FIRST_RETRY_DELAY)
 
 
 class PoolWatcher(StratumClientHandler):
@@ -45,7 +52,8 @@ class PoolWatcher(StratumClientHandler):
         self.last_heard = None
         self.service = StratumClientService(
             reactor, StratumAddress(entry.host, entry.port), self, entry.user, entry.password,
-            retry_policy=backoffPolicy(initialDelay=FIRST_RETRY_DELAY, maxDelay=MAX_RETRY_DELAY),
+            retry_policy=backoffPolicy(initialDelay=FIRST_RETRY_DELAY, maxDelay=MAX_RETRY_DELAY,
+                                       jitter=_jitter),
         )
 
     @property
