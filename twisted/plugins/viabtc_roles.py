@@ -37,3 +37,9 @@ viabtcAlertcenter = ServiceMaker(
     "Collects critical logs from every role into the Redis list alert:message.",
     "viabtc-alertcenter",
 )
+viabtcPoolbench = ServiceMaker(
+    "viabtc-poolbench",
+    "viabtc.poolbench.tap",
+    "Watches other pools' Stratum jobs and hints new heights to the jobmaster.",
+    "viabtc-poolbench",
+)
