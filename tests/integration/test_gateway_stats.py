@@ -12,9 +12,9 @@ Then the same stream with faults, each ending with the same contents:
 the metawriter stopped abruptly mid-stream and started again (in-process,
 and as a ``twistd`` process killed with SIGKILL), the metarelay restarted
 mid-stream, and Redis stopped for a real 30 s mid-stream and started again
-on the same port with its data.  One variant is a known failure (``todo``):
-a metawriter restarted between its minute flush and a worker's reconnect
-writes that worker's ``newworker`` entry a second time within the hour.
+on the same port with its data, and a metawriter restarted between its
+minute flush and a worker's reconnect (the worker's ``newworker`` entry is
+still written once: the once-an-hour rule is kept in Redis).
 
 The gateway's clock is the real reactor moved onto the script's minutes
 (``statsrun.ScriptClock``), the metawriter's a ``task.Clock`` that follows
@@ -214,10 +214,6 @@ class FaultTests(GatewayStatsRun):
         await self.miners.play(PART_B2 + MINUTE)
         await self.finish()
         self.assertScriptContents(ordered=False)
-
-    test_metawriter_restart_between_a_flush_and_a_reconnect.todo = (
-        "the metawriter's newworker table (WriterAggregator._workers) is not journaled: after a restart"
-        " a worker seen before the last flush gets a second newworker entry within the hour")
 
     async def test_metawriter_killed_with_sigkill_mid_stream(self):
         """

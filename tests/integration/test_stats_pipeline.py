@@ -42,7 +42,7 @@ from viabtc.metawriter.service import MetaWriterService
 from viabtc.rpc.client import DatagramSender
 from viabtc.rpc.codec import Packet, PacketType, encode
 from viabtc.rpc.reliable import ReliableSender
-from viabtc.stats import records
+from viabtc.stats import records, schema
 from viabtc.stats.gateway_agg import MinuteAggregator
 from viabtc.stats.records import BlockRecord, EventRecord, encode_bodies
 
@@ -155,13 +155,14 @@ def expected_contents():
 def snapshot(server, own_metrics=False):
     """
     Every key in Redis with its value (hash -> dict, set -> set, list ->
-    list), without the replay guards.  Unless ``own_metrics``, the
+    list), without our bookkeeping keys (``viabtc:*``: replay and
+    ``newworker`` guards).  Unless ``own_metrics``, the
     metawriter's own ``job:*`` keys are left out: ``meta_flush_cost``
     depends on how long Redis writes waited, which is what faults change.
     """
     contents = {}
     for key in server.command("KEYS", "*"):
-        if key.startswith("viabtc:applied:") or (not own_metrics and key.startswith("job:")):
+        if key.startswith(schema.INTERNAL_PREFIX) or (not own_metrics and key.startswith("job:")):
             continue
         kind = server.command("TYPE", key)
         if kind == "hash":

@@ -10,7 +10,7 @@ from twisted.logger import globalLogPublisher
 from twisted.trial import unittest
 
 from viabtc.metawriter.journal import Journal, JournaledPacket, decode_batches, encode_batches
-from viabtc.stats.writer_agg import Batch
+from viabtc.stats.writer_agg import Batch, once
 
 T = 1482252540
 DIGEST_A = b"a" * 32
@@ -21,7 +21,10 @@ def packet(n):
     return JournaledPacket(T + n, 102, b"body %d" % n)
 
 
-BATCH = Batch("ab" * 16, (("HINCRBY", "btc:s:alice", str(T), "3"), ("RPUSH", "newevent", '{"user": "é"}')))
+BATCH = Batch("ab" * 16, (
+    ("HINCRBY", "btc:s:alice", str(T), "3"), ("RPUSH", "newevent", '{"user": "é"}'),
+    once("viabtc:newworker:btc:é:rig1", 3600, ("RPUSH", "newworker", '{"user": "é"}')),
+))
 
 
 class JournalTests(unittest.TestCase):

@@ -181,6 +181,27 @@ class WriterTests(unittest.TestCase):
         self.assertEqual(len(self.server.command("LRANGE", "newworker", 0, -1)), 1)
 
     @defer.inlineCallbacks
+    def test_restart_after_a_flush_keeps_newworker_once_an_hour(self):
+        """
+        The journal no longer holds a worker's first ``connected`` once a
+        flush covered it; after a restart her reconnect within the hour must
+        still not write a second ``newworker`` entry.
+        """
+        writer = self.writer()
+        self.feed(writer, "first", packet(101, [EventRecord("alice", "rig1", "btc", "10.0.0.9", "connected")]))
+        self.clock.advance(0)
+        yield self.minute(writer)
+        writer.journal.close()
+        writer.store.stop()
+        restarted = self.writer()
+        self.feed(restarted, "again", packet(101, [EventRecord("alice", "rig1", "btc", "10.0.0.9", "connected")]))
+        self.clock.advance(0)
+        yield self.minute(restarted)
+        self.assertEqual(len(self.server.command("LRANGE", "newevent", 0, -1)), 2)
+        self.assertEqual(self.server.command("LRANGE", "newworker", 0, -1),
+                         ['{"user": "alice", "worker": "rig1", "coin": "btc"}'])
+
+    @defer.inlineCallbacks
     def test_flush_cost_recorded_while_redis_waits(self):
         writer = self.writer()
         self.server.stop()

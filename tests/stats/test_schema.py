@@ -30,6 +30,12 @@ class KeyTests(unittest.TestCase):
              schema.NEWWORKER, schema.ALERT_MESSAGE),
             ("mining:keys", "monitor:keys", "newblock", "newevent", "newworker", "alert:message"))
 
+    def test_internal_keys(self):
+        self.assertEqual(schema.apply_guard_key("ab12"), "viabtc:applied:ab12")
+        self.assertEqual(schema.newworker_guard_key("btc", "alice", "rig1"), "viabtc:newworker:btc:alice:rig1")
+        for key in (schema.apply_guard_key("ab12"), schema.newworker_guard_key("btc", "a", "b")):
+            self.assertTrue(key.startswith(schema.INTERNAL_PREFIX))
+
     def test_float_format(self):
         self.assertEqual(schema.format_float(0.1), "0.1")
         self.assertEqual(schema.format_float(1 / 3), "0.3333333333333333")

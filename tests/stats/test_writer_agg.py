@@ -6,6 +6,7 @@ Metawriter aggregation: scripted packets give exactly the seed's Redis commands
 import hashlib
 import itertools
 
+from hypothesis import given, settings, strategies as st
 from twisted.trial import unittest
 
 from tests.support import redis_server
@@ -14,7 +15,7 @@ from viabtc.stats.records import (
     BlockRecord, EventRecord, MonitorFloatRecord, MonitorIntRecord, RecordError, ShareRecord,
     encode_bodies,
 )
-from viabtc.stats.writer_agg import APPLY_SCRIPT, Batch, WriterAggregator
+from viabtc.stats.writer_agg import APPLY_SCRIPT, Batch, WriterAggregator, once
 
 T = 1482252540  # a minute start
 
@@ -253,31 +254,6 @@ class EventTests(unittest.TestCase):
             ("RPUSH", "newblock", '{"user": "alice", "worker": "rig1", "name": "BTC", "hash": "00ff"}'),
         )))
 
-    def test_newworker_at_most_hourly(self):
-        server = redis_server(self)
-        r = counter_random()
-        w = WriterAggregator(random=r)
-
-        def event(kind, now, worker="rig1"):
-            body = packet(records.META_EVENT, [EventRecord("alice", worker, "btc", "1.2.3.4", kind)], random=r)
-            batch = w.receive(records.META_EVENT, body, now).batch
-            apply(server, batch)
-            return batch.commands
-
-        connected = '{"user": "alice", "worker": "rig1", "coin": "btc", "peer": "1.2.3.4", "event": "connected"}'
-        newworker = '{"user": "alice", "worker": "rig1", "coin": "btc"}'
-        self.assertEqual(event("connected", T), (("RPUSH", "newworker", newworker), ("RPUSH", "newevent", connected)))
-        self.assertEqual(event("disconnected", T + 10)[0][1], "newevent")
-        self.assertEqual(event("connected", T + 20), (("RPUSH", "newevent", connected),))
-        self.assertEqual(len(event("connected", T + 30, worker="rig2")), 2)
-        w.flush(T + 3599)
-        self.assertEqual(len(event("connected", T + 3599)), 1)
-        w.flush(T + 3601)  # forgets workers not announced for an hour
-        self.assertEqual(len(event("connected", T + 3601)), 2)
-        self.assertEqual(server.command("LLEN", "newevent"), 6)
-        self.assertEqual(server.command("LRANGE", "newworker", 0, -1), [
-            newworker, '{"user": "alice", "worker": "rig2", "coin": "btc"}', newworker])
-
     def test_event_batch_replay_safe(self):
         server = redis_server(self)
         w = WriterAggregator(random=counter_random())
@@ -286,3 +262,153 @@ class EventTests(unittest.TestCase):
         apply(server, batch)
         apply(server, batch)
         self.assertEqual(server.command("LLEN", "newblock"), 1)
+
+
+NEWWORKER = '{"user": "alice", "worker": "rig1", "coin": "btc"}'
+GUARD = "viabtc:newworker:btc:alice:rig1"
+
+
+def connected_json(user="alice", worker="rig1", coin="btc", event="connected"):
+    return ('{"user": "%s", "worker": "%s", "coin": "%s", "peer": "1.2.3.4", "event": "%s"}'
+            % (user, worker, coin, event))
+
+
+class NewworkerTests(unittest.TestCase):
+    """
+    One ``newworker`` entry per (user, worker, coin) per hour, kept by a guard
+    key in a real Redis: it holds for a fresh aggregator (a restarted
+    metawriter) and between brother metawriters as well as within one.
+    Redis's clock cannot be moved, so an hour passing in Redis is played by
+    deleting the guard key, which is what its expiry does.
+    """
+
+    def setUp(self):
+        self.server = redis_server(self)
+        self.random = counter_random()
+
+    def aggregator(self, **kw):
+        return WriterAggregator(random=self.random, **kw)
+
+    def event(self, w, now, kind="connected", user="alice", worker="rig1", coin="btc"):
+        """One cmd-101 packet through ``w``, its batch applied; returns the batch's commands."""
+        body = packet(records.META_EVENT, [EventRecord(user, worker, coin, "1.2.3.4", kind)], random=self.random)
+        batch = w.receive(records.META_EVENT, body, now).batch
+        apply(self.server, batch)
+        return batch.commands
+
+    def lists(self):
+        return (self.server.command("LRANGE", "newworker", 0, -1),
+                self.server.command("LLEN", "newevent"))
+
+    def test_commands_guard_the_entry_in_redis(self):
+        w = self.aggregator()
+        self.assertEqual(self.event(w, T), (
+            ("@once", GUARD, "3600", "RPUSH", "newworker", NEWWORKER),
+            ("RPUSH", "newevent", connected_json()),
+        ))
+        self.assertEqual(self.server.command("GET", GUARD), "1")
+        self.assertTrue(3590 <= self.server.command("TTL", GUARD) <= 3600)
+        self.assertEqual(self.lists(), ([NEWWORKER], 1))
+
+    def test_newworker_at_most_hourly(self):
+        w = self.aggregator()
+        self.assertEqual(len(self.event(w, T)), 2)
+        self.assertEqual(self.event(w, T + 10, "disconnected")[0][1], "newevent")
+        # Within the hour the in-memory pre-filter spares Redis the guarded command.
+        self.assertEqual(self.event(w, T + 20), (("RPUSH", "newevent", connected_json()),))
+        self.assertEqual(len(self.event(w, T + 30, worker="rig2")), 2)
+        w.flush(T + 3599)
+        self.assertEqual(len(self.event(w, T + 3599)), 1)
+        w.flush(T + 3601)  # forgets workers not announced for an hour
+        self.server.command("DEL", GUARD)  # and so does Redis
+        self.assertEqual(len(self.event(w, T + 3601)), 2)
+        self.assertEqual(self.lists(), (
+            [NEWWORKER, '{"user": "alice", "worker": "rig2", "coin": "btc"}', NEWWORKER], 6))
+
+    def test_restarted_aggregator_does_not_announce_a_known_worker_again(self):
+        before = self.aggregator()
+        self.event(before, T)
+        before.flush(T + 60)
+        # The metawriter restarts: a fresh aggregator, the same Redis.
+        after = self.aggregator()
+        commands = self.event(after, T + 1800)
+        self.assertEqual(commands[0][:2], ("@once", GUARD))
+        self.assertEqual(self.lists(), ([NEWWORKER], 2))
+        # The refused guard was not renewed: it still ends an hour after the entry.
+        self.assertLessEqual(self.server.command("TTL", GUARD), 3600)
+        # Another worker of the same user is new, after the restart as before.
+        self.event(after, T + 1801, worker="rig2")
+        self.assertEqual(self.lists()[0], [NEWWORKER, '{"user": "alice", "worker": "rig2", "coin": "btc"}'])
+
+    def test_restarted_aggregator_announces_again_after_the_hour(self):
+        self.event(self.aggregator(), T)
+        self.server.command("DEL", GUARD)
+        self.event(self.aggregator(), T + 3700)
+        self.assertEqual(self.lists(), ([NEWWORKER, NEWWORKER], 2))
+
+    def test_brothers_share_the_rule(self):
+        a, b = self.aggregator(), self.aggregator()
+        self.event(a, T)
+        self.event(b, T + 5)
+        self.event(a, T + 6, worker="rig2")
+        self.event(b, T + 7, worker="rig2")
+        # The same worker on another coin is another worker.
+        self.event(b, T + 8, coin="bch")
+        self.assertEqual(self.lists(), ([
+            NEWWORKER, '{"user": "alice", "worker": "rig2", "coin": "btc"}',
+            '{"user": "alice", "worker": "rig1", "coin": "bch"}'], 5))
+
+    def test_replayed_event_batch_sets_nothing_twice(self):
+        w = self.aggregator()
+        body = packet(records.META_EVENT, [EventRecord("alice", "rig1", "btc", "1.2.3.4", "connected")],
+                      random=self.random)
+        batch = w.receive(records.META_EVENT, body, T).batch
+        self.assertEqual([int(x) for x in apply(self.server, batch)[:2]], [1, 0])
+        self.server.command("DEL", GUARD)
+        # The batch guard alone stops a re-sent batch, guarded commands included.
+        self.assertEqual([int(x) for x in apply(self.server, batch)[:2]], [0, 0])
+        self.assertEqual(self.lists(), ([NEWWORKER], 1))
+
+    def test_failing_guard_skips_its_command_and_is_counted(self):
+        batch = Batch("cd" * 16, (
+            once(GUARD, "not-a-number", ("RPUSH", "newworker", NEWWORKER)),
+            ("RPUSH", "newevent", connected_json()),
+        ))
+        applied, errors, first = apply(self.server, batch)
+        self.assertEqual((int(applied), int(errors)), (1, 1))
+        self.assertIn("not an integer", first)
+        self.assertEqual(self.lists(), ([], 1))
+
+    def test_worker_save_time_is_whole_seconds(self):
+        for bad in (0, -1, 3600.0, "3600", None):
+            self.assertRaises(ValueError, WriterAggregator, worker_save_time=bad)
+
+    @settings(max_examples=40, deadline=None)
+    @given(st.lists(st.tuples(
+        st.integers(0, 2),  # which writer: 0 and 1 are brothers; 2 restarts the first
+        st.sampled_from([("alice", "rig1", "btc"), ("alice", "rig2", "btc"), ("bob", "rig1", "btc"),
+                         ("alice", "rig1", "bch")]),
+        st.sampled_from(["connected", "disconnected"]),
+        st.integers(0, 60),  # seconds since the previous event
+    ), max_size=30))
+    def test_one_entry_per_worker_within_the_hour_whatever_restarts(self, steps):
+        """
+        Events within one hour, spread over two brother writers, one of
+        which restarts at random: each worker that connected has exactly one
+        ``newworker`` entry, in the order of first connection, and every
+        event has its ``newevent`` entry.
+        """
+        self.server.command("FLUSHALL")
+        writers = [self.aggregator(), self.aggregator()]
+        now = T
+        first_seen = []
+        for which, (user, worker, coin), kind, gap in steps:
+            now += gap
+            if which == 2:
+                writers[0] = self.aggregator()
+                which = 0
+            self.event(writers[which], now, kind, user, worker, coin)
+            if kind == "connected" and (user, worker, coin) not in first_seen:
+                first_seen.append((user, worker, coin))
+        self.assertEqual(self.lists(), (
+            ['{"user": "%s", "worker": "%s", "coin": "%s"}' % ident for ident in first_seen], len(steps)))

@@ -21,9 +21,14 @@ SHARE_POW = "p"
 SHARE_GOAL = "g"
 _SHARE_TYPES = frozenset((SHARE_COUNT, SHARE_POW, SHARE_GOAL))
 
-# Prefix of the replay guards that make a retried write batch count once
-# (see viabtc.stats.writer_agg).  Not read by any pool website.
-APPLY_GUARD_PREFIX = "viabtc:applied:"
+# Our own bookkeeping keys all start with this; no pool website reads them.
+INTERNAL_PREFIX = "viabtc:"
+# Replay guards that make a retried write batch count once (see
+# viabtc.stats.writer_agg).
+APPLY_GUARD_PREFIX = INTERNAL_PREFIX + "applied:"
+# Guards that let one ``newworker`` entry through per worker per hour, shared
+# by every metawriter writing this Redis and surviving their restarts.
+NEWWORKER_GUARD_PREFIX = INTERNAL_PREFIX + "newworker:"
 
 
 def share_record_key(user, worker=None, reject=False):
@@ -65,6 +70,15 @@ def monitor_hosts_key(coin, key):
 def apply_guard_key(batch_id):
     """The replay guard of one write batch (``batch_id`` is hex)."""
     return APPLY_GUARD_PREFIX + batch_id
+
+
+def newworker_guard_key(coin, user, worker):
+    """
+    ``viabtc:newworker:<coin>:<user>:<worker>``: present while a ``newworker``
+    entry for that worker is less than an hour old.  User and worker names
+    are letters and digits (ref §4.2), so the colons cannot be ambiguous.
+    """
+    return NEWWORKER_GUARD_PREFIX + coin + ":" + user + ":" + worker
 
 
 def format_float(value):

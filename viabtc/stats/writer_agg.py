@@ -19,6 +19,11 @@ unknown outcome (timeout, dropped connection) applies it at most once, with no
 read-then-write race between checking a marker and re-applying.  Large flushes
 are cut into several batches, each with its own guard, so no single script
 blocks Redis for long.
+
+Once per hour.  The seed's ``newworker`` rule (one entry per worker per hour)
+is kept in Redis too, by a guarded command inside the same script (``once``),
+so a restart (the journal replays only what the last flush did not cover) or a
+brother metawriter does not announce a known worker a second time.
 """
 
 import hashlib
@@ -36,21 +41,36 @@ GUARD_TTL = 86400
 MAX_BATCH_COMMANDS = 10000
 DEDUPE_LIMIT = 2_000_000
 
+ONCE = "@once"
+
 APPLY_SCRIPT = """\
 -- KEYS[1]: replay guard; ARGV[1]: guard ttl; then per command: argc, args...
+-- A command '@once', key, ttl, args... runs args only if SET key 1 NX EX ttl succeeds.
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
   return {0, 0, ''}
 end
 local errors, first = 0, ''
-local i, n = 2, #ARGV
-while i <= n do
-  local argc = tonumber(ARGV[i])
-  local reply = redis.pcall(unpack(ARGV, i + 1, i + argc))
+local function failed(reply)
   if type(reply) == 'table' and reply.err then
     errors = errors + 1
     if first == '' then first = reply.err end
+    return true
   end
-  i = i + argc + 1
+  return false
+end
+local i, n = 2, #ARGV
+while i <= n do
+  local start, stop = i + 1, i + tonumber(ARGV[i])
+  local run = true
+  if ARGV[start] == '@once' then
+    local set = redis.pcall('SET', ARGV[start + 1], '1', 'NX', 'EX', ARGV[start + 2])
+    run = set and not failed(set)
+    start = start + 3
+  end
+  if run then
+    failed(redis.pcall(unpack(ARGV, start, stop)))
+  end
+  i = stop + 1
 end
 return {1, errors, first}
 """
@@ -60,12 +80,27 @@ Replies ``[1, errors, first_error]`` when applied, ``[0, 0, ""]`` when the
 guard shows the batch was applied before.  A command that fails inside (e.g.
 WRONGTYPE on a key someone else wrote) does not stop the others, exactly like
 MULTI/EXEC; the count and first message are for the caller's log.
+
+A command built by ``once`` is conditional: it runs only if its own key could
+be set (``SET key 1 NX EX ttl``), in the same atomic script.  That is how a
+rule such as "one ``newworker`` entry per worker per hour" holds across
+metawriter restarts and brother metawriters: Redis, not one process's memory,
+remembers the last entry.
 """
+
+
+def once(key, ttl, command):
+    """``command`` run only if ``SET key 1 NX EX ttl`` succeeds (see ``APPLY_SCRIPT``)."""
+    return (ONCE, key, str(ttl)) + tuple(command)
 
 
 @attrs.frozen
 class Batch:
-    """Redis commands applied together, at most once (see ``APPLY_SCRIPT``)."""
+    """
+    Redis commands applied together, at most once (see ``APPLY_SCRIPT``).
+    Each command is a tuple of strings: a Redis command, or one built by
+    ``once``.
+    """
 
     batch_id: str
     commands: tuple
@@ -154,6 +189,9 @@ class WriterAggregator:
                  guard_ttl=GUARD_TTL, worker_save_time=WORKER_SAVE_TIME,
                  max_batch_commands=MAX_BATCH_COMMANDS, dedupe_limit=DEDUPE_LIMIT,
                  random=os.urandom):
+        if type(worker_save_time) is not int or worker_save_time <= 0:
+            # It becomes a Redis EX argument, which takes whole seconds only.
+            raise ValueError("worker_save_time must be a positive integer, got %r" % (worker_save_time,))
         self.key_expire = key_expire
         self.retention = retention
         self.guard_ttl = guard_ttl
@@ -168,7 +206,7 @@ class WriterAggregator:
         self._floats = {}
         # mining:keys member -> time of its last SADD
         self._mining_keys = {}
-        # (user, worker, coin) -> time of its last newworker
+        # (user, worker, coin) -> time of its last guarded newworker command
         self._workers = {}
 
     def receive(self, command, body, now):
@@ -203,6 +241,17 @@ class WriterAggregator:
         return Receipt(digest, False, batch)
 
     def _event_commands(self, recs, now):
+        """
+        ``newevent`` for each record, and for a ``connected`` one a
+        ``newworker`` entry guarded in Redis (``once``): the guard key lives
+        ``worker_save_time`` seconds, so a worker announced by this process
+        before a restart, or by a brother metawriter, is not announced again
+        within that time.  ``_workers`` is only a pre-filter that spares
+        Redis the guarded command when this process itself sent one less
+        than ``worker_save_time`` ago; it can only suppress entries the
+        guard would refuse, or delay one to at most ``worker_save_time``
+        after this process's last try.
+        """
         commands = []
         workers = self._workers
         for r in recs:
@@ -211,7 +260,9 @@ class WriterAggregator:
                 last = workers.get(ident)
                 if last is None or now - last >= self.worker_save_time:
                     workers[ident] = now
-                    commands.append(("RPUSH", schema.NEWWORKER, schema.worker_json(r.user, r.worker, r.coin)))
+                    commands.append(once(
+                        schema.newworker_guard_key(r.coin, r.user, r.worker), self.worker_save_time,
+                        ("RPUSH", schema.NEWWORKER, schema.worker_json(r.user, r.worker, r.coin))))
             commands.append(("RPUSH", schema.NEWEVENT,
                              schema.event_json(r.user, r.worker, r.coin, r.peer, r.event)))
         return commands
