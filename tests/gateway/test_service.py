@@ -208,14 +208,16 @@ class GatewayServiceTests(TestCase):
         notify = miner.notifications("mining.notify")[0]
         en2, ntime, nonce, digest = solve(notify, miner.extranonce1, DIFFICULTY, block=True)
 
-        # Record the order in which the gateway writes to its two real
-        # transports (the jobmaster link, up now, and the miner's connection).
+        # Record the order in which the gateway hands its bytes over: to the
+        # jobmaster link's transport (the link up now), and to the miner's
+        # Stratum connection through its one output, ``write`` (which may
+        # send straight to the socket, bypassing the transport).
         await wait_for(lambda: self.service.job_client.connected, what="the jobmaster link")
         link = self.service.job_client._protocol
         writes = []
         self.record(link.transport, "jobmaster", writes)
         (session,) = self.service.server.sessions
-        self.record(session.transport, "miner", writes)
+        self.record(session, "miner", writes)
 
         reply = await miner.call("mining.submit", ["alice.rig1", "1", en2, ntime, nonce])
         self.assertIs(reply["result"], True)
@@ -238,19 +240,19 @@ class GatewayServiceTests(TestCase):
             root = sha256d(root + sibling)
         self.assertEqual(header[36:68], root)
 
-    def record(self, transport, name, writes):
+    def record(self, writer, name, writes):
         """
-        Note each write's target (on the jobmaster link only cmd 2, not
-        heartbeats), then let the real transport write it.
+        Note each ``writer.write``'s target (on the jobmaster link only cmd 2,
+        not heartbeats), then let the real ``write`` have it.
         """
-        real = transport.write
+        real = writer.write
 
         def write(data):
             if name != "jobmaster" or int.from_bytes(data[4:8], "little") == Command.FOUND_BLOCK:
                 writes.append(name)
             return real(data)
 
-        transport.write = write
+        writer.write = write
 
     async def test_candidate_buffered_while_jobmaster_is_down(self):
         await self.start(job=self.regtest_job())
