@@ -17,6 +17,12 @@ Each push prints ``{"event": "pushed", "job_id", "t"}``; each found block
 handed to the hub and when the jobmaster's pure path (``check_candidate``,
 the block assembled with all 4,000 transactions, the ``submitblock``
 request body) was done.  Times are ``time.monotonic()``.
+
+With ``--writer-port`` it also stands in for the statistics writer: a UDP
+port that acknowledges every packet (a REPLY with its command and
+sequence) and keeps nothing.  The gateway's statistics path is then what it
+is in production with a healthy writer; without acknowledgements it would
+resend its whole journal every few seconds.
 """
 
 import argparse
@@ -25,7 +31,7 @@ import os
 import sys
 import time
 
-from twisted.internet import stdio
+from twisted.internet import protocol, stdio
 from twisted.protocols.basic import LineReceiver
 
 from benchmarks.mainnet import job_settings, template_result
@@ -34,6 +40,7 @@ from viabtc.jobmaster.candidate import check_candidate
 from viabtc.jobmaster.gateways import GatewayHub, job_packet
 from viabtc.jobmaster.jobs import build_job
 from viabtc.node.template import Template
+from viabtc.rpc.codec import Packet, PacketType, ProtocolError, decode_datagram, encode
 from viabtc.rpc.protocol import RPCServerFactory
 
 REGTEST_BITS = 0x207FFFFF
@@ -84,6 +91,23 @@ class JobFeed:
         emit(event="found_block", t=t, checked=time.monotonic(), bytes=len(request))
 
 
+class WriterStandIn(protocol.DatagramProtocol):
+    """Acknowledges every statistics packet and keeps nothing (a stand-in for metawriter)."""
+
+    packets = 0
+
+    def datagramReceived(self, data, addr):
+        try:
+            packet = decode_datagram(data, 1 << 20)
+        except ProtocolError:
+            return
+        if packet.pkg_type == PacketType.REPLY:
+            return
+        self.packets += 1
+        reply = Packet(packet.command, b"", PacketType.REPLY, packet.sequence)
+        self.transport.write(encode(reply), addr)
+
+
 class Commands(LineReceiver):
     delimiter = b"\n"
 
@@ -105,6 +129,7 @@ def main():
     parser = argparse.ArgumentParser(description="the benchmarks' jobmaster end")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--cpu", type=int, default=1)
+    parser.add_argument("--writer-port", type=int, default=0, help="acknowledge statistics packets here")
     options = parser.parse_args()
     os.sched_setaffinity(0, {options.cpu})
     from twisted.internet import reactor
@@ -113,6 +138,8 @@ def main():
     factory = RPCServerFactory(feed.hub, max_size=1 << 20, reactor=reactor, role="bench-jobmaster")
     feed.hub.factory = factory
     reactor.listenTCP(options.port, factory, interface="127.0.0.1")
+    if options.writer_port:
+        reactor.listenUDP(options.writer_port, WriterStandIn(), interface="127.0.0.1")
     stdio.StandardIO(Commands(feed, reactor))
     emit(event="listening", port=options.port, job_id=feed.job.job_id)
     reactor.run()

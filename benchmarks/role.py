@@ -8,9 +8,9 @@ Stratum port and the jobmaster link on the benchmark's loopback ports,
 ``diff_min`` low enough for the load generator's ``d=2^-31`` shares, and a
 ``limits`` section lifting only the per-connection request rate (100/s,
 meant for miners; the generator sends thousands).  The statistics writer
-address is a UDP port nobody listens on: the gateway journals its minutes
-and resends them, as it does in production while the writer is down, which
-costs a few file writes a minute.
+is the jobfeed's stand-in, which acknowledges every packet (a writer that
+never answers would have the gateway resend its whole journal every few
+seconds, which no healthy pool sees).
 
 Job timings come from the gateway's own log (``job <id> at height ... sent
 to N miners``, written after the broadcast); the fan-out figure itself is
@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -60,7 +61,9 @@ class GatewayRole:
     """One ``viabtc-gateway`` twistd process pinned to ``cpu``; its log read for job lines."""
 
     def __init__(self, run_dir, stratum_port, jobmaster_port, writer_port, difficulty, cpu, profile=None):
-        os.makedirs(run_dir, exist_ok=True)
+        # A fresh directory: no statistics journal or log left by an earlier run.
+        shutil.rmtree(run_dir, ignore_errors=True)
+        os.makedirs(run_dir)
         self.port = stratum_port
         self.config_path = os.path.join(run_dir, "gateway.json")
         with open(self.config_path, "w") as f:
@@ -102,7 +105,7 @@ class GatewayRole:
         pattern = re.compile(r"job (\w+) at height \d+ \(clean \w+\) sent to (\d+) miners")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            chunk = self._log.read()
+            chunk = self._read_log()
             if chunk:
                 self._tail += chunk
                 *lines, self._tail = self._tail.split("\n")
@@ -115,6 +118,21 @@ class GatewayRole:
                 raise RuntimeError(f"gateway exited ({self.popen.returncode}); see {self.log_path}")
             time.sleep(0.02)
         raise RuntimeError(f"gateway logged no job {job_id or ''} within {timeout:g} s")
+
+    def _read_log(self):
+        """New log text; follows twistd's rotation (it renames the file every 1 MB)."""
+        chunk = self._log.read()
+        if chunk:
+            return chunk
+        try:
+            rotated = os.stat(self.log_path).st_ino != os.fstat(self._log.fileno()).st_ino
+        except FileNotFoundError:
+            return ""
+        if rotated:
+            self._log.close()
+            self._log = open(self.log_path)
+            return self._log.read()
+        return ""
 
     def stop(self, timeout=30.0):
         if self.popen.poll() is None:

@@ -282,7 +282,8 @@ class Suite:
         only = set(filter(None, self.options.only.split(",")))
         if not only or "micro" in only:
             self.micro()
-        self.jobfeed = Proc("benchmarks.jobfeed", "--port", self.jobmaster_port, "--cpu", LOAD_CPU, cpu=LOAD_CPU)
+        self.jobfeed = Proc("benchmarks.jobfeed", "--port", self.jobmaster_port, "--cpu", LOAD_CPU,
+                            "--writer-port", self.writer_port, cpu=LOAD_CPU)
         self.jobfeed.expect("listening", 60)
         try:
             self.start_gateway()
