@@ -6,7 +6,7 @@ import attrs
 from hypothesis import given, strategies as st
 from twisted.trial.unittest import TestCase
 
-from viabtc.bitcoin.block import parse_block
+from viabtc.bitcoin.block import assemble_block, parse_block
 from viabtc.bitcoin.coinbase import (
     Recipient, coinbase_tag, miner_script_sig_prefix, real_coinbase1, tag_budget,
 )
@@ -224,6 +224,20 @@ class CandidateTests(TestCase):
         _, context = build_job(make_template(n_txs=2, segwit=False), settings(), 1, True)
         block = parse_block(check_candidate(solve(context), context).block)
         self.assertFalse(block.transactions[0].has_witness())
+
+    def test_block_joined_from_pre_serialised_transactions_is_assemble_block(self):
+        """The join of the job's ready bytes and hex is exactly ``assemble_block``'s block."""
+        for segwit, n_txs in ((True, 5), (False, 2), (True, 0), (True, 300)):
+            _, context = build_job(make_template(n_txs=n_txs, segwit=segwit), settings(), 1, True)
+            found = solve(context)
+            candidate = check_candidate(found, context)
+            expected = assemble_block(found.header, found.coinbase, context.transactions, context.segwit)
+            self.assertEqual(candidate.block, expected)
+            self.assertEqual(candidate.block_hex, expected.hex().encode())
+
+    def test_context_transactions_serialised_once(self):
+        self.assertEqual(self.context.transactions_bytes, b"".join(self.context.transactions))
+        self.assertEqual(self.context.transactions_hex, self.context.transactions_bytes.hex().encode())
 
     def assertBad(self, found, text, context=None):
         with self.assertRaises(BadCandidate) as e:

@@ -15,12 +15,15 @@ from tests.node.fakenode import FakeHTTPNode, listen_fake, listen_garbage, resul
 from tests.support import bcoin_node
 from viabtc.devnet import free_port
 from viabtc.node.jsonrpc import (
+    JSONText,
     NodeConfig,
     NodeError,
     NodeGroup,
     NodeRPCClient,
     NodeTimeout,
     NodeUnavailable,
+    json_string,
+    request_body,
 )
 
 
@@ -193,6 +196,27 @@ class TransportFaultTests(unittest.TestCase):
         self.assertEqual(first["jsonrpc"], "1.0")
         self.assertGreater(second["id"], first["id"])
         self.assertEqual(auth, "Basic " + base64.b64encode(b"u:p").decode())
+
+
+    @defer.inlineCallbacks
+    def test_json_text_param_sent_as_is(self):
+        """A ready ``JSONText`` param (a block's hex) is spliced into the request unchanged."""
+        fake = FakeHTTPNode(result_of(None))
+        client = client_for(self, listen_fake(self, fake))
+        yield client.call("submitblock", json_string(b"00ff" * 1000), 7, JSONText(b'{"a":[1]}'))
+        ((call, _),) = fake.calls
+        self.assertEqual(call["params"], ["00ff" * 1000, 7, {"a": [1]}])
+
+
+class RequestBodyTests(unittest.TestCase):
+    def test_same_as_json_dumps(self):
+        """With a ``JSONText`` param or without, the body is the one ``json.dumps`` makes."""
+        plain = request_body(3, "submitblock", ("abcd", 1, None, [True]))
+        spliced = request_body(3, "submitblock", (json_string(b"abcd"), 1, None, [True]))
+        expected = json.dumps({"jsonrpc": "1.0", "id": 3, "method": "submitblock",
+                               "params": ["abcd", 1, None, [True]]}, separators=(",", ":")).encode()
+        self.assertEqual(plain, expected)
+        self.assertEqual(spliced, expected)
 
 
 class CookieAuthTests(unittest.TestCase):

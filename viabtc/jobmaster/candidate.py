@@ -15,12 +15,11 @@ check failed.
 
 import attrs
 
-from viabtc.bitcoin.block import assemble_block
-from viabtc.bitcoin.coinbase import MAX_SCRIPT_SIG, MIN_SCRIPT_SIG
+from viabtc.bitcoin.coinbase import MAX_SCRIPT_SIG, MIN_SCRIPT_SIG, add_coinbase_witness
 from viabtc.bitcoin.hashing import hash_to_display_hex, hash_to_int, sha256d
 from viabtc.bitcoin.header import BlockHeader
 from viabtc.bitcoin.merkle import merkle_root_from_branch
-from viabtc.bitcoin.serialize import DecodeError, read_bip34_height
+from viabtc.bitcoin.serialize import DecodeError, compact_size, read_bip34_height
 from viabtc.bitcoin.transaction import Transaction
 
 
@@ -30,12 +29,14 @@ class BadCandidate(ValueError):
 
 @attrs.frozen
 class Candidate:
-    """A checked block: its bytes, hash (internal order) and height."""
+    """A checked block: its bytes, hash (internal order) and height; ``block_hex`` is ``block`` as lowercase hex bytes."""
 
-    block: bytes
+    block: bytes = attrs.field(repr=False)
     block_hash: bytes
     height: int
     job_id: str
+    block_hex: bytes = attrs.field(
+        default=attrs.Factory(lambda self: self.block.hex().encode(), takes_self=True), eq=False, repr=False)
 
     @property
     def display_hash(self):
@@ -80,5 +81,11 @@ def check_candidate(found, context):
         raise BadCandidate(f"coinbase commits to height {height}, the job is for {context.height}")
     if merkle_root_from_branch(sha256d(coinbase), context.branch) != header.merkle_root:
         raise BadCandidate("header merkle root does not match the coinbase and the job's branch")
-    block = assemble_block(found.header, coinbase, context.transactions, context.segwit)
-    return Candidate(block, block_hash, context.height, context.job_id)
+    # assemble_block's layout, joined to the job's pre-serialised transactions.
+    if context.segwit:
+        coinbase = add_coinbase_witness(coinbase)
+    count = compact_size(1 + len(context.transactions))
+    block = b"".join((found.header, count, coinbase, context.transactions_bytes))
+    block_hex = b"".join((found.header.hex().encode(), count.hex().encode(), coinbase.hex().encode(),
+                          context.transactions_hex))
+    return Candidate(block, block_hash, context.height, context.job_id, block_hex)

@@ -135,6 +135,16 @@ class JobContext:
     empty: bool = False
     #: the template's coinbaseaux did not fit beside the tag and was left out
     coinbaseaux_dropped: bool = False
+    #: ``transactions`` serialised back to back, and as lowercase hex (ASCII
+    #: bytes): made once per job, so that a found block is the header, the
+    #: count and the coinbase joined to these, and its ``submitblock``
+    #: body needs no hex encoding of a megabyte while a block waits
+    transactions_bytes: bytes = attrs.field(
+        default=attrs.Factory(lambda self: b"".join(self.transactions), takes_self=True),
+        eq=False, repr=False)
+    transactions_hex: bytes = attrs.field(
+        default=attrs.Factory(lambda self: self.transactions_bytes.hex().encode(), takes_self=True),
+        eq=False, repr=False)
 
     @property
     def job_id(self):

@@ -39,6 +39,32 @@ from zope.interface import implementer
 IDLE_CONNECTION_TIMEOUT = 20
 
 
+class JSONText(bytes):
+    """
+    A call parameter that is already JSON text (UTF-8 bytes), sent as it is.
+    ``submitblock``'s parameter is a block's hex, megabytes long; building
+    the request around the ready bytes costs a copy, where ``json.dumps``
+    of the string costs a scan and a copy of a string twice that size.
+    """
+
+
+def json_string(ascii_bytes):
+    """``JSONText`` for a JSON string of ``ascii_bytes`` that need no escaping (hex)."""
+    return JSONText(b'"' + ascii_bytes + b'"')
+
+
+def request_body(request_id, method, params):
+    """The JSON-RPC 1.0 request body; ``JSONText`` params are spliced in as they are."""
+    if not any(type(p) is JSONText for p in params):
+        return json.dumps(
+            {"jsonrpc": "1.0", "id": request_id, "method": method, "params": list(params)},
+            separators=(",", ":"),
+        ).encode()
+    head = json.dumps({"jsonrpc": "1.0", "id": request_id, "method": method}, separators=(",", ":")).encode()
+    encoded = [p if type(p) is JSONText else json.dumps(p, separators=(",", ":")).encode() for p in params]
+    return b"".join((head[:-1], b',"params":[', b",".join(encoded), b"]}"))
+
+
 class NodeCallError(Exception):
     """A JSON-RPC call to a node failed; ``node`` and ``method`` say which."""
 
@@ -184,14 +210,14 @@ class NodeRPCClient:
         return f"<NodeRPCClient {self.name}>"
 
     def call(self, method, *params, timeout=None):
-        """Call ``method(*params)``; at most ``timeout`` seconds (config default)."""
+        """
+        Call ``method(*params)``; at most ``timeout`` seconds (config
+        default).  A ``JSONText`` param goes into the request as it is.
+        """
         timeout = self.config.timeout if timeout is None else timeout
         self._next_id += 1
         request_id = self._next_id
-        body = json.dumps(
-            {"jsonrpc": "1.0", "id": request_id, "method": method, "params": list(params)},
-            separators=(",", ":"),
-        ).encode()
+        body = request_body(request_id, method, params)
         d = self._post(body, method, request_id, may_reauth=self.config.cookie_file is not None)
         d.addTimeout(timeout, self._reactor, onTimeoutCancel=self._timed_out(method))
         d.addErrback(self._translate, method)

@@ -23,7 +23,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from viabtc.bitcoin.hashing import hash_to_display_hex, sha256d
-from viabtc.node.jsonrpc import NodeCallError, NodeError
+from viabtc.node.jsonrpc import NodeCallError, NodeError, json_string
 
 #: JSON-RPC error codes meaning "not ready", not "bad block": warming up,
 #: initial block download, no peers.
@@ -132,21 +132,25 @@ class BlockSubmitter:
         self.timeout = timeout
         self.confirm_timeout = confirm_timeout
 
-    def submit(self, block, block_hash):
+    def submit(self, block, block_hash, block_hex=None):
         """
         ``submitblock`` to every node in parallel, then confirm: a Deferred
         with a ``SubmitReport`` (node failures are in the report, never a
-        failure of the Deferred).  ``ValueError`` at once when
-        ``block_hash`` (internal order) is not the hash of ``block``'s
+        failure of the Deferred).  ``block_hex``, ``block`` as lowercase hex
+        bytes when the caller has it already, saves encoding it here.  The
+        requests are issued before this returns.  ``ValueError`` at once
+        when ``block_hash`` (internal order) is not the hash of ``block``'s
         header, a caller bug that would misreport the block.
         """
         if sha256d(block[:80]) != block_hash:
             raise ValueError("block_hash is not the hash of the block's header")
-        return defer.Deferred.fromCoroutine(self._submit(block, block_hash))
+        if block_hex is None:
+            block_hex = block.hex().encode()
+        return defer.Deferred.fromCoroutine(self._submit(json_string(block_hex), block_hash))
 
-    async def _submit(self, block, block_hash):
+    async def _submit(self, block_param, block_hash):
         display = hash_to_display_hex(block_hash)
-        replies = await self.nodes.call_all("submitblock", block.hex(), timeout=self.timeout)
+        replies = await self.nodes.call_all("submitblock", block_param, timeout=self.timeout)
         clients = {c.name: c for c in self.nodes.clients}
         presences = await defer.gatherResults(
             [defer.Deferred.fromCoroutine(self._presence(clients[r.node], display)) for r in replies]
