@@ -15,8 +15,8 @@ blocks.  The runner drives it through stdin, one command per line:
 Each push prints ``{"event": "pushed", "job_id", "t"}``; each found block
 ``{"event": "found_block", "t", "checked"}``: when the cmd-2 packet was
 handed to the hub and when the jobmaster's pure path (``check_candidate``,
-the block assembled with all 4,000 transactions, the ``submitblock``
-request body) was done.  Times are ``time.monotonic()``.
+the block joined with all 4,000 transactions, the ``submitblock``
+request body as ``NodeRPCClient`` makes it) was done.  Times are ``time.monotonic()``.
 
 With ``--writer-port`` it also stands in for the statistics writer: a UDP
 port that acknowledges every packet (a REPLY with its command and
@@ -39,6 +39,7 @@ from viabtc.bitcoin.target import bits_to_target
 from viabtc.jobmaster.candidate import check_candidate
 from viabtc.jobmaster.gateways import GatewayHub, job_packet
 from viabtc.jobmaster.jobs import build_job
+from viabtc.node.jsonrpc import json_string, request_body
 from viabtc.node.template import Template
 from viabtc.rpc.codec import Packet, PacketType, ProtocolError, decode_datagram, encode
 from viabtc.rpc.protocol import RPCServerFactory
@@ -84,10 +85,7 @@ class JobFeed:
         t = time.monotonic()
         context = self.contexts.get(found.job_id)
         candidate = check_candidate(found, context)
-        request = json.dumps(
-            {"jsonrpc": "1.0", "id": 1, "method": "submitblock", "params": [candidate.block.hex()]},
-            separators=(",", ":"),
-        ).encode()
+        request = request_body(1, "submitblock", (json_string(candidate.block_hex),))
         emit(event="found_block", t=t, checked=time.monotonic(), bytes=len(request))
 
 

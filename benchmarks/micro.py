@@ -23,6 +23,7 @@ from twisted.internet.testing import StringTransport
 from benchmarks.context import BENCH_DIFFICULTY, BenchContext, bench_factory, found_block_body
 from benchmarks.grind import WorkSpec, grind, submit_lines
 from benchmarks.mainnet import job_settings, template_result
+from viabtc.node.jsonrpc import json_string, request_body
 from viabtc.bitcoin.target import bits_to_target, difficulty_to_target
 from viabtc.jobmaster.candidate import check_candidate
 from viabtc.jobmaster.gateways import job_packet
@@ -302,10 +303,7 @@ def measure_block_candidate(transactions=4000):
     def jobmaster():
         packet = PacketDecoder(1 << 20).feed(state["wire"])[0]
         candidate = check_candidate(parse_found_block(packet.body), job_context)
-        state["request"] = json.dumps(
-            {"jsonrpc": "1.0", "id": 1, "method": "submitblock", "params": [candidate.block.hex()]},
-            separators=(",", ":"),
-        ).encode()
+        state["request"] = request_body(1, "submitblock", (json_string(candidate.block_hex),))
 
     gw = best_of(20, gateway)
     jm = best_of(20, jobmaster)
