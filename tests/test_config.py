@@ -16,14 +16,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.internet import defer
 from twisted.internet.endpoints import (
+    SSL4ClientEndpoint,
     SSL4ServerEndpoint,
     TCP4ClientEndpoint,
     TCP4ServerEndpoint,
     TCP6ServerEndpoint,
     UNIXClientEndpoint,
     UNIXServerEndpoint,
+    quoteStringArgument,
 )
-from twisted.internet.protocol import DatagramProtocol
+from twisted.internet.protocol import DatagramProtocol, Factory, Protocol
 from twisted.internet.testing import MemoryReactor
 from twisted.logger import LogLevel
 from twisted.trial.unittest import TestCase
@@ -54,7 +56,10 @@ from viabtc.config import (
     positive,
     read_config_beside,
     read_config_file,
+    ssl_client_problem,
 )
+
+from tests.tools.test_tls import make_ca, pem
 
 SEED_CONFIGS = os.path.join(os.path.dirname(__file__), "data", "seed-configs")
 
@@ -432,6 +437,105 @@ def _self_signed(base):
     with open(cert_path, "wb") as f:
         f.write(crypto.dump_certificate(crypto.FILETYPE_PEM, cert))
     return key_path, cert_path
+
+
+class SSLClientTests(TestCase):
+    """
+    A client ``ssl:`` address (a module link) must verify its server: a CA
+    (``caCertsDir=`` or ``caCertFile=``) and a ``hostname=``.  The links
+    themselves are tested over real TLS in ``tests.security.test_link_tls``.
+    """
+
+    def setUp(self):
+        self.dir = os.path.abspath(self.mktemp())
+        os.makedirs(os.path.join(self.dir, "ca"))
+        os.makedirs(os.path.join(self.dir, "empty"))
+        self.ca, self.other = make_ca(), make_ca("another CA")
+        self.write("ca/pool.pem", pem(self.ca))
+        self.write("ca.pem", pem(self.ca))
+        self.write("bundle.pem", pem(self.other) + b"\n" + pem(self.ca))
+        self.write("not-a-cert.pem", b"hello\n")
+        self.write("empty/readme.txt", b"no certificates here\n")
+
+    def write(self, name, data):
+        with open(os.path.join(self.dir, name), "wb") as f:
+            f.write(data)
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def client(self, text, key="job.addr"):
+        return ConfigReader({"addr": text}, key.rsplit(".", 1)[0]).address("addr", side="client")
+
+    def refused(self, text, *words):
+        e = self.assertRaises(ConfigError, self.client, text)
+        self.assertEqual(e.key, "job.addr")
+        for word in words:
+            self.assertIn(word, e.message, text)
+        return e
+
+    def test_unverified_forms_are_refused_naming_what_to_add(self):
+        self.refused("ssl:host=pool:port=6000", "hostname=", "caCertsDir=", "man in the middle")
+        e = self.refused(f"ssl:host=pool:port=6000:caCertsDir={self.path('ca')}", "add hostname=")
+        self.assertNotIn("caCertFile", e.message)
+        self.refused(f"ssl:host=pool:port=6000:caCertsDir={self.path('ca')}:hostname=", "add hostname=")
+        e = self.refused("ssl:host=pool:port=6000:hostname=pool", "add caCertsDir=", "caCertFile=")
+        self.assertNotIn("add hostname", e.message)
+        self.refused("ssl:host=pool:port=6000:hostname=pool:caCertsDir=", "add caCertsDir=")
+        self.refused(f"ssl:host=pool:port=6000:hostname=pool:caCertsDir={self.path('ca')}"
+                     f":caCertFile={self.path('ca.pem')}", "keep one")
+        self.refused(f"ssl:host=pool:port=6000:hostname=pool:caCertFile={self.path('ca.pem')}"
+                     f":certKey={self.path('ca.pem')}", "caCertsDir=")
+
+    def test_unreadable_trust_is_refused_at_load(self):
+        for text, words in [
+            (f"ssl:host=pool:port=6000:hostname=pool:caCertsDir={self.path('missing')}", "missing"),
+            (f"ssl:host=pool:port=6000:hostname=pool:caCertsDir={self.path('empty')}", "holds no"),
+            (f"ssl:host=pool:port=6000:hostname=pool:caCertFile={self.path('missing.pem')}", "missing.pem"),
+            (f"ssl:host=pool:port=6000:hostname=pool:caCertFile={self.path('not-a-cert.pem')}", "holds no"),
+        ]:
+            self.refused(text, words)
+
+    def test_verifying_forms_are_accepted(self):
+        directory = self.client(f"ssl:host=pool:port=6000:caCertsDir={self.path('ca')}:hostname=pool")
+        self.assertEqual((directory.transport, directory.host, directory.port), ("ssl", "pool", 6000))
+        self.assertIsInstance(directory.client_endpoint(MemoryReactor()), SSL4ClientEndpoint)
+        for name in ("ca.pem", "bundle.pem"):
+            single = self.client(f"ssl:host=pool:port=6000:caCertFile={self.path(name)}:hostname=pool")
+            self.assertEqual((single.transport, single.host, single.port), ("ssl", "pool", 6000))
+
+    def test_ca_file_form_connects_where_configured(self):
+        """The TLS-wrapped TCP endpoint keeps host, port and timeout; the TLS keys are not passed on."""
+        reactor = MemoryReactor()
+        ca_file = quoteStringArgument(self.path("ca.pem"))
+        address = self.client(f"ssl:host=pool.example:port=6000:caCertFile={ca_file}:hostname=pool:timeout=7")
+        address.client_endpoint(reactor).connect(Factory.forProtocol(Protocol))
+        host, port_, _, timeout, _ = reactor.tcpClients[0]
+        self.assertEqual((host, port_, timeout), ("pool.example", 6000, 7))
+
+    def test_endpoint_of_an_unverified_address_is_never_built(self):
+        """``parse_address`` alone does not check the side; building the endpoint does."""
+        a = parse_address("ssl:host=pool:port=6000")
+        e = self.assertRaises(ValueError, a.client_endpoint, MemoryReactor())
+        self.assertIn("hostname=", str(e))
+
+    def test_problem_phrases(self):
+        self.assertIsNone(ssl_client_problem("ssl:host=h:port=1:caCertsDir=d:hostname=h"))
+        self.assertIsNone(ssl_client_problem("ssl:host=h:port=1:caCertFile=f:hostname=h"))
+        self.assertIn("hostname=", ssl_client_problem("ssl:host=h:port=1:caCertsDir=d"))
+
+    def test_server_side_ssl_is_unaffected(self):
+        key, cert = _self_signed(self.mktemp())
+        a = ConfigReader({"bind": f"ssl:3334:privateKey={key}:certKey={cert}"}).address("bind", side="server")
+        self.assertEqual(a.transport, "ssl")
+
+    def test_link_blocks_refuse_unverified_addresses(self):
+        data = {"name": "w", "addr": ["tcp@127.0.0.1:3000", "ssl:host=10.0.0.2:port=3000"], "max_pkg_size": 1024}
+        for build in (lambda: RPCClientBlock.from_reader(ConfigReader(data, "writer")),
+                      lambda: link_block(ConfigReader({"writer": data}), "writer")):
+            e = self.assertRaises(ConfigError, build)
+            self.assertEqual(e.key, "writer.addr[1]")
+            self.assertIn("hostname=", e.message)
 
 
 class BlockTests(TestCase):

@@ -7,6 +7,8 @@ seed's forms are accepted as they are: ``tcp@ip:port`` addresses, ``bind`` as a
 string or an array, coin daemons inline or under ``addr``, the alertcenter's
 Sentinel-style ``redis`` block.  Beside them we accept Twisted endpoint
 descriptions (``tcp:3333:interface=0.0.0.0``, ``ssl:...``) and a few new keys.
+A client ``ssl:`` address (a module link) must verify its server, or the
+role does not start (see "TLS clients" below).
 
 A bad or missing key stops start-up with ONE line naming the key
 (``ConfigError``: ``svr.bind[1]: ...``), never a traceback.  Keys the role never
@@ -24,11 +26,14 @@ import re
 import resource
 
 import attrs
+from OpenSSL import crypto
 from twisted.internet.endpoints import (
     clientFromString,
     quoteStringArgument,
     serverFromString,
+    wrapClientTLS,
 )
+from twisted.internet.ssl import Certificate, optionsForClientTLS, trustRootFromCertificates
 from twisted.logger import Logger
 
 
@@ -326,8 +331,10 @@ class ConfigReader:
         """
         The address at ``key`` (see ``parse_address``).  ``side`` ("server" or
         "client") also checks that the address can be used that way, so a
-        client address with port 0 or an SSL server without its key files
-        fails here, naming the key, instead of at listen time.
+        client address with port 0, an SSL server without its key files or
+        an SSL client that would not verify its server (no ``caCertsDir=`` /
+        ``caCertFile=`` or no ``hostname=``, see ``ssl_client_problem``)
+        fails here, naming the key, instead of at listen or connect time.
         """
         value = self.required(key, str) if required else self.optional(key, str, _SENTINEL)
         if value is _SENTINEL:
@@ -479,8 +486,16 @@ class Address:
         return serverFromString(reactor, self.server_description())
 
     def client_endpoint(self, reactor):
-        """An ``IStreamClientEndpoint`` connecting to this address."""
-        return clientFromString(reactor, self.client_description())
+        """
+        An ``IStreamClientEndpoint`` connecting to this address.  An ``ssl:``
+        client must verify its server (``ssl_client_problem``), else
+        ValueError: no code path builds a TLS link open to a man in the
+        middle.
+        """
+        description = self.client_description()
+        if self.transport == "ssl":
+            return _ssl_client_endpoint(reactor, description)
+        return clientFromString(reactor, description)
 
     def listen_udp(self, reactor, protocol, max_packet_size=65535):
         """
@@ -553,6 +568,106 @@ def _split_description(text):
     return tokens[0].lower(), args, kwargs
 
 
+# -- TLS clients -------------------------------------------------------------------
+#
+# Twisted's ``ssl:`` client description verifies nothing unless it is given
+# ``caCertsDir=`` (the chain) and ``hostname=`` (the name): without them a link
+# is encrypted but open to a man in the middle.  Links carry jobs, found
+# blocks and statistics, so a client ``ssl:`` address must have both.  One CA
+# file (``caCertFile=``, our addition) may stand for the directory.
+
+_CA_DIR, _CA_FILE, _HOSTNAME = "caCertsDir", "caCertFile", "hostname"
+_CLIENT_CERT = ("certKey", "privateKey")
+
+
+def ssl_client_problem(description):
+    """
+    Why the client ``ssl:`` ``description`` would not verify its server,
+    as a phrase saying what to add; None when it does.
+    """
+    _, _, kwargs = _split_description(description)
+    ca_dir, ca_file = kwargs.get(_CA_DIR), kwargs.get(_CA_FILE)
+    missing = []
+    if not kwargs.get(_HOSTNAME):
+        missing.append("hostname=<a name in the server's certificate>")
+    if not ca_dir and not ca_file:
+        missing.append("caCertsDir=<directory of CA .pem files> or caCertFile=<CA .pem file>")
+    if missing:
+        return ("does not verify the server: add " + " and ".join(missing)
+                + " (until then the link is open to a man in the middle)")
+    if ca_dir is not None and ca_file is not None:
+        return "names both caCertsDir= and caCertFile=: keep one"
+    if ca_file is not None and any(name in kwargs for name in _CLIENT_CERT):
+        return "has a client certificate (certKey=/privateKey=): that needs caCertsDir=, not caCertFile="
+    return None
+
+
+def _pem_certificates(data):
+    """Every certificate in PEM ``data`` (a CA bundle may hold several)."""
+    marker = b"-----BEGIN CERTIFICATE-----"
+    return [Certificate.loadPEM(marker + part) for part in data.split(marker)[1:]]
+
+
+def _ca_file_trust(path):
+    with open(path, "rb") as f:
+        certificates = _pem_certificates(f.read())
+    if not certificates:
+        raise ValueError(f"caCertFile {path!r} holds no PEM certificate")
+    return trustRootFromCertificates(certificates)
+
+
+def _check_ca_dir(path):
+    """Twisted trusts nothing, silently, when the directory holds no usable .pem file."""
+    for name in sorted(os.listdir(path)):
+        if name.lower().endswith(".pem"):
+            try:
+                with open(os.path.join(path, name), "rb") as f:
+                    if _pem_certificates(f.read()):
+                        return
+            except (OSError, crypto.Error):
+                continue
+    raise ValueError(f"caCertsDir {path!r} holds no readable CA certificate (*.pem)")
+
+
+def _raw_tokens(text):
+    """``text`` split at unescaped colons, escapes kept (to rebuild a description)."""
+    tokens, current, escaped = [], [], False
+    for ch in text:
+        if escaped:
+            current.append(ch)
+            escaped = False
+        elif ch == "\\":
+            current.append(ch)
+            escaped = True
+        elif ch == ":":
+            tokens.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+    tokens.append("".join(current))
+    return tokens
+
+
+def _ssl_client_endpoint(reactor, description):
+    """The endpoint of a verifying client ``ssl:`` description (see ``ssl_client_problem``)."""
+    problem = ssl_client_problem(description)
+    if problem is not None:
+        raise ValueError(f"{description!r} {problem}")
+    _, _, kwargs = _split_description(description)
+    if _CA_FILE not in kwargs:
+        _check_ca_dir(kwargs[_CA_DIR])
+        return clientFromString(reactor, description)
+    # Twisted's ssl: parser knows no CA file: the same TCP connection
+    # (host, port, timeout, bindAddress), wrapped in TLS that checks the
+    # chain against the file and the name against hostname=.
+    options = optionsForClientTLS(kwargs[_HOSTNAME], trustRoot=_ca_file_trust(kwargs[_CA_FILE]))
+    tcp = ":".join(["tcp"] + [
+        token for token in _raw_tokens(description)[1:]
+        if token.partition("=")[0] not in (_CA_FILE, _HOSTNAME)
+    ])
+    return wrapClientTLS(options, clientFromString(reactor, tcp))
+
+
 def _parse_twisted(text, key):
     kind, args, kwargs = _split_description(text)
     if kind in ("tcp", "tcp6", "ssl", "udp"):
@@ -600,7 +715,10 @@ def parse_address(text, key="address", default_transport="tcp"):
       taken as ``default_transport`` ("tcp" or "udp");
     - Twisted endpoint descriptions: ``tcp:3333:interface=0.0.0.0``,
       ``ssl:3334:privateKey=k.pem:certKey=c.pem``, ``unix:/path``,
-      ``tcp:host=h:port=p`` (clients; host names allowed here), and
+      ``tcp:host=h:port=p`` (clients; host names allowed here),
+      ``ssl:host=h:port=p:caCertsDir=d:hostname=n`` (or ``caCertFile=f``
+      instead of ``caCertsDir``; a client must verify, checked with
+      ``side="client"`` and when its endpoint is built), and
       ``udp:3000:interface=...`` / ``udp:host=h:port=p`` for datagrams.  Other
       endpoint types (``systemd:...``, ``tls:...``) pass through unparsed.
     """
@@ -645,7 +763,13 @@ def _checked_address(text, key, side, default_transport):
                 serverFromString(None, description)
         elif side == "client":
             description = address.client_description()
-            if address.transport == "endpoint":
+            if address.transport == "ssl":
+                problem = ssl_client_problem(description)
+                if problem is not None:
+                    raise ConfigError(key, f"{text!r} {problem}")
+                # Builds the endpoint without connecting: the CA files are read here.
+                address.client_endpoint(None)
+            elif address.transport == "endpoint":
                 clientFromString(None, description)
         else:
             raise ValueError(f"side must be 'server' or 'client', not {side!r}")

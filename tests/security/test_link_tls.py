@@ -2,7 +2,9 @@
 Issue 5, optional TLS on TCP links: a module RPC link (jobmaster ↔
 gateway) whose server listens on a role-config ``ssl:`` address and whose
 client is built from a role-config link block with an ``ssl:`` client
-description that verifies the server (``caCertsDir`` and ``hostname``).
+description that verifies the server (``caCertsDir`` or ``caCertFile``, and
+``hostname``).  A client description that would not verify (no CA, no host
+name) is refused when the role's configuration is loaded.
 
 Real parts over real loopback sockets: the ``RPCServerFactory`` listening on
 ``parse_address(...).server_endpoint``, the ``FailoverClient`` from
@@ -13,6 +15,7 @@ name, never gets a packet through; with the HMAC secret set, forged packets
 sent over a perfectly good TLS connection are still dropped.
 """
 
+import json
 import os
 
 from twisted.internet import reactor
@@ -22,7 +25,8 @@ from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 from zope.interface import implementer
 
-from viabtc.config import ConfigReader, RPCClientBlock, parse_address
+from viabtc.config import ConfigError, ConfigReader, RPCClientBlock, parse_address
+from viabtc.metarelay.config import MetaRelayConfig
 from viabtc.rpc.codec import Command, Packet, PacketType
 from viabtc.rpc.interfaces import ILinkObserver, IPacketHandler
 from viabtc.rpc.protocol import RPCServerFactory
@@ -31,6 +35,8 @@ from viabtc.service import client_link
 from tests.gateway.support import job_body, wait_for
 from tests.security.test_module_links import FOUND, SECRET, WRONG, Collector, forgeries
 from tests.tools.test_tls import issue, make_ca, pem
+
+SEED_CONFIGS = os.path.join(os.path.dirname(__file__), "..", "data", "seed-configs")
 
 #: The shortest heartbeat timeout a link accepts (clamped to [2 s, 600 s]).
 HEARTBEAT_TIMEOUT = 2.0
@@ -121,9 +127,13 @@ class TLSLinkTests(TestCase):
         for connection in list(self.factory.connections):
             connection.transport.abortConnection()
 
-    def client_address(self, ca="ca", hostname="localhost"):
-        """The ``ssl:`` client description a gateway's ``job.addr`` would hold."""
-        return f"ssl:host=127.0.0.1:port={self.port}:caCertsDir={self.path(ca)}:hostname={hostname}"
+    def client_address(self, ca="ca", hostname="localhost", ca_file=False):
+        """
+        The ``ssl:`` client description a gateway's ``job.addr`` would hold:
+        the CA as a directory, or with ``ca_file`` as the one file in it.
+        """
+        trust = f"caCertFile={self.path(ca + '/ca.pem')}" if ca_file else f"caCertsDir={self.path(ca)}"
+        return f"ssl:host=127.0.0.1:port={self.port}:{trust}:hostname={hostname}"
 
     def connect(self, secret=None, **address):
         """A ``FailoverClient`` built from a role config's link block, started; returns its recorder."""
@@ -180,6 +190,21 @@ class TLSLinkTests(TestCase):
         # The certificate names localhost and 127.0.0.1 only.
         await self.refused(hostname="jobmaster.example")
 
+    async def test_one_ca_file_verifies_like_a_directory(self):
+        await self.serve()
+        recorder = self.connect(ca_file=True)
+        await wait_for(recorder.jobs, what="the job pushed on connect")
+        self.assertEqual(recorder.jobs(), [job_body("1")])
+        self.assertTrue(self.link.send(FOUND))
+        await wait_for(lambda: self.jobmaster.received, what="the candidate at the jobmaster")
+        self.assertEqual([(p.command, p.body) for p in self.jobmaster.received], [(FOUND.command, FOUND.body)])
+
+    async def test_ca_file_client_trusting_another_ca_gets_nothing_through(self):
+        await self.refused(ca="other-ca", ca_file=True)
+
+    async def test_ca_file_client_expecting_another_host_gets_nothing_through(self):
+        await self.refused(hostname="jobmaster.example", ca_file=True)
+
     async def test_forged_packets_over_tls_still_dropped(self):
         await self.serve(secret=SECRET)
         # The genuine client, with the secret: delivered both ways.
@@ -205,3 +230,51 @@ class TLSLinkTests(TestCase):
         self.assertEqual(len(self.jobmaster.received), delivered)
         # The genuine link was never disturbed.
         self.assertEqual((recorder.connects, recorder.disconnects), (1, 0))
+
+
+class UnverifiedLinkConfigTests(TestCase):
+    """
+    A role whose link names an ``ssl:`` address that would verify nothing
+    (encryption only: anyone in the middle can present a certificate) does
+    not start: loading its configuration fails with one line naming the key
+    and what to add.  Here the seed's metarelay sample with its ``writer``
+    link moved to TLS.
+    """
+
+    def load(self, address):
+        with open(os.path.join(SEED_CONFIGS, "metarelay.json")) as f:
+            data = json.load(f)
+        data["writer"]["addr"] = ["tcp@127.0.0.1:3000", address]
+        path = self.mktemp() + ".json"
+        with open(path, "w") as f:
+            json.dump(data, f)
+        return MetaRelayConfig.from_file(path)
+
+    def test_no_ca_and_no_host_name(self):
+        e = self.assertRaises(ConfigError, self.load, "ssl:host=10.0.0.2:port=3000")
+        self.assertEqual(e.key, "writer.addr[1]")
+        self.assertIn("hostname=", e.message)
+        self.assertIn("caCertsDir=", e.message)
+
+    def test_ca_without_host_name_checks_the_chain_only(self):
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        with open(os.path.join(directory, "ca.pem"), "wb") as f:
+            f.write(pem(make_ca()))
+        e = self.assertRaises(ConfigError, self.load,
+                              f"ssl:host=10.0.0.2:port=3000:caCertsDir={quoteStringArgument(directory)}")
+        self.assertEqual(e.key, "writer.addr[1]")
+        self.assertIn("add hostname=", e.message)
+
+    def test_host_name_without_ca(self):
+        e = self.assertRaises(ConfigError, self.load, "ssl:host=10.0.0.2:port=3000:hostname=writer")
+        self.assertEqual(e.key, "writer.addr[1]")
+        self.assertIn("add caCertsDir=", e.message)
+        self.assertIn("caCertFile=", e.message)
+
+    def test_verifying_form_loads(self):
+        path = os.path.abspath(self.mktemp())
+        with open(path, "wb") as f:
+            f.write(pem(make_ca()))
+        config = self.load(f"ssl:host=10.0.0.2:port=3000:caCertFile={quoteStringArgument(path)}:hostname=writer")
+        self.assertEqual([a.transport for a in config.writer.addrs], ["tcp", "ssl"])
