@@ -14,9 +14,14 @@ blocks.  The runner drives it through stdin, one command per line:
 
 Each push prints ``{"event": "pushed", "job_id", "t"}``; each found block
 ``{"event": "found_block", "t", "checked"}``: when the cmd-2 packet was
-handed to the hub and when the jobmaster's pure path (``check_candidate``,
-the block joined with all 4,000 transactions, the ``submitblock``
-request body as ``NodeRPCClient`` makes it) was done.  Times are ``time.monotonic()``.
+handed to the hub and when the jobmaster's path was done.  With
+``--node-url`` that path is the jobmaster's own: ``check_candidate`` (the
+block joined with all 4,000 transactions) and ``BlockCourier.deliver``
+(the found-block file, ``submitblock`` through ``BlockSubmitter`` and
+``NodeRPCClient`` to the node; the node rejects these blocks, whose parent
+it does not know, which changes nothing before the request reached it).
+Without it, the ``submitblock`` request body is only built.  Times are
+``time.monotonic()``.
 
 With ``--writer-port`` it also stands in for the statistics writer: a UDP
 port that acknowledges every packet (a REPLY with its command and
@@ -37,9 +42,11 @@ from twisted.protocols.basic import LineReceiver
 from benchmarks.mainnet import job_settings, template_result
 from viabtc.bitcoin.target import bits_to_target
 from viabtc.jobmaster.candidate import check_candidate
+from viabtc.jobmaster.courier import BlockCourier
 from viabtc.jobmaster.gateways import GatewayHub, job_packet
 from viabtc.jobmaster.jobs import build_job
-from viabtc.node.jsonrpc import json_string, request_body
+from viabtc.node.jsonrpc import NodeConfig, NodeGroup, NodeRPCClient, json_string, request_body
+from viabtc.node.submit import BlockSubmitter
 from viabtc.node.template import Template
 from viabtc.rpc.codec import Packet, PacketType, ProtocolError, decode_datagram, encode
 from viabtc.rpc.protocol import RPCServerFactory
@@ -55,7 +62,8 @@ def emit(**event):
 class JobFeed:
     """The jobs, their contexts (for found blocks) and the hub."""
 
-    def __init__(self, curtime):
+    def __init__(self, curtime, courier=None):
+        self.courier = courier
         result = template_result(curtime=curtime)
         self.templates = {
             "mainnet": Template.from_rpc(result),
@@ -85,7 +93,11 @@ class JobFeed:
         t = time.monotonic()
         context = self.contexts.get(found.job_id)
         candidate = check_candidate(found, context)
-        request = request_body(1, "submitblock", (json_string(candidate.block_hex),))
+        if self.courier is not None:
+            self.courier.deliver(candidate)
+            emit(event="found_block", t=t, checked=time.monotonic(), bytes=len(candidate.block))
+            return
+        request = request_body(1, "submitblock", (json_string(*candidate.hex_parts),))
         emit(event="found_block", t=t, checked=time.monotonic(), bytes=len(request))
 
 
@@ -128,11 +140,19 @@ def main():
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--cpu", type=int, default=1)
     parser.add_argument("--writer-port", type=int, default=0, help="acknowledge statistics packets here")
+    parser.add_argument("--node-url", help="deliver found blocks to this node (the jobmaster's courier)")
+    parser.add_argument("--node-password", default="")
+    parser.add_argument("--found-dir", default="benchmarks/results/found_blocks")
     options = parser.parse_args()
     os.sched_setaffinity(0, {options.cpu})
     from twisted.internet import reactor
 
-    feed = JobFeed(curtime=int(time.time()))
+    courier = None
+    if options.node_url:
+        nodes = NodeGroup([NodeRPCClient(NodeConfig(url=options.node_url, user="x", password=options.node_password),
+                                         reactor=reactor)])
+        courier = BlockCourier(BlockSubmitter(nodes), nodes, [], options.found_dir, reactor)
+    feed = JobFeed(curtime=int(time.time()), courier=courier)
     factory = RPCServerFactory(feed.hub, max_size=1 << 20, reactor=reactor, role="bench-jobmaster")
     feed.hub.factory = factory
     reactor.listenTCP(options.port, factory, interface="127.0.0.1")

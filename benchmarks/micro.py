@@ -303,7 +303,7 @@ def measure_block_candidate(transactions=4000):
     def jobmaster():
         packet = PacketDecoder(1 << 20).feed(state["wire"])[0]
         candidate = check_candidate(parse_found_block(packet.body), job_context)
-        state["request"] = request_body(1, "submitblock", (json_string(candidate.block_hex),))
+        state["request"] = request_body(1, "submitblock", (json_string(*candidate.hex_parts),))
 
     gw = best_of(20, gateway)
     jm = best_of(20, jobmaster)

@@ -137,6 +137,8 @@ class Suite:
         self.writer_port = free_port()
         self.jobfeed = None
         self.gateway = None
+        self.node = None
+        self.proxy = None
 
     # -- processes -------------------------------------------------------------
 
@@ -246,8 +248,22 @@ class Suite:
             gen.stop()
         self.results["latency"] = rows
 
+    def start_node(self):
+        """A bcoin regtest node behind the submitblock-stamping proxy (``benchmarks.stampproxy``)."""
+        from viabtc.devnet.bcoin import BcoinNode
+
+        self.node = BcoinNode().start()
+        self.proxy_port = free_port()
+        self.proxy = Proc("benchmarks.stampproxy", "--port", self.proxy_port, "--node-port", self.node.rpc_port,
+                          "--cpu", LOAD_CPU, cpu=LOAD_CPU)
+        self.proxy.expect("listening", 30)
+
     def block(self):
-        """Block candidate: share sent → cmd 2 in the jobmaster → submitblock body ready."""
+        """
+        Block candidate: share written by the generator → cmd 2 in the
+        jobmaster → its courier's submitblock request received by the node
+        (through the stamping proxy).
+        """
         blocks = 5 if self.quick else 20
         pushed = self.jobfeed_push("push clean regtest")
         self.gateway.expect_job(pushed["job_id"])
@@ -256,10 +272,12 @@ class Suite:
         for _ in range(blocks):
             sent = gen.expect("block_sent", 60)
             found = self.jobfeed.expect("found_block", 60)
+            at_node = self.proxy.expect("submitblock", 60)
             rows.append(
                 {
                     "to_jobmaster_ms": (found["t"] - sent["t"]) * 1e3,
-                    "to_submitblock_ms": (found["checked"] - sent["t"]) * 1e3,
+                    "jobmaster_ms": (found["checked"] - found["t"]) * 1e3,
+                    "to_submitblock_ms": (at_node["t"] - sent["t"]) * 1e3,
                 }
             )
         gen.stop()
@@ -282,8 +300,13 @@ class Suite:
         only = set(filter(None, self.options.only.split(",")))
         if not only or "micro" in only:
             self.micro()
+        node_args = []
+        if not only or "block" in only:
+            self.start_node()
+            node_args = ["--node-url", f"http://127.0.0.1:{self.proxy_port}/", "--node-password", self.node.api_key,
+                         "--found-dir", os.path.join(self.options.out, "found_blocks")]
         self.jobfeed = Proc("benchmarks.jobfeed", "--port", self.jobmaster_port, "--cpu", LOAD_CPU,
-                            "--writer-port", self.writer_port, cpu=LOAD_CPU)
+                            "--writer-port", self.writer_port, *node_args, cpu=LOAD_CPU)
         self.jobfeed.expect("listening", 60)
         try:
             self.start_gateway()
@@ -306,6 +329,9 @@ class Suite:
             if self.gateway is not None:
                 self.stop_gateway()
             self.jobfeed.stop()
+            if self.proxy is not None:
+                self.proxy.stop()
+                self.node.stop()
         return self.results
 
 
@@ -337,7 +363,7 @@ def summary(results):
     if block:
         values = sorted(r["to_submitblock_ms"] for r in block)
         rows.append(
-            ("block share -> submitblock body (gw + jm)", "<= 5 ms",
+            ("block share -> submitblock at the node (gw + jm)", "<= 5 ms",
              f"median {values[len(values) // 2]:.1f} ms, worst {values[-1]:.1f} ms")
         )
     micro = results.get("micro", {})

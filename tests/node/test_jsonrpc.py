@@ -203,7 +203,7 @@ class TransportFaultTests(unittest.TestCase):
         """A ready ``JSONText`` param (a block's hex) is spliced into the request unchanged."""
         fake = FakeHTTPNode(result_of(None))
         client = client_for(self, listen_fake(self, fake))
-        yield client.call("submitblock", json_string(b"00ff" * 1000), 7, JSONText(b'{"a":[1]}'))
+        yield client.call("submitblock", json_string(b"00ff" * 500, b"00ff" * 500), 7, JSONText([b'{"a":', b"[1]}"]))
         ((call, _),) = fake.calls
         self.assertEqual(call["params"], ["00ff" * 1000, 7, {"a": [1]}])
 

@@ -39,18 +39,24 @@ from zope.interface import implementer
 IDLE_CONNECTION_TIMEOUT = 20
 
 
-class JSONText(bytes):
+@attrs.frozen
+class JSONText:
     """
-    A call parameter that is already JSON text (UTF-8 bytes), sent as it is.
-    ``submitblock``'s parameter is a block's hex, megabytes long; building
-    the request around the ready bytes costs a copy, where ``json.dumps``
-    of the string costs a scan and a copy of a string twice that size.
+    A call parameter that is already JSON text: ``parts``, UTF-8 bytes whose
+    concatenation is one JSON value, spliced into the request as they are.
+    ``submitblock``'s parameter is a block's hex, megabytes long, kept in
+    pieces (the header's, the coinbase's, the job's transactions'): the
+    request body is then one join of them, where ``json.dumps`` of the
+    string would scan and copy a string twice that size, and every
+    intermediate join would cost another megabyte-sized allocation.
     """
 
+    parts: tuple = attrs.field(converter=tuple)
 
-def json_string(ascii_bytes):
-    """``JSONText`` for a JSON string of ``ascii_bytes`` that need no escaping (hex)."""
-    return JSONText(b'"' + ascii_bytes + b'"')
+
+def json_string(*ascii_parts):
+    """``JSONText`` for a JSON string of ``ascii_parts`` joined, which need no escaping (hex)."""
+    return JSONText((b'"', *ascii_parts, b'"'))
 
 
 def request_body(request_id, method, params):
@@ -61,8 +67,16 @@ def request_body(request_id, method, params):
             separators=(",", ":"),
         ).encode()
     head = json.dumps({"jsonrpc": "1.0", "id": request_id, "method": method}, separators=(",", ":")).encode()
-    encoded = [p if type(p) is JSONText else json.dumps(p, separators=(",", ":")).encode() for p in params]
-    return b"".join((head[:-1], b',"params":[', b",".join(encoded), b"]}"))
+    pieces = [head[:-1], b',"params":[']
+    for i, param in enumerate(params):
+        if i:
+            pieces.append(b",")
+        if type(param) is JSONText:
+            pieces.extend(param.parts)
+        else:
+            pieces.append(json.dumps(param, separators=(",", ":")).encode())
+    pieces.append(b"]}")
+    return b"".join(pieces)
 
 
 class NodeCallError(Exception):

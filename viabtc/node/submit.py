@@ -132,21 +132,22 @@ class BlockSubmitter:
         self.timeout = timeout
         self.confirm_timeout = confirm_timeout
 
-    def submit(self, block, block_hash, block_hex=None):
+    def submit(self, block, block_hash, hex_parts=None):
         """
         ``submitblock`` to every node in parallel, then confirm: a Deferred
         with a ``SubmitReport`` (node failures are in the report, never a
-        failure of the Deferred).  ``block_hex``, ``block`` as lowercase hex
-        bytes when the caller has it already, saves encoding it here.  The
+        failure of the Deferred).  ``hex_parts``, lowercase hex bytes whose
+        concatenation is ``block``'s hex, when the caller has them already
+        (``Candidate.hex_parts``), save encoding the block here.  The
         requests are issued before this returns.  ``ValueError`` at once
         when ``block_hash`` (internal order) is not the hash of ``block``'s
         header, a caller bug that would misreport the block.
         """
         if sha256d(block[:80]) != block_hash:
             raise ValueError("block_hash is not the hash of the block's header")
-        if block_hex is None:
-            block_hex = block.hex().encode()
-        return defer.Deferred.fromCoroutine(self._submit(json_string(block_hex), block_hash))
+        if hex_parts is None:
+            hex_parts = (block.hex().encode(),)
+        return defer.Deferred.fromCoroutine(self._submit(json_string(*hex_parts), block_hash))
 
     async def _submit(self, block_param, block_hash):
         display = hash_to_display_hex(block_hash)

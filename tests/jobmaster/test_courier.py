@@ -1,0 +1,48 @@
+"""
+``BlockCourier``'s order on a real bcoin regtest node: the ``submitblock``
+request goes out first, the found-block file is written and synced two
+reactor turns later (its docstring says why), and holds the block's hex.
+"""
+
+import os
+
+from twisted.internet import defer, task
+from twisted.trial import unittest
+
+from tests.jobmaster.test_jobs import settings, solve
+from tests.support import bcoin_node
+from viabtc.jobmaster.candidate import check_candidate
+from viabtc.jobmaster.courier import BlockCourier, block_file_name
+from viabtc.jobmaster.jobs import build_job
+from viabtc.node.jsonrpc import NodeConfig, NodeGroup, NodeRPCClient
+from viabtc.node.submit import BlockSubmitter
+from viabtc.node.template import Template
+
+
+class CourierOrderTests(unittest.TestCase):
+    def setUp(self):
+        self.bcoin = bcoin_node(self, shared=True)
+        client = NodeRPCClient(NodeConfig(url=self.bcoin.rpc_url, user="x", password=self.bcoin.api_key))
+        self.addCleanup(client.close)
+        self.nodes = NodeGroup([client])
+        self.clock = task.Clock()
+        self.found_dir = self.mktemp()
+
+    @defer.inlineCallbacks
+    def test_submitted_first_then_saved(self):
+        template = Template.from_rpc(self.bcoin.rpc("getblocktemplate", {"rules": ["segwit"]}))
+        _, context = build_job(template, settings(), 1, True)
+        candidate = check_candidate(solve(context), context)
+        courier = BlockCourier(BlockSubmitter(self.nodes), self.nodes, [], self.found_dir, self.clock)
+        path = os.path.join(self.found_dir, block_file_name(candidate))
+
+        delivered = courier.deliver(candidate)
+        # The request is issued; the file waits for later reactor turns
+        # (a Clock runs both hops of the real reactor's two turns at once).
+        self.assertFalse(os.path.exists(path), "the file was written before the submit left")
+        self.clock.advance(0)
+        with open(path, "rb") as f:
+            self.assertEqual(f.read(), candidate.block.hex().encode() + b"\n")
+
+        yield delivered
+        self.assertEqual(self.bcoin.rpc("getbestblockhash"), candidate.display_hash)
