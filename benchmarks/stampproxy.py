@@ -57,6 +57,9 @@ class StampingProxy(protocol.Protocol):
         self.remaining = None
 
     def connectionMade(self):
+        # Read a 2.3 MB request in a few reads, not 37 of Twisted's 64 KB:
+        # the proxy's own per-read cost must not delay the stamp.
+        self.transport.bufferSize = 4 << 20
         self.transport.pauseProducing()
         protocol.ClientCreator(self.reactor, _Upstream, self).connectTCP("127.0.0.1", self.node_port)
 
@@ -111,7 +114,7 @@ def main():
     parser = argparse.ArgumentParser(description="a submitblock-stamping proxy")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--node-port", type=int, required=True)
-    parser.add_argument("--cpu", type=int, default=1)
+    parser.add_argument("--cpu", type=int, default=0)
     options = parser.parse_args()
     os.sched_setaffinity(0, {options.cpu})
     from twisted.internet import reactor, stdio

@@ -17,12 +17,15 @@ A checked candidate block is worth a block reward, so delivery is careful:
    when it was rejected or could not be submitted.
 
 Order.  The ``submitblock`` requests are issued first; the file is written
-and ``fsync``ed two reactor turns later, once the first turn has written
-the requests to their sockets.  Measured on the benchmark VM, writing the
-2.4 MB hex of a 4,000-transaction block costs 5-6 ms (the page cache under
-dirty-page throttling) and its ``fsync`` more: either, before the submit,
-would be the largest part of the time from a winning share to the node,
-and a block is worth most in its first milliseconds.  The trade-off: if
+and ``fsync``ed two reactor turns later, once the first turn has started
+writing the requests to their sockets, and in the reactor's thread pool
+(when the clock is a reactor with threads), so that the reactor keeps
+sending the megabytes of the requests meanwhile.  Measured on the
+benchmark VM, writing the 2.4 MB hex of a 4,000-transaction block costs
+5-6 ms (the page cache under dirty-page throttling) and its ``fsync``
+more: either, before or amid the submit, was the largest part of the
+time from a winning share to the node (docs/benchmarks.md), and a block
+is worth most in its first milliseconds.  The trade-off: if
 the jobmaster dies in those few milliseconds, the file is missing, but the
 requests are already in the kernel, which still delivers them to the
 nodes when a process dies; the gateway also logs a candidate it could not
@@ -33,7 +36,8 @@ is on disk.
 
 import os
 
-from twisted.internet import defer
+from twisted.internet import defer, threads
+from twisted.internet.interfaces import IReactorThreads
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -101,24 +105,26 @@ class BlockCourier:
         return None
 
     def _save(self, candidate):
-        """Write the block's hex file and make it durable; its path, or None."""
+        """Write the block's hex file and make it durable, off the reactor thread when there are threads."""
         path = os.path.join(self._found_dir, block_file_name(candidate))
-        try:
-            os.makedirs(self._found_dir, exist_ok=True)
-            with open(path, "wb") as f:
-                f.writelines(candidate.hex_parts)
-                f.write(b"\n")
-                f.flush()
-                os.fsync(f.fileno())
-        except OSError as e:
-            self._log.critical("block {hash} not saved to {path}: {error}",
-                               hash=candidate.display_hash, path=path, error=str(e),
-                               role="jobmaster")
-            return None
+        if IReactorThreads.providedBy(self._clock):
+            d = threads.deferToThreadPool(self._clock, self._clock.getThreadPool(),
+                                          _write_durably, self._found_dir, path, candidate.hex_parts)
+        else:
+            d = defer.maybeDeferred(_write_durably, self._found_dir, path, candidate.hex_parts)
+        d.addCallbacks(self._saved, self._not_saved, callbackArgs=(candidate, path),
+                       errbackArgs=(candidate, path))
+        return d
+
+    def _saved(self, _, candidate, path):
         self._log.info("block {hash} (height {height}) saved to {path}",
                        hash=candidate.display_hash, height=candidate.height, path=path,
                        role="jobmaster")
-        return path
+
+    def _not_saved(self, failure, candidate, path):
+        self._log.critical("block {hash} not saved to {path}: {error}",
+                           hash=candidate.display_hash, path=path, error=str(failure.value),
+                           role="jobmaster")
 
     def _push(self, candidate):
         packet = Packet(Command.SUBMIT_BLOCK, candidate.block, PacketType.PUSH)
@@ -193,6 +199,16 @@ class BlockCourier:
             return None
 
         return waiting.addBoth(finished)
+
+
+def _write_durably(directory, path, parts):
+    """``parts`` joined, and a newline, to ``path``, synced to disk; ``OSError`` if not."""
+    os.makedirs(directory, exist_ok=True)
+    with open(path, "wb") as f:
+        f.writelines(parts)
+        f.write(b"\n")
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def _sleep(clock, seconds):
