@@ -15,7 +15,7 @@ from tests.node.fakenode import FakeNodeGroup
 from tests.support import bcoin_node
 from viabtc.bitcoin.hashing import hash_from_display_hex
 from viabtc.node.jsonrpc import NodeConfig, NodeGroup, NodeRPCClient, NodeTimeout, NodeUnavailable
-from viabtc.node.template import Template, TemplateError, TemplateSource
+from viabtc.node.template import Template, TemplateError, TemplateSource, TemplateTransaction
 
 PREV = "00000000000000000002a7c4c1e48d76c5a37902165a270156b7a8d72728a054"
 TXID = "11" * 32
@@ -148,6 +148,33 @@ class TemplateParseTests(unittest.TestCase):
             Template.from_rpc(result)
         except TemplateError:
             pass
+
+
+class TransactionFastPathTests(unittest.TestCase):
+    """``TemplateTransaction.from_rpc``'s one-pass path against the field-by-field reference."""
+
+    @given(
+        field=st.sampled_from(["data", "txid", "hash", "fee", "weight", "sigops", "depends"]),
+        value=st.none() | st.booleans() | st.integers(-2, 2**33) | st.text(max_size=70)
+        | st.sampled_from(["00" * 32, "0 " * 32, "zz" * 32, "AB" * 32, "", "01000000", " 0100"])
+        | st.lists(st.integers(-1, 3), max_size=2),
+        drop=st.booleans(),
+    )
+    def test_same_as_the_checked_path(self, field, value, drop):
+        entry = {"data": "0200000000010100", "txid": TXID, "hash": WTXID, "depends": [],
+                 "fee": 1500, "sigops": 4, "weight": 561}
+        if drop:
+            del entry[field]
+        else:
+            entry[field] = value
+        try:
+            expected = TemplateTransaction.checked_from_rpc(2, entry)
+        except TemplateError as e:
+            with self.assertRaises(TemplateError) as got:
+                TemplateTransaction.from_rpc(2, entry)
+            self.assertEqual(str(got.exception), str(e))
+        else:
+            self.assertEqual(TemplateTransaction.from_rpc(2, entry), expected)
 
 
 def template_result(height, prev="aa", longpollid=None, ntx=0):

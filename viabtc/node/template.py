@@ -95,7 +95,42 @@ class TemplateTransaction:
 
     @classmethod
     def from_rpc(cls, number, entry):
-        """Transaction ``number`` (1-based, as ``depends`` counts) of a template."""
+        """
+        Transaction ``number`` (1-based, as ``depends`` counts) of a template.
+
+        A mainnet template has thousands of these, decoded on the way from
+        the node to the miners: the common shape (all fields present and
+        well-typed, no ``depends``) is taken in one pass, and anything else
+        goes through ``checked_from_rpc``, which gives the same value or
+        names the bad field.
+        """
+        if type(entry) is dict:
+            data_hex = entry.get("data")
+            txid_hex = entry.get("txid")
+            hash_hex = entry.get("hash")
+            fee = entry.get("fee")
+            weight = entry.get("weight")
+            sigops = entry.get("sigops")
+            if (type(data_hex) is str and type(txid_hex) is str and type(hash_hex) is str
+                    and len(txid_hex) == 64 and len(hash_hex) == 64
+                    and type(fee) is int and 0 <= fee <= MAX_MONEY
+                    and type(weight) is int and 0 <= weight <= 2**32
+                    and type(sigops) is int and 0 <= sigops <= 2**32
+                    and not entry.get("depends")):
+                try:
+                    data = bytes.fromhex(data_hex)
+                    txid = bytes.fromhex(txid_hex)[::-1]
+                    wtxid = bytes.fromhex(hash_hex)[::-1]
+                except ValueError:
+                    pass
+                else:
+                    if data and len(txid) == 32 and len(wtxid) == 32 and type(entry.get("depends", [])) is list:
+                        return cls(txid, wtxid, data, fee, weight, sigops, ())
+        return cls.checked_from_rpc(number, entry)
+
+    @classmethod
+    def checked_from_rpc(cls, number, entry):
+        """``from_rpc`` field by field: the reference, and the path that names a bad field."""
         where = f"transactions[{number - 1}]."
         if not isinstance(entry, dict):
             raise TemplateError(where[:-1], f"not an object: {entry!r:.80}")
