@@ -36,19 +36,24 @@ def _with_nonce_id(head, nonce_id):
         raise ValueError(f"nonce_id must be 32-bit unsigned: {e}") from None
 
 
-def _head(prepared, key, build):
-    """
-    The session-independent part of a real coinbase1: everything before
-    the trailing ``nonce_id``, built once per job and key (the account,
-    when the tag names it, and the worker or agent id).  A broadcast to
-    10,000 sessions then costs one concatenation each instead of a tag,
-    a scriptSig and a coinbase1 each (docs/benchmarks.md).
-    """
-    heads = prepared.coinbase_heads
-    head = heads.get(key)
-    if head is None:
-        head = heads[key] = build()[:-4]
-    return head
+def _miner_head(prepared, user, unique_id):
+    prefix = miner_script_sig_prefix(prepared.height, _tag(prepared, user, False), prepared.coinbaseaux, unique_id, 0)
+    return real_coinbase1(prepared.coinbase1, prefix)[:-4]
+
+
+def _agent_head(prepared, user, agent_id):
+    prefix = agent_script_sig_prefix(
+        prepared.height, _tag(prepared, user, True), prepared.coinbaseaux, prepared.number, agent_id, 0
+    )
+    return real_coinbase1(prepared.coinbase1, prefix)[:-4]
+
+
+# The session-independent part of a real coinbase1 (everything before the
+# trailing ``nonce_id``) is built once per job and key (the account, when
+# the tag names it, and the worker or agent id) and kept in
+# ``prepared.coinbase_heads``.  A broadcast to 10,000 sessions then costs
+# a dict lookup and a concatenation each instead of a tag, a scriptSig and
+# a coinbase1 each (docs/benchmarks.md).
 
 
 def miner_coinbase1(prepared, user, worker_id, nonce_id):
@@ -57,26 +62,20 @@ def miner_coinbase1(prepared, user, worker_id, nonce_id):
     32 bits, as the seed's u32 does), then ``nonce_id``.  ``user`` appears in
     the tag when the job asks for "Mined by" (``coinbase_account``).
     """
-    account = user if prepared.job.coinbase_account else None
     unique_id = ((worker_id << 16) + prepared.number) & 0xFFFFFFFF
-
-    def build():
-        prefix = miner_script_sig_prefix(
-            prepared.height, _tag(prepared, user, False), prepared.coinbaseaux, unique_id, 0
-        )
-        return real_coinbase1(prepared.coinbase1, prefix)
-
-    return _with_nonce_id(_head(prepared, ("miner", account, unique_id), build), nonce_id)
+    key = ("miner", user if prepared.job.coinbase_account else None, unique_id)
+    heads = prepared.coinbase_heads
+    head = heads.get(key)
+    if head is None:
+        head = heads[key] = _miner_head(prepared, user, unique_id)
+    return _with_nonce_id(head, nonce_id)
 
 
 def agent_coinbase1(prepared, user, agent_id, nonce_id):
     """The mineragent layout: job number, ``agent_id``, ``nonce_id``."""
-    account = user if prepared.job.coinbase_account else None
-
-    def build():
-        prefix = agent_script_sig_prefix(
-            prepared.height, _tag(prepared, user, True), prepared.coinbaseaux, prepared.number, agent_id, 0
-        )
-        return real_coinbase1(prepared.coinbase1, prefix)
-
-    return _with_nonce_id(_head(prepared, ("agent", account, agent_id), build), nonce_id)
+    key = ("agent", user if prepared.job.coinbase_account else None, agent_id)
+    heads = prepared.coinbase_heads
+    head = heads.get(key)
+    if head is None:
+        head = heads[key] = _agent_head(prepared, user, agent_id)
+    return _with_nonce_id(head, nonce_id)

@@ -668,7 +668,8 @@ class StratumServerProtocol(Protocol):
         the notify, in one write.  Agent session types override this.
         """
         session = self.session
-        notify = self._notify(prepared, False)
+        # _notify inlined: this runs once per session per job.
+        notify = b"".join((prepared.notify_prefix, session.coinbase(prepared, self.context)[1], prepared.notify_suffix))
         if session.pending is not None:
             difficulty = session.pending
             session.set_difficulty(difficulty)

@@ -12,6 +12,7 @@ read it too, so its public attributes are its documented surface.
 """
 
 import enum
+from binascii import hexlify
 
 from viabtc.stratum.account import parse_account
 from viabtc.stratum.share import ShareTarget
@@ -174,7 +175,7 @@ class Session:
             self._coinbases.clear()
         coinbase1 = context.coinbase1(prepared, self.user, self.identity)
         prefix = coinbase1 + self.identity.extranonce1
-        hex_ = coinbase1.hex().encode()
+        hex_ = hexlify(coinbase1)
         self._coinbases[prepared.job_id] = (prepared, prefix, hex_)
         return prefix, hex_
 
