@@ -1,14 +1,14 @@
 # -*- test-case-name: benchmarks -*-
 """
-The pool context of the benchmark gateway harness.
+The pool context of the in-process measures (``benchmarks.micro``).
 
-Until the real ``viabtc-gateway`` role runs, the share benchmarks drive a
-``StratumServerFactory`` through this ``IPoolContext``: identities from a
-64-bit counter as the seed allocates them (ref §4.3), the gateway coinbase
-layout, and per-account share sums standing in for the gateway's
+The socket benchmarks drive the real ``viabtc-gateway`` role; the
+in-process ones drive a ``StratumServerFactory`` through this
+``IPoolContext``: identities from a 64-bit counter as the seed allocates
+them (ref §4.3), the gateway coinbase layout, and per-account share sums standing in for the gateway's
 per-minute statistics (one dict update per share, about what aggregation
-costs).  A block candidate is handed to ``on_block`` as the seed's cmd-2
-body, so the harness can send it to the jobmaster over the module RPC.
+costs).  ``found_block_body`` is the seed's cmd-2 body of a block
+candidate, for the in-process block measure.
 """
 
 import json
@@ -73,14 +73,13 @@ def found_block_body(prepared, result):
 
 @implementer(IPoolContext)
 class BenchContext:
-    """An ``IPoolContext`` for the benchmark harness and the in-process measures."""
+    """An ``IPoolContext`` for the in-process measures."""
 
     role = "bench-gateway"
 
-    def __init__(self, settings=None, on_block=None):
+    def __init__(self, settings=None):
         self.settings = bench_settings() if settings is None else settings
         self.jobs = JobBook()
-        self.on_block = on_block
         self.accepted = 0
         self.rejected = 0
         self.blocks = 0
@@ -113,5 +112,3 @@ class BenchContext:
 
     def block_found(self, session, user, worker, prepared, result):
         self.blocks += 1
-        if self.on_block is not None:
-            self.on_block(found_block_body(prepared, result))

@@ -15,15 +15,16 @@ seconds, which no healthy pool sees).
 Job timings come from the gateway's own log (``job <id> at height ... sent
 to N miners``, written after the broadcast); the fan-out figure itself is
 measured outside the gateway (jobfeed push stamp → load generator's last
-notify).  ``python -m benchmarks.role --profile FILE -- <twistd args>``
-runs twistd under pyinstrument and writes a text profile when it stops.
+notify).  With ``profile`` the role runs under twistd's own cProfile
+(``--profiler cprofile --savestats``), whose statistics become a text
+report (cumulative and own time) when it stops.
 """
 
-import argparse
 import json
 import os
 import re
 import shutil
+import pstats
 import socket
 import subprocess
 import sys
@@ -71,10 +72,11 @@ class GatewayRole:
         self.log_path = os.path.join(run_dir, "gateway-twistd.log")
         open(self.log_path, "w").close()
         twistd = ["--logfile", self.log_path, "--pidfile", "", "-n", "viabtc-gateway", "--config", self.config_path]
+        self.profile = profile
+        self._stats = os.path.join(run_dir, "gateway.pstats")
         if profile:
-            argv = [sys.executable, "-m", "benchmarks.role", "--profile", profile, "--", *twistd]
-        else:
-            argv = [os.path.join(os.path.dirname(sys.executable), "twistd"), *twistd]
+            twistd = ["--profile", self._stats, "--profiler", "cprofile", "--savestats", *twistd]
+        argv = [os.path.join(os.path.dirname(sys.executable), "twistd"), *twistd]
         self.popen = subprocess.Popen(
             argv, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=open(os.path.join(run_dir, "gateway-twistd.stderr"), "a"),
@@ -130,6 +132,11 @@ class GatewayRole:
             return ""
         if rotated:
             self._log.close()
+        if self.profile and os.path.exists(self._stats):
+            with open(self.profile, "w") as f:
+                stats = pstats.Stats(self._stats, stream=f)
+                stats.sort_stats("cumulative").print_stats(60)
+                stats.sort_stats("tottime").print_stats(40)
             self._log = open(self.log_path)
             return self._log.read()
         return ""
@@ -143,28 +150,8 @@ class GatewayRole:
                 self.popen.kill()
                 self.popen.wait()
         self._log.close()
-
-
-def main():
-    """twistd under pyinstrument: ``--profile FILE -- <twistd args>``."""
-    parser = argparse.ArgumentParser(description="twistd under pyinstrument")
-    parser.add_argument("--profile", required=True)
-    parser.add_argument("twistd", nargs=argparse.REMAINDER)
-    options = parser.parse_args()
-    args = options.twistd[1:] if options.twistd[:1] == ["--"] else options.twistd
-    from pyinstrument import Profiler
-    from twisted.scripts.twistd import run
-
-    profiler = Profiler(interval=0.0005)
-    sys.argv = ["twistd", *args]
-    profiler.start()
-    try:
-        run()
-    finally:
-        profiler.stop()
-        with open(options.profile, "w") as f:
-            f.write(profiler.output_text(unicode=True, color=False))
-
-
-if __name__ == "__main__":
-    main()
+        if self.profile and os.path.exists(self._stats):
+            with open(self.profile, "w") as f:
+                stats = pstats.Stats(self._stats, stream=f)
+                stats.sort_stats("cumulative").print_stats(60)
+                stats.sort_stats("tottime").print_stats(40)
