@@ -107,3 +107,11 @@ class DirectWriteTests(TestCase):
         self.assertEqual(self.factory.counts["limit_slow_reader"], 1)
         reader.transport.resumeProducing()  # to see the abort
         yield reader.lost
+
+    @defer.inlineCallbacks
+    def test_nothing_sent_after_abort(self):
+        reader, server = yield self.connect()
+        server.abort()
+        server.write(b'{"id":null,"method":"mining.notify","params":[]}\n')
+        yield reader.lost
+        self.assertEqual(bytes(reader.data), b"")

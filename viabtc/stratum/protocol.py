@@ -281,7 +281,7 @@ class StratumServerProtocol(Protocol):
         if self._after_block:
             self._after_block = False
         elif (sock is not None and not transport.dataBuffer and not transport._tempDataLen
-                and transport.connected and not transport.disconnecting):
+                and transport.connected and not transport.disconnecting and not self._aborted):
             try:
                 sent = sock.send(data)
             except OSError:
