@@ -4,7 +4,8 @@ The miner-facing Stratum v1 server protocol and its factory.
 
 Shape (architecture §4): each ``dataReceived`` buffer is split once on
 newlines, every complete line is handled in turn, and all replies and
-notifications produced go out in one ``transport.write``.  Per-line
+notifications produced go out in one write (one ``send`` straight to the
+socket when the transport has nothing queued, see ``write``).  Per-line
 callbacks and a write per reply cost a large part of the throughput.
 
 Bad input is answered, never raised (docs/stratum.md has the table):
