@@ -17,9 +17,12 @@ from viabtc.bitcoin.transaction import TxOut
 PAYOUT_HASH = bytes(range(1, 21))
 
 
-def coinbase_for(template, tag=b"viabtc-test", value_delta=0):
-    """A legacy-serialised coinbase for ``template`` paying ``PAYOUT_HASH``."""
-    outputs = [TxOut(template.coinbase_value + value_delta, p2pkh_script(PAYOUT_HASH))]
+def coinbase_for(template, tag=b"viabtc-test", value_delta=0, extra_outputs=()):
+    """
+    A legacy-serialised coinbase for ``template`` paying ``PAYOUT_HASH``,
+    then ``extra_outputs`` (``TxOut``s: e.g. bulk that makes a block large).
+    """
+    outputs = [TxOut(template.coinbase_value + value_delta, p2pkh_script(PAYOUT_HASH)), *extra_outputs]
     if template.segwit_active and template.default_witness_commitment:
         outputs.append(TxOut(0, template.default_witness_commitment))
     cb1, cb2 = coinbase_halves(outputs)

@@ -10,7 +10,9 @@ from tests.node.blocks import mine_block
 from tests.support import bcoin_node
 from viabtc.bitcoin.hashing import hash_to_display_hex
 from viabtc.devnet import free_port
-from viabtc.node.jsonrpc import NodeConfig, NodeError, NodeGroup, NodeRPCClient, NodeUnavailable
+from viabtc.bitcoin.serialize import push_data
+from viabtc.bitcoin.transaction import TxOut
+from viabtc.node.jsonrpc import NODE_SEND_LIMIT, NodeConfig, NodeError, NodeGroup, NodeRPCClient, NodeUnavailable
 from viabtc.node.submit import (
     BlockSubmitter,
     NodeSubmission,
@@ -103,6 +105,26 @@ class RealNodeSubmitTests(unittest.TestCase):
         again = yield submitter.submit(block, block_hash)
         self.assertEqual(again.nodes[0].outcome, Outcome.DUPLICATE)
         self.assertTrue(again.accepted)
+
+    @defer.inlineCallbacks
+    def test_large_block_reaches_node_unchanged(self):
+        """
+        An 800 kB block (1.6 MB of hex, far past Twisted's 128 KiB per
+        reactor turn) over a node connection that sends it as fast as the
+        kernel takes it: accepted, and the node's copy is the block's bytes.
+        """
+        template = self.template()
+        bulk = [TxOut(0, b"\x6a" + push_data(bytes([i]) * 8000)) for i in range(100)]
+        block, block_hash = mine_block(template, extra_outputs=bulk)
+        self.assertGreater(len(block), 800_000)
+        client = self.client()
+        report = yield BlockSubmitter(NodeGroup([client])).submit(block, block_hash)
+        self.assertTrue(report.accepted, report.summary())
+        transports = [c.transport for conns in client._pool._connections.values() for c in conns]
+        self.assertTrue(transports)
+        self.assertEqual({t.SEND_LIMIT for t in transports}, {NODE_SEND_LIMIT})
+        raw = self.bcoin.rpc("getblock", hash_to_display_hex(block_hash), 0)
+        self.assertEqual(raw, block.hex())
 
     @defer.inlineCallbacks
     def test_invalid_block_rejected_with_reason(self):

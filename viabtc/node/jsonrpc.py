@@ -25,10 +25,10 @@ import json
 from urllib.parse import urlsplit
 
 import attrs
-from twisted.internet import defer
+from twisted.internet import defer, protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web.client import Agent, HTTPConnectionPool, ResponseFailed, readBody
+from twisted.web.client import Agent, HTTP11ClientProtocol, HTTPConnectionPool, ResponseFailed, readBody
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IBodyProducer
 from zope.interface import implementer
@@ -37,6 +37,14 @@ from zope.interface import implementer
 #: (30 s); forgetting ours sooner avoids sending a call on a connection the
 #: node is closing at that moment.
 IDLE_CONNECTION_TIMEOUT = 20
+
+#: How much a node connection may hand the kernel per reactor turn.  Twisted
+#: sends at most 128 KiB per turn (``FileDescriptor.SEND_LIMIT``, fairness
+#: between many connections); a 2.3 MB ``submitblock`` then took ~18 turns,
+#: ~5 ms of a found block's way to the node (docs/benchmarks.md).  A node
+#: connection carries one request at a time and there are few of them, so
+#: each turn gives the kernel as much as it takes (largest block's hex: 8 MB).
+NODE_SEND_LIMIT = 32 * 1024 * 1024
 
 
 @attrs.frozen
@@ -157,6 +165,43 @@ class NodeConfig:
                    cookie_file=entry.cookie_file, **kw)
 
 
+class _NodeHTTPProtocol(HTTP11ClientProtocol):
+    """An HTTP/1.1 client connection whose TCP transport sends ``NODE_SEND_LIMIT`` per turn."""
+
+    def connectionMade(self):
+        super().connectionMade()
+        # A per-instance attribute shadows the class's limit; a TLS wrapper
+        # (https node) has none and keeps its own pace.
+        if hasattr(self.transport, "SEND_LIMIT"):
+            self.transport.SEND_LIMIT = NODE_SEND_LIMIT
+
+
+class _NodeHTTPFactory(protocol.Factory):
+    """What ``HTTPConnectionPool`` builds connections with (its ``_factory`` hook)."""
+
+    def __init__(self, quiescentCallback, metadata):
+        self._quiescentCallback = quiescentCallback
+        self._metadata = metadata
+
+    def buildProtocol(self, addr):
+        return _NodeHTTPProtocol(self._quiescentCallback)
+
+
+class NodeConnectionPool(HTTPConnectionPool):
+    """
+    Persistent HTTP connections to a node, each writing a request out as
+    fast as the kernel takes it (``NODE_SEND_LIMIT``), not 128 KiB per
+    reactor turn.  Everything else (keep-alive, retries, timeouts) is
+    ``HTTPConnectionPool``'s.
+    """
+
+    _factory = _NodeHTTPFactory
+    cachedConnectionTimeout = IDLE_CONNECTION_TIMEOUT
+
+    def __init__(self, reactor):
+        super().__init__(reactor, persistent=True)
+
+
 @implementer(IBodyProducer)
 class _BytesProducer:
     """A request body already in memory, written in one go."""
@@ -209,8 +254,7 @@ class NodeRPCClient:
         self.name = config.name
         self._reactor = reactor
         if pool is None:
-            pool = HTTPConnectionPool(reactor, persistent=True)
-            pool.cachedConnectionTimeout = IDLE_CONNECTION_TIMEOUT
+            pool = NodeConnectionPool(reactor)
         self._pool = pool
         self._agent = Agent(reactor, pool=pool)
         self._url = config.url.encode("ascii")
@@ -446,5 +490,5 @@ class NodeGroup:
 
 __all__ = [
     "NodeCallError", "NodeError", "NodeUnavailable", "NodeTimeout",
-    "NodeConfig", "NodeRPCClient", "NodeReply", "NodeGroup",
+    "NodeConfig", "NodeConnectionPool", "NodeRPCClient", "NodeReply", "NodeGroup",
 ]
