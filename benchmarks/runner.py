@@ -283,6 +283,8 @@ class Suite:
                     "to_jobmaster_ms": (found["t"] - sent["t"]) * 1e3,
                     "jobmaster_ms": (found["checked"] - found["t"]) * 1e3,
                     "to_submitblock_ms": (at_node["t"] - sent["t"]) * 1e3,
+                    "request_first_to_last_ms": (at_node["t"] - at_node["first"]) * 1e3,
+                    "request_reads": at_node["reads"],
                 }
             )
         gen.stop()

@@ -9,8 +9,10 @@ moment, and the node (bcoin) does not report it, so the jobmaster talks to
 the node through this proxy, in its own process on the load core.  Bytes
 pass both ways unchanged; for each HTTP request whose body starts a
 ``submitblock`` call, once its last body byte (``Content-Length``) has
-arrived, it prints ``{"event": "submitblock", "t"}``
-(``time.monotonic()``), then forwards it.
+arrived, it prints ``{"event": "submitblock", "t", "first", "reads"}``
+(``time.monotonic()`` of the last and of the first read of the request,
+and how many reads it took: the request's time on the wire, apart from the
+jobmaster's), then forwards it.
 """
 
 import argparse
@@ -55,6 +57,9 @@ class StampingProxy(protocol.Protocol):
         self.body_start = b""
         #: body bytes of the current request still to come; None while in its head
         self.remaining = None
+        #: when the current request's first bytes were read, and reads since
+        self.first = None
+        self.reads = 0
 
     def connectionMade(self):
         # Read a 2.3 MB request in a few reads, not 37 of Twisted's 64 KB:
@@ -72,6 +77,9 @@ class StampingProxy(protocol.Protocol):
 
     def dataReceived(self, data):
         now = _monotonic()
+        if self.remaining is None and not self.head:
+            self.first, self.reads = now, 0
+        self.reads += 1
         self._watch(data, now)
         if self.upstream is None:
             self.pending.append(data)
@@ -102,7 +110,7 @@ class StampingProxy(protocol.Protocol):
             data = data[take:]
             if self.remaining == 0:
                 if b'"submitblock"' in self.body_start:
-                    emit(event="submitblock", t=now)
+                    emit(event="submitblock", t=now, first=self.first, reads=self.reads)
                 self.remaining = None
 
     def connectionLost(self, reason):
