@@ -183,6 +183,9 @@ class _NodeHTTPFactory(protocol.Factory):
         self._quiescentCallback = quiescentCallback
         self._metadata = metadata
 
+    def __repr__(self):
+        return f"_NodeHTTPFactory({self._metadata})"
+
     def buildProtocol(self, addr):
         return _NodeHTTPProtocol(self._quiescentCallback)
 
