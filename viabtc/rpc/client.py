@@ -34,7 +34,7 @@ from viabtc.rpc.codec import (
     heartbeat_request,
 )
 from viabtc.rpc.interfaces import ILink
-from viabtc.rpc.protocol import PacketConnection, checked_datagram, describe_address, resolve_reactor
+from viabtc.rpc.protocol import PacketConnection, Silence, checked_datagram, describe_address, resolve_reactor
 from viabtc.rpc.replay import ReplayGuard
 
 
@@ -59,20 +59,29 @@ class RPCClientProtocol(PacketConnection):
         self._beat.clock = self._clock
         self._interval = client.heartbeat_interval
         self._heartbeats = 0
-        self._deadline = None
+        self._silence = None
 
     def connectionMade(self):
         super().connectionMade()
-        self._deadline = self._clock.callLater(self._timeout, self._timedOut)
+        # Silence counts from the last reply (the seed's rule) while requests
+        # go out on time; but a request sent late, after our own process
+        # stalled, counts from one interval before it: the peer cannot be
+        # blamed for replies to requests we never sent.
+        self._last_reply = self._clock.seconds()
+        self._silence = Silence(self._clock, self._timeout, self._timedOut, since=None)
         self._beat.start(self._interval, now=True)
 
     def _sendHeartbeat(self):
         self._heartbeats = (self._heartbeats + 1) & 0xFFFFFFFF
+        if self._silence.since is None:
+            now = self._clock.seconds()
+            self._silence.mark(max(self._last_reply, now - self._interval))
         self.send(heartbeat_request(self._timeout, self._heartbeats))
 
     def heartbeatReceived(self, packet):
-        if packet.pkg_type == PacketType.REPLY and self._deadline.active():
-            self._deadline.reset(self._timeout)
+        if packet.pkg_type == PacketType.REPLY:
+            self._last_reply = self._clock.seconds()
+            self._silence.mark(None)
 
     def _timedOut(self):
         self.fail(f"no heartbeat reply for {self._timeout:g} s")
@@ -84,8 +93,8 @@ class RPCClientProtocol(PacketConnection):
         super().connectionLost(reason)
         if self._beat.running:
             self._beat.stop()
-        if self._deadline is not None and self._deadline.active():
-            self._deadline.cancel()
+        if self._silence is not None:
+            self._silence.cancel()
         self._client._connectionLost(self)
 
 

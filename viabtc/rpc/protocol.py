@@ -86,6 +86,54 @@ class TrustedHosts:
         return any(address in network for network in self._networks)
 
 
+class Silence:
+    """
+    Fails a link after ``timeout`` seconds of silence, judged fairly to a
+    peer when our own process was the one that stalled.
+
+    Silence is counted from ``since`` (set by ``mark``; ``None`` means
+    nothing is awaited, so no silence counts).  When the timer comes due the
+    verdict waits one reactor turn: after a stall of our own (a long
+    computation, a loaded machine) the peer's packets are often waiting
+    unread in the socket, and the reactor reads them before that turn.
+    ``expired`` is called with no arguments when the silence is real.
+    """
+
+    def __init__(self, clock, timeout, expired, since=0.0):
+        self._clock = clock
+        self.timeout = timeout
+        self._expired = expired
+        self.since = since
+        self._call = clock.callLater(timeout, self._due)
+
+    def mark(self, since, timeout=None):
+        """
+        Silence now counts from ``since`` (None: nothing awaited), for
+        ``timeout`` seconds if given; the check is due ``timeout`` after it.
+        """
+        if timeout is not None:
+            self.timeout = timeout
+        self.since = since
+        if since is not None:
+            self.cancel()
+            delay = max(0.0, since + self.timeout - self._clock.seconds())
+            self._call = self._clock.callLater(delay, self._due)
+
+    def _due(self):
+        self._call = self._clock.callLater(0, self._judge)
+
+    def _judge(self):
+        waited = 0.0 if self.since is None else self._clock.seconds() - self.since
+        if waited >= self.timeout:
+            self._expired()
+        else:
+            self._call = self._clock.callLater(self.timeout - waited, self._due)
+
+    def cancel(self):
+        if self._call is not None and self._call.active():
+            self._call.cancel()
+
+
 class PacketConnection(Protocol):
     """
     One TCP connection carrying RPC packets: decoding, tag and replay checks,
@@ -196,11 +244,11 @@ class RPCProtocol(PacketConnection):
         )
         self.factory = factory
         self.timeout = HEARTBEAT_TIMEOUT_DEFAULT
-        self._deadline = None
+        self._silence = None
 
     def connectionMade(self):
         super().connectionMade()
-        self._deadline = self._clock.callLater(self.timeout, self._timedOut)
+        self._silence = Silence(self._clock, self.timeout, self._timedOut, self._clock.seconds())
         self.factory.connections.add(self)
         self._log.info("RPC peer {peer} connected", peer=self.peer, role=self._role)
         try:
@@ -215,8 +263,7 @@ class RPCProtocol(PacketConnection):
         if announced is not None:
             self.timeout = clamp_heartbeat_timeout(announced)
         self.send(packet.reply())
-        if self._deadline.active():
-            self._deadline.reset(self.timeout)
+        self._silence.mark(self._clock.seconds(), self.timeout)
 
     def _timedOut(self):
         self.fail(f"no heartbeat for {self.timeout:g} s")
@@ -226,8 +273,8 @@ class RPCProtocol(PacketConnection):
 
     def connectionLost(self, reason):
         super().connectionLost(reason)
-        if self._deadline is not None and self._deadline.active():
-            self._deadline.cancel()
+        if self._silence is not None:
+            self._silence.cancel()
         self.factory.connections.discard(self)
         self._log.info("RPC peer {peer} disconnected", peer=self.peer, role=self._role)
         try:
