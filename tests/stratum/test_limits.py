@@ -16,7 +16,7 @@ from viabtc.stratum.protocol import StratumServerFactory
 from viabtc.stratum.session import State
 
 from tests.stratum.jobs import prepared_job
-from tests.stratum.test_protocol import RecordingContext, ServerTestCase
+from tests.stratum.test_protocol import ServerTestCase
 
 
 class LimitsConfigTests(TestCase):
