@@ -546,16 +546,7 @@ def _split_description(text):
     Split a Twisted endpoint description at unescaped colons, as
     ``serverFromString`` does: (type, positional args, keyword args).
     """
-    tokens, current, chars = [], [], iter(text)
-    for ch in chars:
-        if ch == "\\":
-            current.append(next(chars, ""))
-        elif ch == ":":
-            tokens.append("".join(current))
-            current = []
-        else:
-            current.append(ch)
-    tokens.append("".join(current))
+    tokens = [_UNESCAPE.sub(r"\1", token) for token in _raw_tokens(text)]
     args, kwargs = [], {}
     # "=" after an escape was already unescaped; good enough to find
     # host/port/interface, and the string itself is passed on unchanged.
@@ -627,6 +618,10 @@ def _check_ca_dir(path):
             except (OSError, crypto.Error):
                 continue
     raise ValueError(f"caCertsDir {path!r} holds no readable CA certificate (*.pem)")
+
+
+#: a backslash escape in an endpoint description (a trailing one stands for nothing)
+_UNESCAPE = re.compile(r"\\(.?)", re.S)
 
 
 def _raw_tokens(text):

@@ -43,7 +43,7 @@ from viabtc.config import (
     non_empty,
     non_negative,
     positive,
-    read_config_file,
+    read_config_beside,
 )
 from viabtc.stratum.context import StratumSettings
 from viabtc.stratum.limits import Limits
@@ -158,5 +158,4 @@ class GatewayConfig:
     @classmethod
     def from_file(cls, path):
         """Load and check ``path``; ``ConfigError`` names the first bad key."""
-        base_dir = os.path.dirname(os.path.abspath(path))
-        return read_config_file(path, lambda r: cls.from_reader(r, base_dir), SEED_IGNORED, _log)
+        return read_config_beside(path, cls.from_reader, SEED_IGNORED, _log)
