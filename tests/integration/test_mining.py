@@ -32,10 +32,8 @@ from tests.integration.processes import Processes
 from tests.support import bcoin_node
 
 BLOCKS = 5
-#: Bounds of the waits for the blocks: mining them on a loaded machine, and
-#: the node having them once the miner is done.
+#: Bound of the wait for the blocks, mined on a loaded machine.
 MINING_DEADLINE = 600.0
-LANDING_DEADLINE = 60.0
 WORKER_ID = 0x2a
 MAIN_PROGRAM = bytes(range(20))
 SHARE_PROGRAM = bytes(range(20, 40))
@@ -107,25 +105,21 @@ class MiningThroughThePool(TestCase):
         await procs.wait_port("gateway", stratum_port)
         start = await in_thread(node.rpc, "getblockcount")
 
+        # On regtest every share is a block: a second solution may come in
+        # before the clean job for the next height and lose that height (the
+        # node keeps it off its best chain), so the miner's own count can run
+        # ahead of the node's.  Mine until the node has grown by BLOCKS.
         procs.miner("miner", "-o", f"stratum+tcp://127.0.0.1:{stratum_port}", "-u", "alice.rig1",
-                    "--max-blocks", str(BLOCKS), "--report-interval", "5")
-        # Mining takes as long as the machine's load makes it; once the miner
-        # has exited (its blocks all accepted by the gateway) the node must
-        # have them within LANDING_DEADLINE.
+                    "--max-blocks", str(BLOCKS * 10), "--report-interval", "5")
         deadline = time.monotonic() + MINING_DEADLINE
         while (height := await in_thread(node.rpc, "getblockcount")) < start + BLOCKS:
-            procs.check_alive("jobmaster", "gateway")
-            if procs.running["miner"].poll() is not None:
-                deadline = min(deadline, time.monotonic() + LANDING_DEADLINE)
+            procs.check_alive("jobmaster", "gateway", "miner")
             if time.monotonic() > deadline:
                 break
             await deferLater(reactor, 0.2, lambda: None)
-        self.assertEqual(height, start + BLOCKS, "the node's height grew by exactly the blocks mined")
-        for _ in range(300):
-            if procs.running["miner"].poll() is not None:
-                break
-            await deferLater(reactor, 0.1, lambda: None)
-        self.assertEqual(procs.running["miner"].poll(), 0, "the miner found its blocks and exited")
+        self.assertGreaterEqual(height, start + BLOCKS, "the node's height grew by the blocks mined")
+        self.assertIn(await procs.terminate("miner"), (0, -signal.SIGTERM),
+                      "the miner stops cleanly")
 
         blocks = []
         for h in range(start + 1, start + BLOCKS + 1):
