@@ -119,12 +119,12 @@ class TemplateTransaction:
                     and not entry.get("depends")):
                 try:
                     data = bytes.fromhex(data_hex)
-                    txid = bytes.fromhex(txid_hex)[::-1]
-                    wtxid = bytes.fromhex(hash_hex)[::-1]
+                    txid = hash_from_display_hex(txid_hex)
+                    wtxid = hash_from_display_hex(hash_hex)
                 except ValueError:
                     pass
                 else:
-                    if data and len(txid) == 32 and len(wtxid) == 32 and type(entry.get("depends", [])) is list:
+                    if data and type(entry.get("depends", [])) is list:
                         return cls(txid, wtxid, data, fee, weight, sigops, ())
         return cls.checked_from_rpc(number, entry)
 

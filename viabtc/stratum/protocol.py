@@ -48,6 +48,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from viabtc.bitcoin.hashing import hash_to_display_hex
 from viabtc.stratum.account import clamp_difficulty, parse_password_difficulty
 from viabtc.stratum.limits import Limits, Offenders
 from viabtc.stratum.session import Input, Session, State
@@ -543,7 +544,7 @@ class StratumServerProtocol(Protocol):
             peer=session.peer,
             user=user,
             worker=worker,
-            hash=result.hash[::-1].hex(),
+            hash=hash_to_display_hex(result.hash),
             height=prepared.height,
             aux=[a.aux_name for a in result.aux],
             is_block=result.is_block,
@@ -556,7 +557,7 @@ class StratumServerProtocol(Protocol):
                 "block candidate {hash} could not be handed on",
                 role=self.context.role,
                 peer=session.peer,
-                hash=result.hash[::-1].hex(),
+                hash=hash_to_display_hex(result.hash),
             )
             raise
 
