@@ -10,7 +10,7 @@ from twisted.trial.unittest import TestCase
 
 from tests.roles import wait_for
 from viabtc.rpc.codec import Packet, PacketDecoder, PacketType, decode_datagram, encode
-from viabtc.rpc.intake import DatagramIntake, StreamIntake
+from viabtc.rpc.intake import DatagramIntake, StreamIntake, TurnBatch
 from viabtc.rpc.protocol import RPCDatagramProtocol, RPCServerFactory
 
 
@@ -62,3 +62,29 @@ class DatagramIntakeTests(TestCase):
             self.assertTrue(ack())
             self.assertEqual(decode_datagram(sender.recv(65536), 4096), PACKET.reply())
         return d.addCallback(received)
+
+
+class TurnBatchTests(TestCase):
+    def setUp(self):
+        self.clock = Clock()
+        self.handled = []
+        self.batch = TurnBatch(self.clock, self.handled.append)
+
+    def test_one_turn_handled_together(self):
+        """Items added in one turn reach the handler once, together, at its end."""
+        self.batch.add(1)
+        self.batch.add(2)
+        self.assertEqual(self.handled, [])
+        self.clock.advance(0)
+        self.assertEqual(self.handled, [[1, 2]])
+        self.batch.add(3)
+        self.clock.advance(0)
+        self.assertEqual(self.handled, [[1, 2], [3]])
+
+    def test_explicit_drain_cancels_the_turn_call(self):
+        self.batch.add(1)
+        self.batch.drain()
+        self.assertEqual(self.handled, [[1]])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.batch.drain()
+        self.assertEqual(self.handled, [[1]])

@@ -18,6 +18,7 @@ would make its sender retry forever) but not forwarded.
 from twisted.logger import Logger
 
 from viabtc.rpc.codec import Packet, PacketType
+from viabtc.rpc.intake import TurnBatch
 from viabtc.stats import records
 
 FORWARDED_COMMANDS = frozenset((
@@ -36,10 +37,8 @@ class Relay:
 
     def __init__(self, sender, reactor, role="metarelay"):
         self.sender = sender
-        self.reactor = reactor
         self._role = role
-        self._incoming = []
-        self._drain_call = None
+        self._batch = TurnBatch(reactor, self._forward)
         self.forwarded = 0
         self.dropped = 0
 
@@ -56,9 +55,7 @@ class Relay:
         except records.RecordError as e:
             self._drop(packet, ack, peer, str(e))
             return
-        self._incoming.append((Packet(packet.command, packet.body, packet.pkg_type), ack))
-        if self._drain_call is None:
-            self._drain_call = self.reactor.callLater(0, self.drain)
+        self._batch.add((Packet(packet.command, packet.body, packet.pkg_type), ack))
 
     def _drop(self, packet, ack, peer, reason):
         self.dropped += 1
@@ -68,12 +65,9 @@ class Relay:
 
     def drain(self):
         """Journal this turn's packets with one fsync, then ACK them."""
-        if self._drain_call is not None and self._drain_call.active():
-            self._drain_call.cancel()
-        self._drain_call = None
-        incoming, self._incoming = self._incoming, []
-        if not incoming:
-            return
+        self._batch.drain()
+
+    def _forward(self, incoming):
         if not self.sender.send_batch([packet for packet, _ in incoming]):
             # Logged by the sender; the senders keep and resend these.
             return

@@ -30,6 +30,7 @@ from twisted.logger import Logger
 
 from viabtc.metawriter.journal import JournaledPacket
 from viabtc.rpc.codec import Packet, PacketType
+from viabtc.rpc.intake import TurnBatch
 from viabtc.stats import records
 from viabtc.stats.gateway_agg import minute_start
 
@@ -64,8 +65,7 @@ class MetaWriter:
         self.dup_timeout = dup_timeout
         self.brother = brother
         self._role = role
-        self._incoming = []
-        self._drain_call = None
+        self._batch = TurnBatch(self.reactor, self._take)
         self._digests = []
         self._unfiled_flush = []
         self._flush_cost = 0
@@ -121,18 +121,13 @@ class MetaWriter:
                            command=packet.command, peer=peer, role=self._role)
             ack()
             return
-        self._incoming.append((packet, ack, peer))
-        if self._drain_call is None:
-            self._drain_call = self.reactor.callLater(0, self.drain)
+        self._batch.add((packet, ack, peer))
 
     def drain(self):
         """Journal, count and ACK every packet received this turn."""
-        if self._drain_call is not None and self._drain_call.active():
-            self._drain_call.cancel()
-        self._drain_call = None
-        incoming, self._incoming = self._incoming, []
-        if not incoming:
-            return
+        self._batch.drain()
+
+    def _take(self, incoming):
         now = self.clock.seconds()
         dedupe = self.aggregator.dedupe
         fresh, repeats = [], []

@@ -46,3 +46,31 @@ class DatagramIntake:
     def packetReceived(self, protocol, packet, address):
         self.receiver.packet_received(
             packet, functools.partial(protocol.send, packet.reply(), address), describe_address(address))
+
+
+class TurnBatch:
+    """
+    Items that arrive during one reactor turn, handed together to
+    ``handle(items)`` at the end of the turn (or at an explicit ``drain``):
+    on the statistics path one fsync then serves a whole burst of packets.
+    """
+
+    def __init__(self, reactor, handle):
+        self._reactor = reactor
+        self._handle = handle
+        self._items = []
+        self._call = None
+
+    def add(self, item):
+        self._items.append(item)
+        if self._call is None:
+            self._call = self._reactor.callLater(0, self.drain)
+
+    def drain(self):
+        """Hand over what has arrived so far (nothing: no call)."""
+        if self._call is not None and self._call.active():
+            self._call.cancel()
+        self._call = None
+        items, self._items = self._items, []
+        if items:
+            self._handle(items)
