@@ -152,6 +152,21 @@ def expected_contents():
     return contents
 
 
+def assert_contents(testcase, got, expected, ordered=True):
+    """
+    ``got`` (a ``snapshot``) holds exactly the keys and values of
+    ``expected``; unless ``ordered``, the event lists are compared as
+    multisets (a retransmitted event may land after a later one).
+    """
+    if not ordered:
+        for key in ("newevent", "newworker", "newblock"):
+            got[key] = sorted(got.get(key, []))
+            expected[key] = sorted(expected[key])
+    testcase.assertEqual(sorted(got), sorted(expected))
+    for key in expected:
+        testcase.assertEqual(got[key], expected[key], key)
+
+
 def snapshot(server, own_metrics=False):
     """
     Every key in Redis with its value (hash -> dict, set -> set, list ->
@@ -333,15 +348,7 @@ class Pipeline(unittest.TestCase):
         yield writer.writer.store.when_idle()
 
     def assertContents(self, server, ordered=True):
-        got = snapshot(server)
-        expected = expected_contents()
-        if not ordered:
-            for key in ("newevent", "newworker", "newblock"):
-                got[key] = sorted(got.get(key, []))
-                expected[key] = sorted(expected[key])
-        self.assertEqual(sorted(got), sorted(expected))
-        for key in expected:
-            self.assertEqual(got[key], expected[key], key)
+        assert_contents(self, snapshot(server), expected_contents(), ordered)
 
 
 class CleanRunTests(Pipeline):
