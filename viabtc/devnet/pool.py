@@ -28,6 +28,7 @@ from viabtc.bitcoin.address import script_to_address
 from viabtc.bitcoin.network import REGTEST
 from viabtc.devnet import ServiceUnavailable, free_port, project_root
 from viabtc.devnet.bcoin import BcoinNode
+from viabtc.devnet.process import stop_process
 from viabtc.devnet.redis import RedisServer
 
 #: Roles started by the demo, in start order (consumers before producers).
@@ -233,15 +234,8 @@ class LocalPool:
 
     def stop(self):
         for role in ["miner", *reversed(ROLES)]:
-            process = self.processes.pop(role, None)
-            if process is None or process.poll() is not None:
-                continue
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            # SIGTERM: each role stops gracefully (statistics flushed).
+            stop_process(self.processes.pop(role, None), grace=10.0)
         if self.node is not None:
             self.node.stop()
         if self.redis is not None:
