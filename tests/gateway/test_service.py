@@ -148,7 +148,7 @@ class GatewayServiceTests(TestCase):
         await wait_for(lambda: self.jobmaster.links == 2, what="the reconnect")
         # Behind the job sent again on the same link:
         self.jobmaster.push_job(job_body("2", clean=False))
-        await wait_for(lambda: self.service.context.jobs.current.job_id == "2", what="job 2")
+        await wait_for(lambda: len(miner.notifications("mining.notify")) == 2, what="job 2 at the miner")
         self.assertEqual(self.jobmaster.jobs_sent, 3)
         self.assertEqual([(n[0], n[8]) for n in miner.notifications("mining.notify")], [("1", True), ("2", False)])
         self.assertEqual((await miner.call("mining.submit", share))["error"][0], 22)
@@ -208,14 +208,14 @@ class GatewayServiceTests(TestCase):
         notify = miner.notifications("mining.notify")[0]
         en2, ntime, nonce, digest = solve(notify, miner.extranonce1, DIFFICULTY, block=True)
 
-        # Record the order in which the gateway hands its bytes over: to the
-        # jobmaster link's transport (the link up now), and to the miner's
-        # Stratum connection through its one output, ``write`` (which may
-        # send straight to the socket, bypassing the transport).
+        # Record the order in which the gateway hands its bytes over, through
+        # each connection's one output (both may send straight to the
+        # socket, bypassing the transport): the jobmaster link's
+        # ``write_encoded`` (the link up now) and the miner's ``write``.
         await wait_for(lambda: self.service.job_client.connected, what="the jobmaster link")
         link = self.service.job_client._protocol
         writes = []
-        self.record(link.transport, "jobmaster", writes)
+        self.record(link, "jobmaster", writes)
         (session,) = self.service.server.sessions
         self.record(session, "miner", writes)
 
@@ -242,17 +242,18 @@ class GatewayServiceTests(TestCase):
 
     def record(self, writer, name, writes):
         """
-        Note each ``writer.write``'s target (on the jobmaster link only cmd 2,
-        not heartbeats), then let the real ``write`` have it.
+        Note each write's target (on the jobmaster link only cmd 2, not
+        heartbeats), then let the real output have it.
         """
-        real = writer.write
+        output = "write_encoded" if name == "jobmaster" else "write"
+        real = getattr(writer, output)
 
         def write(data):
             if name != "jobmaster" or int.from_bytes(data[4:8], "little") == Command.FOUND_BLOCK:
                 writes.append(name)
             return real(data)
 
-        writer.write = write
+        setattr(writer, output, write)
 
     async def test_candidate_buffered_while_jobmaster_is_down(self):
         await self.start(job=self.regtest_job())

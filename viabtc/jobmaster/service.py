@@ -295,10 +295,12 @@ class JobmasterService(MultiService):
                                "{error}", peer=peer, job_id=found.job_id, error=str(e),
                                role="jobmaster")
             return None
+        # Deliver first (the requests are issued before it returns), log after.
+        delivered = self.courier.deliver(candidate)
         self._log.info("block {hash} found at height {height} (job {job_id}, gateway {peer})",
                        hash=candidate.display_hash, height=candidate.height,
                        job_id=found.job_id, peer=peer, role="jobmaster")
-        return self.courier.deliver(candidate)
+        return delivered
 
     # -- bans and coinbase text --------------------------------------------
 

@@ -30,6 +30,7 @@ from viabtc.rpc.codec import (
     parse_heartbeat_timeout,
 )
 from viabtc.rpc.replay import ReplayGuard
+from viabtc.sendnow import direct_socket, send_now
 
 
 def resolve_reactor(reactor):
@@ -152,11 +153,13 @@ class PacketConnection(Protocol):
         self._guard = guard
         self._decoder = None
         self._closing = False
+        self._socket = None
         self.peer = "?"
 
     def connectionMade(self):
         self._decoder = PacketDecoder(self._max_size, self._secret)
         self.peer = describe_address(self.transport.getPeer())
+        self._socket = direct_socket(self.transport)
 
     def dataReceived(self, data):
         if self._closing:
@@ -201,13 +204,17 @@ class PacketConnection(Protocol):
 
     def send(self, packet):
         """Send ``packet`` to the peer; a no-op once the connection is closing."""
-        if not self._closing:
-            self.transport.write(self.encode(packet))
+        self.write_encoded(self.encode(packet))
 
     def write_encoded(self, data):
-        """Send bytes produced by ``encode`` (fan-out encodes once for many peers)."""
+        """
+        Send bytes produced by ``encode`` (fan-out encodes once for many
+        peers): the connection's one output.  Straight to the socket when
+        nothing is queued (``viabtc.sendnow``), so a block candidate or a
+        job is in the kernel before the caller goes on to log or journal.
+        """
         if not self._closing:
-            self.transport.write(data)
+            send_now(self.transport, self._socket, data)
 
     def fail(self, reason):
         """Log why and drop the connection at once, as the seed does."""
