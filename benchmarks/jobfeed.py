@@ -95,7 +95,7 @@ class JobFeed:
         candidate = check_candidate(found, context)
         if self.courier is not None:
             self.courier.deliver(candidate)
-            emit(event="found_block", t=t, checked=time.monotonic(), bytes=len(candidate.block))
+            emit(event="found_block", t=t, checked=time.monotonic(), bytes=len(candidate.head) + len(candidate.transactions))
             return
         request = request_body(1, "submitblock", (json_string(*candidate.hex_parts),))
         emit(event="found_block", t=t, checked=time.monotonic(), bytes=len(request))

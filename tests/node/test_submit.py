@@ -111,14 +111,19 @@ class RealNodeSubmitTests(unittest.TestCase):
         """
         An 800 kB block (1.6 MB of hex, far past Twisted's 128 KiB per
         reactor turn) over a node connection that sends it as fast as the
-        kernel takes it: accepted, and the node's copy is the block's bytes.
+        kernel takes it, given as hex pieces cut inside the header and
+        written one after the other: accepted, and the node's copy is the
+        block's bytes.
         """
         template = self.template()
         bulk = [TxOut(0, b"\x6a" + push_data(bytes([i]) * 8000)) for i in range(100)]
         block, block_hash = mine_block(template, extra_outputs=bulk)
         self.assertGreater(len(block), 800_000)
+        text = block.hex().encode()
+        cuts = [0, 7, 8, 70, 161, 1000, len(text) // 2, len(text)]
+        pieces = [text[a:b] for a, b in zip(cuts, cuts[1:])]
         client = self.client()
-        report = yield BlockSubmitter(NodeGroup([client])).submit(block, block_hash)
+        report = yield BlockSubmitter(NodeGroup([client])).submit_hex(pieces, block_hash)
         self.assertTrue(report.accepted, report.summary())
         transports = [c.transport for conns in client._pool._connections.values() for c in conns]
         self.assertTrue(transports)
@@ -174,6 +179,9 @@ class RealNodeSubmitTests(unittest.TestCase):
         block, block_hash = mine_block(self.template())
         with self.assertRaises(ValueError):
             self.submitter().submit(block, bytes(32))
+        text = block.hex().encode()
+        with self.assertRaises(ValueError):
+            self.submitter().submit_hex((text[:100], text[100:]), bytes(32))
 
 
 class SegwitBlockTests(unittest.TestCase):

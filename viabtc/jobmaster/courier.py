@@ -127,6 +127,8 @@ class BlockCourier:
                            role="jobmaster")
 
     def _push(self, candidate):
+        if not self._blockmasters:
+            return
         packet = Packet(Command.SUBMIT_BLOCK, candidate.block, PacketType.PUSH)
         for link in self._blockmasters:
             if not link.send(packet):
@@ -139,7 +141,7 @@ class BlockCourier:
         delay = RETRY_FIRST
         alerted = False
         while True:
-            report = await self._submitter.submit(candidate.block, candidate.block_hash, candidate.hex_parts)
+            report = await self._submitter.submit_hex(candidate.hex_parts, candidate.block_hash)
             if report.accepted:
                 self._log.info("block {hash} at height {height} accepted: {summary}",
                                hash=candidate.display_hash, height=candidate.height,

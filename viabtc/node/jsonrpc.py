@@ -69,11 +69,20 @@ def json_string(*ascii_parts):
 
 def request_body(request_id, method, params):
     """The JSON-RPC 1.0 request body; ``JSONText`` params are spliced in as they are."""
+    return b"".join(request_pieces(request_id, method, params))
+
+
+def request_pieces(request_id, method, params):
+    """
+    ``request_body`` as a list of pieces to write one after the other, so a
+    ``JSONText`` param of megabytes (a block's hex) is never copied into a
+    joined body.
+    """
     if not any(type(p) is JSONText for p in params):
-        return json.dumps(
+        return [json.dumps(
             {"jsonrpc": "1.0", "id": request_id, "method": method, "params": list(params)},
             separators=(",", ":"),
-        ).encode()
+        ).encode()]
     head = json.dumps({"jsonrpc": "1.0", "id": request_id, "method": method}, separators=(",", ":")).encode()
     pieces = [head[:-1], b',"params":[']
     for i, param in enumerate(params):
@@ -84,7 +93,7 @@ def request_body(request_id, method, params):
         else:
             pieces.append(json.dumps(param, separators=(",", ":")).encode())
     pieces.append(b"]}")
-    return b"".join(pieces)
+    return pieces
 
 
 class NodeCallError(Exception):
@@ -207,14 +216,15 @@ class NodeConnectionPool(HTTPConnectionPool):
 
 @implementer(IBodyProducer)
 class _BytesProducer:
-    """A request body already in memory, written in one go."""
+    """A request body already in memory, in pieces (``request_pieces``), written in one go."""
 
-    def __init__(self, body):
-        self._body = body
-        self.length = len(body)
+    def __init__(self, pieces):
+        self._pieces = pieces
+        self.length = sum(map(len, pieces))
 
     def startProducing(self, consumer):
-        consumer.write(self._body)
+        for piece in self._pieces:
+            consumer.write(piece)
         return defer.succeed(None)
 
     def pauseProducing(self):
@@ -278,7 +288,7 @@ class NodeRPCClient:
         timeout = self.config.timeout if timeout is None else timeout
         self._next_id += 1
         request_id = self._next_id
-        body = request_body(request_id, method, params)
+        body = request_pieces(request_id, method, params)
         d = self._post(body, method, request_id, may_reauth=self.config.cookie_file is not None)
         d.addTimeout(timeout, self._reactor, onTimeoutCancel=self._timed_out(method))
         d.addErrback(self._translate, method)

@@ -122,6 +122,16 @@ class SubmitReport:
         return f"block {hash_to_display_hex(self.block_hash)} {verdict}: {details}"
 
 
+def _header_from_hex(hex_parts):
+    """The first 80 bytes of the block whose hex is ``hex_parts`` (fewer if it is shorter)."""
+    head = b""
+    for part in hex_parts:
+        head += part[:160 - len(head)]
+        if len(head) == 160:
+            break
+    return bytes.fromhex(head.decode("ascii"))
+
+
 class BlockSubmitter:
     """Sends found blocks to every node of a ``NodeGroup`` and reports."""
 
@@ -132,21 +142,25 @@ class BlockSubmitter:
         self.timeout = timeout
         self.confirm_timeout = confirm_timeout
 
-    def submit(self, block, block_hash, hex_parts=None):
+    def submit(self, block, block_hash):
         """
-        ``submitblock`` to every node in parallel, then confirm: a Deferred
-        with a ``SubmitReport`` (node failures are in the report, never a
-        failure of the Deferred).  ``hex_parts``, lowercase hex bytes whose
-        concatenation is ``block``'s hex, when the caller has them already
-        (``Candidate.hex_parts``), save encoding the block here.  The
-        requests are issued before this returns.  ``ValueError`` at once
-        when ``block_hash`` (internal order) is not the hash of ``block``'s
+        ``submitblock`` the serialised ``block`` to every node in parallel,
+        then confirm: a Deferred with a ``SubmitReport`` (node failures are
+        in the report, never a failure of the Deferred).  The requests are
+        issued before this returns.  ``ValueError`` at once when
+        ``block_hash`` (internal order) is not the hash of ``block``'s
         header, a caller bug that would misreport the block.
         """
-        if sha256d(block[:80]) != block_hash:
+        return self.submit_hex((block.hex().encode(),), block_hash)
+
+    def submit_hex(self, hex_parts, block_hash):
+        """
+        ``submit`` for a block given as lowercase hex bytes in pieces
+        (``Candidate.hex_parts``), which go into the request as they are:
+        no encoding, no megabyte-sized join.
+        """
+        if sha256d(_header_from_hex(hex_parts)) != block_hash:
             raise ValueError("block_hash is not the hash of the block's header")
-        if hex_parts is None:
-            hex_parts = (block.hex().encode(),)
         return defer.Deferred.fromCoroutine(self._submit(json_string(*hex_parts), block_hash))
 
     async def _submit(self, block_param, block_hash):
