@@ -17,7 +17,7 @@ import os
 from zope.interface import implementer
 
 from viabtc.stratum.context import Identity, IPoolContext, StratumSettings
-from viabtc.stratum.coinbase import miner_coinbase1
+from viabtc.stratum.coinbase import miner_coinbase1_head
 from viabtc.stratum.jobs import JobBook
 from viabtc.stratum.protocol import StratumServerFactory
 from viabtc.stratum.vardiff import VarDiffSettings
@@ -93,8 +93,8 @@ class BenchContext:
     def is_banned(self, host):
         return False
 
-    def coinbase1(self, prepared, user, identity):
-        return miner_coinbase1(prepared, user, WORKER_ID, identity.nonce_id)
+    def coinbase1_head(self, prepared, user):
+        return miner_coinbase1_head(prepared, user, WORKER_ID)
 
     def worker_authorized(self, session, user, worker):
         pass

@@ -13,14 +13,15 @@ blocks.  The runner drives it through stdin, one command per line:
     a clean job with regtest bits, so that block candidates are easy.
 
 Each push prints ``{"event": "pushed", "job_id", "t"}``; each found block
-``{"event": "found_block", "t", "checked"}``: when the cmd-2 packet was
-handed to the hub and when the jobmaster's path was done.  With
-``--node-url`` that path is the jobmaster's own: ``check_candidate`` (the
-block joined with all 4,000 transactions) and ``BlockCourier.deliver``
-(the found-block file, ``submitblock`` through ``BlockSubmitter`` and
-``NodeRPCClient`` to the node; the node rejects these blocks, whose parent
-it does not know, which changes nothing before the request reached it).
-Without it, the ``submitblock`` request body is only built.  Times are
+``{"event": "found_block", "t", "checked", "sent"}``: when the cmd-2
+packet was handed to the hub, when the jobmaster's path had issued the
+``submitblock`` requests, and when the request's last byte was handed to
+the kernel.  With ``--node-url`` that path is the jobmaster's own:
+``check_candidate`` and ``BlockCourier.deliver`` (``submitblock`` through
+``BlockSubmitter`` and ``NodeRPCClient`` to the node, then the found-block
+file; the node rejects these blocks, whose parent it does not know, which
+changes nothing before the request reached it).  Without it, the
+``submitblock`` request body is only built.  Times are
 ``time.monotonic()``.
 
 With ``--writer-port`` it also stands in for the statistics writer: a UDP
@@ -35,6 +36,7 @@ import json
 import os
 import sys
 import time
+import weakref
 
 from twisted.internet import protocol, stdio
 from twisted.protocols.basic import LineReceiver
@@ -45,7 +47,15 @@ from viabtc.jobmaster.candidate import check_candidate
 from viabtc.jobmaster.courier import BlockCourier
 from viabtc.jobmaster.gateways import GatewayHub, job_packet
 from viabtc.jobmaster.jobs import build_job
-from viabtc.node.jsonrpc import NodeConfig, NodeGroup, NodeRPCClient, json_string, request_body
+from viabtc.node.jsonrpc import (
+    NodeConfig,
+    NodeConnectionPool,
+    NodeGroup,
+    NodeRPCClient,
+    _NodeHTTPFactory,
+    json_string,
+    request_body,
+)
 from viabtc.node.submit import BlockSubmitter
 from viabtc.node.template import Template
 from viabtc.rpc.codec import Packet, PacketType, ProtocolError, decode_datagram, encode
@@ -62,7 +72,8 @@ def emit(**event):
 class JobFeed:
     """The jobs, their contexts (for found blocks) and the hub."""
 
-    def __init__(self, curtime, courier=None):
+    def __init__(self, curtime, reactor, courier=None):
+        self.reactor = reactor
         self.courier = courier
         result = template_result(curtime=curtime)
         self.templates = {
@@ -93,12 +104,49 @@ class JobFeed:
         t = time.monotonic()
         context = self.contexts.get(found.job_id)
         candidate = check_candidate(found, context)
-        if self.courier is not None:
-            self.courier.deliver(candidate)
-            emit(event="found_block", t=t, checked=time.monotonic(), bytes=len(candidate.head) + len(candidate.transactions))
+        if self.courier is None:
+            request = request_body(1, "submitblock", (json_string(*candidate.hex_parts),))
+            checked = time.monotonic()
+            emit(event="found_block", t=t, checked=checked, sent=checked, bytes=len(request))
             return
-        request = request_body(1, "submitblock", (json_string(*candidate.hex_parts),))
-        emit(event="found_block", t=t, checked=time.monotonic(), bytes=len(request))
+        self.courier.deliver(candidate)
+        checked = time.monotonic()
+        size = len(candidate.head) + len(candidate.transactions)
+        # Reported once the request has left, so that printing it does not delay it.
+        self.reactor.callLater(0, self._when_sent, t, checked, size)
+
+    def _when_sent(self, t, checked, size):
+        """Each reactor turn: has every node connection handed all its bytes to the kernel?"""
+        if any(tr.dataBuffer or tr._tempDataLen for tr in WatchedNodeFactory.transports):
+            self.reactor.callLater(0, self._when_sent, t, checked, size)
+            return
+        emit(event="found_block", t=t, checked=checked, sent=time.monotonic(), bytes=size)
+
+
+class WatchedNodeFactory(_NodeHTTPFactory):
+    """
+    ``NodeConnectionPool``'s connection factory, noting each connection's
+    transport: the jobmaster's own code cannot tell when a request has
+    left (Twisted reports no such moment), so the bench watches the
+    transports' buffers empty.
+    """
+
+    transports = weakref.WeakSet()
+
+    def buildProtocol(self, addr):
+        proto = super().buildProtocol(addr)
+        made = proto.connectionMade
+
+        def connectionMade():
+            made()
+            WatchedNodeFactory.transports.add(proto.transport)
+
+        proto.connectionMade = connectionMade
+        return proto
+
+
+class WatchedNodePool(NodeConnectionPool):
+    _factory = WatchedNodeFactory
 
 
 class WriterStandIn(protocol.DatagramProtocol):
@@ -150,9 +198,9 @@ def main():
     courier = None
     if options.node_url:
         nodes = NodeGroup([NodeRPCClient(NodeConfig(url=options.node_url, user="x", password=options.node_password),
-                                         reactor=reactor)])
+                                         reactor=reactor, pool=WatchedNodePool(reactor))])
         courier = BlockCourier(BlockSubmitter(nodes), nodes, [], options.found_dir, reactor)
-    feed = JobFeed(curtime=int(time.time()), courier=courier)
+    feed = JobFeed(curtime=int(time.time()), reactor=reactor, courier=courier)
     factory = RPCServerFactory(feed.hub, max_size=1 << 20, reactor=reactor, role="bench-jobmaster")
     feed.hub.factory = factory
     reactor.listenTCP(options.port, factory, interface="127.0.0.1")

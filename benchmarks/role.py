@@ -103,8 +103,12 @@ class GatewayRole:
         raise RuntimeError(f"gateway did not open port {self.port} within {timeout:g} s")
 
     def expect_job(self, job_id=None, timeout=60.0):
-        """Wait for the log line of a job sent to the miners (``job_id`` or any); returns its miners count."""
-        pattern = re.compile(r"job (\w+) at height \d+ \(clean \w+\) sent to (\d+) miners")
+        """
+        Wait for the log line of a job sent to the miners (``job_id`` or
+        any); returns its miners count and the gateway's own time from the
+        job's packet to the last notify handed to the kernel, in ms.
+        """
+        pattern = re.compile(r"job (\w+) at height \d+ \(clean \w+\) sent to (\d+) miners in ([\d.]+) ms")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             chunk = self._read_log()
@@ -114,7 +118,7 @@ class GatewayRole:
                 for line in lines:
                     m = pattern.search(line)
                     if m and (job_id is None or m.group(1) == job_id):
-                        return int(m.group(2))
+                        return int(m.group(2)), float(m.group(3))
                 continue
             if self.popen.poll() is not None:
                 raise RuntimeError(f"gateway exited ({self.popen.returncode}); see {self.log_path}")
@@ -132,11 +136,6 @@ class GatewayRole:
             return ""
         if rotated:
             self._log.close()
-        if self.profile and os.path.exists(self._stats):
-            with open(self.profile, "w") as f:
-                stats = pstats.Stats(self._stats, stream=f)
-                stats.sort_stats("cumulative").print_stats(60)
-                stats.sort_stats("tottime").print_stats(40)
             self._log = open(self.log_path)
             return self._log.read()
         return ""

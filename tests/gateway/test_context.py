@@ -45,8 +45,8 @@ class ContextTests(TestCase):
     def test_worker_id_makes_coinbases_unique_across_gateways(self):
         prepared = prepared_job(job_id="1a")
         identity = Identity(bytes.fromhex("01020304"), 7)
-        a = self.context(1).coinbase1(prepared, "alice", identity)
-        b = self.context(2).coinbase1(prepared, "alice", identity)
+        a = self.context(1).coinbase1_head(prepared, "alice") + identity.coinbase1_tail
+        b = self.context(2).coinbase1_head(prepared, "alice") + identity.coinbase1_tail
         self.assertNotEqual(a, b)
         self.assertEqual(a[-8:], ((1 << 16) + 0x1a).to_bytes(4, "little") + (7).to_bytes(4, "little"))
         self.assertIn(b"Mined by alice", a)

@@ -11,7 +11,7 @@ from twisted.trial.unittest import TestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from viabtc.stratum.coinbase import miner_coinbase1
+from viabtc.stratum.coinbase import miner_coinbase1_head
 from viabtc.stratum.context import Identity, IPoolContext
 from viabtc.stratum.jobs import JobBook
 from viabtc.stratum.protocol import StratumServerFactory
@@ -56,8 +56,8 @@ class RecordingContext:
     def is_banned(self, host):
         return host in self.banned
 
-    def coinbase1(self, prepared, user, identity):
-        return miner_coinbase1(prepared, user, 100, identity.nonce_id)
+    def coinbase1_head(self, prepared, user):
+        return miner_coinbase1_head(prepared, user, 100)
 
     def worker_authorized(self, session, user, worker):
         self.events.append(("authorized", user, worker))
@@ -167,7 +167,7 @@ class SubscribeAuthorizeTests(ServerTestCase):
         self.assertEqual(notify["method"], "mining.notify")
         self.assertEqual(notify["params"][0], prepared.job_id)
         self.assertIs(notify["params"][-1], True)
-        coinbase1 = self.context.coinbase1(prepared, "alice", proto.session.identity)
+        coinbase1 = self.context.coinbase1_head(prepared, "alice") + proto.session.identity.coinbase1_tail
         self.assertEqual(notify["params"][2], coinbase1.hex())
         self.assertEqual(self.context.events, [("authorized", "alice", "rig1")])
         self.assertIs(proto.session.state, State.AUTHORIZED)
@@ -522,6 +522,26 @@ class FactoryTests(ServerTestCase):
             coinbases.add(notify["params"][2])
         self.assertEqual(len(coinbases), 1000)
         self.assertEqual(self.factory.counts["job_broadcast"], 1)
+
+    def test_fan_out_coinbase_is_the_sessions_own(self):
+        """
+        Each broadcast notify carries exactly the coinbase1 its session's
+        shares are checked against, per account when the tag names it.
+        """
+        self.add_job()
+        sessions = [self.miner(account=f"{user}.rig{i}") for user in ("alice", "bob", "carol") for i in range(3)]
+        for job_id, coinbase_account in (("2", True), ("3", False)):
+            prepared = self.add_job(prepared_job(job_id=job_id, clean_jobs=False, coinbase_account=coinbase_account))
+            for proto, transport in sessions:
+                transport.clear()
+            self.factory.broadcast_job(prepared)
+            tags = set()
+            for proto, transport in sessions:
+                [notify] = self.received(transport)
+                own = proto.session.coinbase(prepared, self.context)[1].decode()
+                self.assertEqual(notify["params"][2], own)
+                tags.add(own[:-8])
+            self.assertEqual(len(tags), 3 if coinbase_account else 1)
 
     def test_unauthorized_sessions_get_no_job(self):
         proto, transport = self.connect()

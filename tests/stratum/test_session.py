@@ -13,7 +13,7 @@ class CountingContext:
     def __init__(self):
         self.calls = 0
 
-    def coinbase1(self, prepared, user, identity):
+    def coinbase1_head(self, prepared, user):
         self.calls += 1
         return prepared.coinbase1 + user.encode()
 
@@ -79,8 +79,10 @@ class CoinbaseCacheTests(TestCase):
         context = CountingContext()
         prepared = prepared_job()
         prefix, hex_ = s.coinbase(prepared, context)
-        self.assertEqual(prefix, prepared.coinbase1 + b"alice" + IDENTITY.extranonce1)
-        self.assertEqual(hex_, (prepared.coinbase1 + b"alice").hex().encode())
+        coinbase1 = prepared.coinbase1 + b"alice" + IDENTITY.nonce_id.to_bytes(4, "little")
+        self.assertEqual(prefix, coinbase1 + IDENTITY.extranonce1)
+        self.assertEqual(hex_, coinbase1.hex().encode())
+        self.assertEqual(s.coinbase1_tail_hex, coinbase1[-4:].hex().encode())
         s.coinbase(prepared, context)
         self.assertEqual(context.calls, 1)
         # the same id for a different job (after a jobmaster restart) is rebuilt

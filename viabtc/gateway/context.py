@@ -23,7 +23,7 @@ from zope.interface import implementer
 from viabtc.bitcoin.hashing import hash_to_display_hex
 from viabtc.gateway.bans import normalise_ip
 from viabtc.gateway.blocks import found_block_body
-from viabtc.stratum.coinbase import miner_coinbase1
+from viabtc.stratum.coinbase import miner_coinbase1_head
 from viabtc.stratum.context import Identity, IPoolContext
 from viabtc.stratum.job import PreparedJob
 
@@ -76,8 +76,8 @@ class GatewayContext:
     def is_banned(self, host):
         return self.bans.is_banned(host)
 
-    def coinbase1(self, prepared, user, identity):
-        return miner_coinbase1(prepared, user, self.worker_id, identity.nonce_id)
+    def coinbase1_head(self, prepared, user):
+        return miner_coinbase1_head(prepared, user, self.worker_id)
 
     # -- IPoolContext: events ---------------------------------------------------
 

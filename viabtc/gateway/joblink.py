@@ -17,6 +17,8 @@ second time after it.  A job equal to the current one in everything but
 its clean flag is therefore kept as it is (``repeats_current``).
 """
 
+import time
+
 import attrs
 from twisted.logger import Logger
 from zope.interface import implementer
@@ -60,6 +62,7 @@ class JobLink:
                            role=self.context.role)
 
     def _job(self, body):
+        started = time.perf_counter()
         try:
             job = Job.from_json(body)
             if repeats_current(self.context.jobs.current, job):
@@ -70,12 +73,17 @@ class JobLink:
         except JobError as e:
             self._log.error("job from the jobmaster refused: {error}", error=str(e), role=self.context.role)
             return
+        # How long the job took from its packet to the last miner's notify
+        # in the kernel: the gateway's share of the time miners spend on
+        # stale work after a new block (docs/benchmarks.md).
+        elapsed_ms = (time.perf_counter() - started) * 1e3
         self._log.info(
-            "job {job_id} at height {height} (clean {clean}) sent to {miners} miners",
+            "job {job_id} at height {height} (clean {clean}) sent to {miners} miners in {elapsed_ms:.1f} ms",
             job_id=prepared.job_id,
             height=prepared.height,
             clean=prepared.clean,
             miners=len(self.context.server.sessions) if self.context.server is not None else 0,
+            elapsed_ms=elapsed_ms,
             role=self.context.role,
         )
 

@@ -29,9 +29,14 @@ def _tag(prepared, user, agent):
     return coinbase_tag(job.pool_name, job.coinbase_message, user if job.coinbase_account else None, budget)
 
 
-def _with_nonce_id(head, nonce_id):
+def coinbase1_tail(nonce_id):
+    """
+    The bytes that end every session's coinbase1 in both layouts: its
+    ``nonce_id``, 4 bytes little-endian.  Everything before them is shared
+    by the sessions of one account on one job (the "head").
+    """
     try:
-        return head + _U32.pack(nonce_id)
+        return _U32.pack(nonce_id)
     except struct.error as e:
         raise ValueError(f"nonce_id must be 32-bit unsigned: {e}") from None
 
@@ -48,19 +53,20 @@ def _agent_head(prepared, user, agent_id):
     return real_coinbase1(prepared.coinbase1, prefix)[:-4]
 
 
-# The session-independent part of a real coinbase1 (everything before the
-# trailing ``nonce_id``) is built once per job and key (the account, when
-# the tag names it, and the worker or agent id) and kept in
+# The head of a real coinbase1 (everything before the trailing
+# ``nonce_id``) is built once per job and key (the account, when the tag
+# names it, and the worker or agent id) and kept in
 # ``prepared.coinbase_heads``.  A broadcast to 10,000 sessions then costs
-# a dict lookup and a concatenation each instead of a tag, a scriptSig and
-# a coinbase1 each (docs/benchmarks.md).
+# a dict lookup per account and a join per session instead of a tag, a
+# scriptSig and a coinbase1 per session (docs/benchmarks.md).
 
 
-def miner_coinbase1(prepared, user, worker_id, nonce_id):
+def miner_coinbase1_head(prepared, user, worker_id):
     """
-    The gateway layout: unique id ``(worker_id << 16) + job number`` (kept to
-    32 bits, as the seed's u32 does), then ``nonce_id``.  ``user`` appears in
-    the tag when the job asks for "Mined by" (``coinbase_account``).
+    The gateway layout's head: unique id ``(worker_id << 16) + job number``
+    (kept to 32 bits, as the seed's u32 does), the ``nonce_id`` follows.
+    ``user`` appears in the tag when the job asks for "Mined by"
+    (``coinbase_account``).
     """
     unique_id = ((worker_id << 16) + prepared.number) & 0xFFFFFFFF
     key = ("miner", user if prepared.job.coinbase_account else None, unique_id)
@@ -68,14 +74,24 @@ def miner_coinbase1(prepared, user, worker_id, nonce_id):
     head = heads.get(key)
     if head is None:
         head = heads[key] = _miner_head(prepared, user, unique_id)
-    return _with_nonce_id(head, nonce_id)
+    return head
 
 
-def agent_coinbase1(prepared, user, agent_id, nonce_id):
-    """The mineragent layout: job number, ``agent_id``, ``nonce_id``."""
+def agent_coinbase1_head(prepared, user, agent_id):
+    """The mineragent layout's head: job number and ``agent_id``; the ``nonce_id`` follows."""
     key = ("agent", user if prepared.job.coinbase_account else None, agent_id)
     heads = prepared.coinbase_heads
     head = heads.get(key)
     if head is None:
         head = heads[key] = _agent_head(prepared, user, agent_id)
-    return _with_nonce_id(head, nonce_id)
+    return head
+
+
+def miner_coinbase1(prepared, user, worker_id, nonce_id):
+    """A gateway session's whole coinbase1."""
+    return miner_coinbase1_head(prepared, user, worker_id) + coinbase1_tail(nonce_id)
+
+
+def agent_coinbase1(prepared, user, agent_id, nonce_id):
+    """A mineragent session's whole coinbase1."""
+    return agent_coinbase1_head(prepared, user, agent_id) + coinbase1_tail(nonce_id)

@@ -12,6 +12,7 @@ in-test context and reused unchanged by both roles.
 import attrs
 from zope.interface import Attribute, Interface
 
+from viabtc.stratum.coinbase import coinbase1_tail
 from viabtc.stratum.vardiff import VarDiffSettings
 
 #: The version bits a miner may roll (BIP320: bits 13-28).
@@ -27,6 +28,11 @@ class Identity:
 
     extranonce1: bytes
     nonce_id: int
+
+    @property
+    def coinbase1_tail(self):
+        """The bytes that end the session's coinbase1 (``nonce_id``, after the account's head)."""
+        return coinbase1_tail(self.nonce_id)
 
     @property
     def subscription_id(self):
@@ -70,11 +76,14 @@ class IPoolContext(Interface):
     def is_banned(host):
         """True if connections from IP address ``host`` must be refused."""
 
-    def coinbase1(prepared, user, identity):
+    def coinbase1_head(prepared, user):
         """
-        The session's real coinbase1 (bytes) for a ``PreparedJob``: the
-        job's coinbase1, the scriptSig length and the scriptSig up to the
-        extranonce, in the role's layout (``viabtc.stratum.coinbase``).
+        The head of the real coinbase1 (bytes) of every session of account
+        ``user`` on a ``PreparedJob``: the job's coinbase1, the scriptSig
+        length and the scriptSig up to the session's ``nonce_id``, in the
+        role's layout (``viabtc.stratum.coinbase``).  A session's coinbase1
+        is this followed by its ``Identity.coinbase1_tail``.  Called once
+        per account and job by a broadcast, so it may be cached.
         """
 
     def worker_authorized(session, user, worker):

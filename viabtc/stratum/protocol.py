@@ -40,6 +40,7 @@ the idle decrease apply at once.
 
 import json
 import math
+from binascii import hexlify
 
 from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Factory, Protocol
@@ -653,14 +654,12 @@ class StratumServerProtocol(Protocol):
         coinbase1_hex = self.session.coinbase(prepared, self.context)[1]
         return prepared.notify_line(coinbase1_hex, clean)
 
-    def send_job(self, prepared):
+    def send_notify(self, notify):
         """
-        Send a new job: the pending difficulty (if vardiff changed it) and
-        the notify, in one write.  Agent session types override this.
+        Send a new job's notify line: with the pending difficulty (if
+        vardiff changed it) before it, in one write.
         """
         session = self.session
-        # _notify inlined: this runs once per session per job.
-        notify = b"".join((prepared.notify_prefix, session.coinbase(prepared, self.context)[1], prepared.notify_suffix))
         if session.pending is not None:
             difficulty = session.pending
             session.set_difficulty(difficulty)
@@ -850,18 +849,34 @@ class StratumServerFactory(Factory):
         Send ``prepared`` to every authorized session: one write each (its
         pending difficulty, if any, and its notify).  A session whose send
         fails is logged and closed; the others still get the job.
+
+        The hot loop of a new block: each session's line is the account's
+        notify head (built once per account: the job's fields and the
+        account's coinbase1 head, as hex) joined to the session's own
+        coinbase1 tail and the job's suffix.  The session's coinbase for
+        checking shares is built at its first share, off this path.
         """
         self.count("job_broadcast")
         if prepared.clean:
             self.count("job_clean")
+        context = self.context
+        notify_prefix = prepared.notify_prefix
+        suffix = prepared.notify_suffix
+        heads = {}
+        join = b"".join
         for proto in list(self.sessions):
-            if proto.session.state is not _AUTHORIZED:
+            session = proto.session
+            if session.state is not _AUTHORIZED:
                 continue
             try:
-                proto.send_job(prepared)
+                user = session.user
+                head = heads.get(user)
+                if head is None:
+                    head = heads[user] = notify_prefix + hexlify(context.coinbase1_head(prepared, user))
+                proto.send_notify(join((head, session.coinbase1_tail_hex, suffix)))
             except Exception:
                 self._log.failure(
-                    "sending job {job_id} failed", role=self.context.role, peer=proto.session.peer, job_id=prepared.job_id
+                    "sending job {job_id} failed", role=context.role, peer=session.peer, job_id=prepared.job_id
                 )
                 proto.close()
 

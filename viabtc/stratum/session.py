@@ -89,6 +89,8 @@ class Session:
         self.share_valid = 0
         self.share_error = 0
         self.share_pow = 0.0
+        #: the end of this session's coinbase1 in every job, as notify hex
+        self.coinbase1_tail_hex = hexlify(identity.coinbase1_tail)
         self._coinbases = {}
         self._results = bytearray(RESULT_RING)
         self._result_count = 0
@@ -173,7 +175,7 @@ class Session:
             return entry[1], entry[2]
         if prepared.clean or len(self._coinbases) >= MAX_CACHED_JOBS:
             self._coinbases.clear()
-        coinbase1 = context.coinbase1(prepared, self.user, self.identity)
+        coinbase1 = context.coinbase1_head(prepared, self.user) + self.identity.coinbase1_tail
         prefix = coinbase1 + self.identity.extranonce1
         hex_ = hexlify(coinbase1)
         self._coinbases[prepared.job_id] = (prepared, prefix, hex_)
