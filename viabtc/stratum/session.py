@@ -62,8 +62,17 @@ TRANSITIONS = {
 class Session:
     """
     The state of one Stratum connection.  Plain attributes, read on the hot
-    path without indirection; the protocol is the only writer.
+    path without indirection; the protocol is the only writer.  Slotted:
+    a gateway holds one per miner (memory per idle session, attribute
+    reads in the job broadcast).
     """
+
+    __slots__ = (
+        "identity", "host", "port", "connect_time", "last_active", "state", "user_agent", "accounts",
+        "user", "worker", "current", "previous", "pending", "vardiff", "version_mask", "share_valid",
+        "share_error", "share_pow", "coinbase1_tail_hex", "_coinbases", "_results", "_result_count",
+        "_invalid",
+    )
 
     def __init__(self, identity, host, port, now, difficulty):
         self.identity = identity
