@@ -59,9 +59,17 @@ class GatewayStatsTests(TestCase):
         self.assertEqual({r.key for r in minute.shares}, {"alice:reject", "alice:rig1:reject"})
 
     async def test_events_and_blocks_go_at_once_stamped(self):
+        """At the end of the reactor turn they happened in, together: one journal write for a burst."""
         self.at(30)
+        journal = self.stats._sender._queue
+        writes = []
+        real_append = journal.append
+        journal.append = lambda payloads: (writes.append(len(payloads)), real_append(payloads))[1]
         self.stats.event("alice", "rig1", "10.0.0.1", "connected", T + 30)
         self.stats.block("alice", "rig1", "BTC", "00" * 32, T + 30)
+        self.assertEqual(writes, [])
+        self.clock.advance(0)
+        self.assertEqual(writes, [2])
         await wait_for(lambda: self.writer.records(records.META_BLOCK), what="the block record")
         await wait_for(lambda: self.writer.records(records.META_EVENT), what="the event record")
         self.assertEqual(self.writer.records(records.META_EVENT),
