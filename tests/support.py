@@ -1,9 +1,12 @@
 """
 Helpers shared by the trial suite: start real local services for a test case
 and turn a missing service into a skip (developer machines) or a failure
-(``VIABTC_REQUIRE_SERVICES=1``, i.e. CI).
+(``VIABTC_REQUIRE_SERVICES=1``, i.e. CI); wait on the real reactor for
+something to become true.
 """
 
+from twisted.internet import reactor
+from twisted.internet.task import deferLater
 from twisted.trial.unittest import SkipTest
 
 from viabtc.devnet import ServiceUnavailable, services_required
@@ -58,3 +61,13 @@ def bcoin_node(testcase, shared=False, **kw):
         atexit.register(node.stop)
         cls._shared_bcoin_node = node
     return node
+
+
+async def wait_for(predicate, timeout=20.0, what="condition"):
+    """Poll ``predicate`` on the real reactor until it returns something true; returns that."""
+    for _ in range(int(timeout / 0.02)):
+        value = predicate()
+        if value:
+            return value
+        await deferLater(reactor, 0.02, lambda: None)
+    raise AssertionError(f"timed out waiting for {what}")

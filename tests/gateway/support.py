@@ -12,7 +12,6 @@ import json
 from twisted.internet import defer, reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint, connectProtocol
 from twisted.internet.protocol import Protocol
-from twisted.internet.task import deferLater
 from zope.interface import implementer
 
 from viabtc.bitcoin.target import bits_to_target, difficulty_to_target
@@ -24,16 +23,7 @@ from viabtc.stratum.client import StratumJob
 from viabtc.tools.mining import grind, header_prefix
 
 from tests.stratum.jobs import job_dict
-
-
-async def wait_for(predicate, timeout=20.0, what="condition"):
-    """Poll ``predicate`` on the real reactor until it returns something true."""
-    for _ in range(int(timeout / 0.02)):
-        value = predicate()
-        if value:
-            return value
-        await deferLater(reactor, 0.02, lambda: None)
-    raise AssertionError(f"timed out waiting for {what}")
+from tests.support import wait_for  # noqa: F401 (the gateway tests import it from here)
 
 
 def job_body(job_id="1", clean=True, **changes):

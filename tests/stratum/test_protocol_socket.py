@@ -7,7 +7,7 @@ still biting when the peer stops reading.
 
 import json
 
-from twisted.internet import defer, protocol, reactor, task
+from twisted.internet import defer, protocol, reactor
 from twisted.trial.unittest import TestCase
 
 from viabtc.stratum.limits import Limits
@@ -15,6 +15,7 @@ from viabtc.stratum.protocol import StratumServerFactory
 
 from tests.stratum.jobs import prepared_job
 from tests.stratum.test_protocol import RecordingContext
+from tests.support import wait_for
 
 
 class _Reader(protocol.Protocol):
@@ -45,12 +46,11 @@ class DirectWriteTests(TestCase):
         self.addCleanup(port.stopListening)
         self.port = port.getHost().port
 
-    @defer.inlineCallbacks
-    def connect(self, paused=False, max_send_buffer=200_000):
+    async def connect(self, paused=False, max_send_buffer=200_000):
         self.listen(max_send_buffer)
         reader = _Reader(paused)
-        yield protocol.ClientCreator(reactor, lambda: reader).connectTCP("127.0.0.1", self.port)
-        yield self.wait(lambda: len(self.factory.sessions) == 1)
+        await protocol.ClientCreator(reactor, lambda: reader).connectTCP("127.0.0.1", self.port)
+        await wait_for(lambda: len(self.factory.sessions) == 1)
         server = next(iter(self.factory.sessions))
 
         def close():
@@ -61,43 +61,32 @@ class DirectWriteTests(TestCase):
         self.addCleanup(close)
         return reader, server
 
-    @defer.inlineCallbacks
-    def wait(self, condition, timeout=10.0):
-        for _ in range(int(timeout / 0.01)):
-            if condition():
-                return
-            yield task.deferLater(reactor, 0.01, lambda: None)
-        self.fail("condition not met in time")
-
-    @defer.inlineCallbacks
-    def test_replies_sent_directly(self):
-        reader, server = yield self.connect()
+    async def test_replies_sent_directly(self):
+        reader, server = await self.connect()
         self.assertIsNotNone(server._socket)
         reader.transport.write(
             b'{"id":1,"method":"mining.subscribe","params":[]}\n'
             b'{"id":2,"method":"mining.authorize","params":["alice.rig1","x"]}\n'
         )
-        yield self.wait(lambda: reader.data.count(b"\n") >= 4)
+        await wait_for(lambda: reader.data.count(b"\n") >= 4)
         lines = [json.loads(line) for line in bytes(reader.data).splitlines()]
         self.assertEqual([m.get("id") for m in lines], [1, 2, None, None])
         self.assertEqual(lines[3]["method"], "mining.notify")
 
-    @defer.inlineCallbacks
-    def test_order_kept_past_the_kernel_buffer(self):
+    async def test_order_kept_past_the_kernel_buffer(self):
         """More than the socket takes at once: the rest is queued behind, in order."""
-        reader, server = yield self.connect(max_send_buffer=8_000_000)
+        reader, server = await self.connect(max_send_buffer=8_000_000)
         chunks = [b"%08d" % i + b"x" * 4087 + b"\n" for i in range(1000)]  # 4 MB
         for chunk in chunks:
             server.write(chunk)
         self.assertTrue(server.transport._tempDataLen or server.transport.dataBuffer)
-        yield self.wait(lambda: len(reader.data) == 4096 * 1000)
+        await wait_for(lambda: len(reader.data) == 4096 * 1000)
         self.assertEqual(bytes(reader.data), b"".join(chunks))
         self.assertNotIn("limit_slow_reader", self.factory.counts)
 
-    @defer.inlineCallbacks
-    def test_slow_reader_dropped(self):
+    async def test_slow_reader_dropped(self):
         """A peer that reads nothing: the kernel fills, the transport pauses us, the bound bites."""
-        reader, server = yield self.connect(paused=True)
+        reader, server = await self.connect(paused=True)
         line = b"y" * 4095 + b"\n"
         for _ in range(5000):  # 20 MB, far past kernel buffers and the 200 kB bound
             if server._aborted:
@@ -106,12 +95,11 @@ class DirectWriteTests(TestCase):
         self.assertTrue(server._aborted)
         self.assertEqual(self.factory.counts["limit_slow_reader"], 1)
         reader.transport.resumeProducing()  # to see the abort
-        yield reader.lost
+        await reader.lost
 
-    @defer.inlineCallbacks
-    def test_nothing_sent_after_abort(self):
-        reader, server = yield self.connect()
+    async def test_nothing_sent_after_abort(self):
+        reader, server = await self.connect()
         server.abort()
         server.write(b'{"id":null,"method":"mining.notify","params":[]}\n')
-        yield reader.lost
+        await reader.lost
         self.assertEqual(bytes(reader.data), b"")
