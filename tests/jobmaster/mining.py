@@ -9,7 +9,6 @@ import socket
 
 from twisted.internet import reactor, threads
 from twisted.internet.endpoints import TCP4ClientEndpoint
-from twisted.internet.task import deferLater
 from twisted.protocols.portforward import ProxyClient, ProxyClientFactory, ProxyFactory, ProxyServer
 from zope.interface import implementer
 
@@ -23,6 +22,8 @@ from viabtc.rpc.client import FailoverClient
 from viabtc.rpc.codec import Command, Packet, PacketType, encode
 from viabtc.rpc.interfaces import ILinkObserver
 from viabtc.stratum.job import Job
+
+from tests.support import wait_for  # noqa: F401 (the jobmaster tests import it from here)
 
 
 def free_ports():
@@ -67,16 +68,6 @@ class TestGateway:
     def send_found(self, body):
         raw = body if isinstance(body, bytes) else json.dumps(body).encode()
         return self.client.send(Packet(Command.FOUND_BLOCK, raw, PacketType.REQUEST))
-
-
-async def wait_for(predicate, timeout=20.0, what="condition"):
-    """Poll ``predicate`` on the real reactor until true; fail after ``timeout``."""
-    for _ in range(int(timeout / 0.05)):
-        value = predicate()
-        if value:
-            return value
-        await deferLater(reactor, 0.05, lambda: None)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class _TrackedClient(ProxyClient):
