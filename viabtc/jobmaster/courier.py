@@ -16,7 +16,10 @@ A checked candidate block is worth a block reward, so delivery is careful:
    the block hash: info when a node has it in its best chain, critical
    when it was rejected or could not be submitted.
 
-Order.  The ``submitblock`` requests are issued first; the file is written
+Order.  The push to the blockmasters leaves first, straight to their
+sockets (``viabtc.sendnow``), as in the seed (ref §3.8: push, then
+submit); the ``submitblock`` requests, issued just before it, are written
+on the next reactor turn, one ``send`` each.  The file is written
 and ``fsync``ed two reactor turns later, once the first turn has started
 writing the requests to their sockets, and in the reactor's thread pool
 (when the clock is a reactor with threads), so that the reactor keeps
