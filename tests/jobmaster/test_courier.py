@@ -1,22 +1,29 @@
 """
-``BlockCourier``'s order on a real bcoin regtest node: the ``submitblock``
-request goes out first, the found-block file is written and synced two
-reactor turns later (its docstring says why), and holds the block's hex.
+``BlockCourier`` on a real bcoin regtest node: the ``submitblock`` request
+goes out first, the found-block file is written and synced two reactor
+turns later (its docstring says why), and holds the block's hex; the
+block's bytes are pushed (cmd 10) to every connected blockmaster link,
+and a link that is down delays nothing.
 """
 
 import os
 
-from twisted.internet import defer, task
+from twisted.internet import defer, reactor, task
+from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.trial import unittest
 
+from tests.gateway.support import TestJobmaster
 from tests.jobmaster.test_jobs import settings, solve
-from tests.support import bcoin_node
+from tests.support import bcoin_node, wait_for
+from viabtc.devnet import free_port
 from viabtc.jobmaster.candidate import check_candidate
 from viabtc.jobmaster.courier import BlockCourier, block_file_name
 from viabtc.jobmaster.jobs import build_job
 from viabtc.node.jsonrpc import NodeConfig, NodeGroup, NodeRPCClient
 from viabtc.node.submit import BlockSubmitter
 from viabtc.node.template import Template
+from viabtc.rpc.client import FailoverClient
+from viabtc.rpc.codec import Command, PacketType
 
 
 class CourierOrderTests(unittest.TestCase):
@@ -46,3 +53,29 @@ class CourierOrderTests(unittest.TestCase):
 
         yield delivered
         self.assertEqual(self.bcoin.rpc("getbestblockhash"), candidate.display_hash)
+
+    def link(self, port):
+        """The jobmaster's link to a blockmaster at ``port`` (the real client)."""
+        link = FailoverClient([TCP4ClientEndpoint(reactor, "127.0.0.1", port)], max_size=8 << 20,
+                              reactor=reactor, role="jobmaster")
+        link.startService()
+        self.addCleanup(link.stopService)
+        return link
+
+    async def test_pushed_to_blockmasters(self):
+        # A real RPC server where a blockmaster listens, and one that is down.
+        blockmaster = TestJobmaster()
+        self.addCleanup(blockmaster.stop)
+        up = self.link(await blockmaster.listen())
+        down = self.link(free_port())
+        await wait_for(lambda: up.connected, what="the blockmaster link")
+        template = Template.from_rpc(self.bcoin.rpc("getblocktemplate", {"rules": ["segwit"]}))
+        _, context = build_job(template, settings(), 1, True)
+        candidate = check_candidate(solve(context), context)
+        courier = BlockCourier(BlockSubmitter(self.nodes), self.nodes, [down, up], self.found_dir, reactor)
+
+        await courier.deliver(candidate)
+        self.assertEqual(self.bcoin.rpc("getbestblockhash"), candidate.display_hash)
+        (packet,) = await wait_for(lambda: blockmaster.received, what="the push")
+        self.assertEqual((packet.command, packet.pkg_type), (Command.SUBMIT_BLOCK, PacketType.PUSH))
+        self.assertEqual(packet.body, candidate.block)
