@@ -430,8 +430,10 @@ def summary(results):
     rows = []
     if results.get("throughput"):
         best = max(r["valid_per_s"] for r in results["throughput"])
-        sweep = ", ".join(f"{r['connections']}: {r['valid_per_s']:,.0f} at {r.get('gateway_cpu_percent', 0):.0f} % cpu"
-                          for r in results["throughput"])
+        sweep = ", ".join(
+            f"{r['connections']}: {r['valid_per_s']:,.0f} at {r.get('gateway_cpu_percent', 0):.0f} % cpu"
+            for r in results["throughput"]
+        )
         rows.append(("valid shares/s, pipelined over loopback", ">= 40,000", f"{best:,.0f} (conns {sweep})"))
     if results.get("latency"):
         sweep = ", ".join(f"{r['rate']:,.0f}/s: {r['latency_ms']['p99']:.0f} ms" for r in results["latency"])

@@ -80,7 +80,7 @@ class SendNowTests(TestCase):
         self.assertEqual(bytes(reader.data), b"")
 
     async def test_transport_decides_while_closing(self):
-        """After ``loseConnection`` the bytes go where ``transport.write`` puts them (queued, then the close)."""
+        """After ``loseConnection`` the bytes go where ``transport.write`` puts them: queued, then the close."""
         server, reader = await self.pair()
         sock = direct_socket(server.transport)
         send_now(server.transport, sock, b"before\n")

@@ -531,7 +531,8 @@ class FactoryTests(ServerTestCase):
         self.add_job()
         sessions = [self.miner(account=f"{user}.rig{i}") for user in ("alice", "bob", "carol") for i in range(3)]
         for job_id, coinbase_account in (("2", True), ("3", False)):
-            prepared = self.add_job(prepared_job(job_id=job_id, clean_jobs=False, coinbase_account=coinbase_account))
+            prepared = self.add_job(
+                prepared_job(job_id=job_id, clean_jobs=False, coinbase_account=coinbase_account))
             for proto, transport in sessions:
                 transport.clear()
             self.factory.broadcast_job(prepared)

@@ -10,8 +10,9 @@ until the writer acknowledges.  Found blocks (cmd 100) and worker events
 (cmd 101) are sent at once: at the end of the reactor turn they happened
 in, with whatever else that turn produced, so that 10,000 miners dropping
 together (a farm's uplink) cost one journal fsync, not 10,000 in a row
-while block candidates wait behind them.  ``connections`` is sampled once per minute, so
-the Redis value is a connection count, not a sum of samples (ref §12.26).
+while block candidates wait behind them.  ``connections`` is sampled once
+per minute, so the Redis value is a connection count, not a sum of samples
+(ref §12.26).
 
 Pow on the wire is an integer (the seed's varint) while our difficulties
 are floats (a CPU miner on regtest works at 0.001).  A fractional
@@ -128,7 +129,8 @@ class GatewayStats:
 
     def event(self, user, worker, peer, event, now):
         """A worker event ("connected", "disconnected"), sent at once (cmd 101)."""
-        self._now.add((records.META_EVENT, records.EventRecord(user, worker, self.aggregator.coin, peer, event), now))
+        record = records.EventRecord(user, worker, self.aggregator.coin, peer, event)
+        self._now.add((records.META_EVENT, record, now))
 
     def block(self, user, worker, name, block_hash, now, aux=False):
         """A found block (cmd 100, sent at once) and its monitor count."""
@@ -147,5 +149,5 @@ class GatewayStats:
                 continue
             packets.extend(Packet(command, body, PacketType.REQUEST) for body in bodies)
         if packets and not self._sender.send_batch(packets):
-            self._log.critical("{count} statistics records (events, blocks) lost: the stats journal refused them",
-                               count=len(packets), role=self._role)
+            self._log.critical("{count} statistics records (events, blocks) lost: the stats journal"
+                               " refused them", count=len(packets), role=self._role)
