@@ -205,6 +205,77 @@ def measure_broadcast(sessions=10000, profile=None):
     return {"sessions": sessions, "ms": best * 1e3, "us_per_session": best / sessions * 1e6}
 
 
+def _idle_miners(port, sessions, cpus, ready, stop):
+    """
+    A child process: ``sessions`` miners that subscribe and authorize, then
+    never read again, so no notify wakes anything on the receiving side.
+    """
+    import os
+    import socket
+
+    os.sched_setaffinity(0, cpus)
+    miners = []
+    for i in range(sessions):
+        sock = socket.socket()
+        sock.bind((f"127.0.{2 + i // 1500}.1", 0))
+        sock.connect(("127.0.0.1", port))
+        sock.sendall(b'{"id":1,"method":"mining.subscribe","params":[]}\n'
+                     b'{"id":2,"method":"mining.authorize","params":["bench%d.w","x"]}\n' % (i % 1000))
+        miners.append(sock)
+    ready.set()
+    stop.wait()
+
+
+def measure_broadcast_sockets(sessions=10000):
+    """
+    ``broadcast_job`` to ``sessions`` real loopback TCP sessions whose
+    miners (another process, on the other cores) never read: the
+    gateway's Python plus the kernel's send and receive path, without the
+    receivers' wake-ups (docs/benchmarks.md, fan-out).
+    """
+    import multiprocessing
+    import os
+
+    from twisted.internet import reactor
+
+    prepared, _ = prepared_mainnet_job()
+    context = BenchContext()
+    context.jobs.add(prepared)
+    factory = bench_factory(context, reactor)
+    port = reactor.listenTCP(0, factory, backlog=4096, interface="127.0.0.1")
+    fork = multiprocessing.get_context("fork")
+    ready, stop = fork.Event(), fork.Event()
+    others = (os.sched_getaffinity(0) ^ set(range(os.cpu_count()))) or os.sched_getaffinity(0)
+    child = fork.Process(target=_idle_miners, args=(port.getHost().port, sessions, others, ready, stop))
+    child.start()
+    try:
+        deadline = time.monotonic() + 300
+        while factory.authorized < sessions or not ready.is_set():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"only {factory.authorized} of {sessions} sessions authorized")
+            reactor.iterate(0.01)
+        timings = []
+        for number in range(2, 7):
+            job = Job.from_json(dict(prepared.job.to_dict(), job_id=format(number, "x"), clean_jobs=False))
+            new = PreparedJob.prepare(job, CURTIME)
+            context.jobs.add(new)
+            start = time.perf_counter()
+            factory.broadcast_job(new)
+            timings.append(time.perf_counter() - start)
+            reactor.iterate(0.05)
+    finally:
+        stop.set()
+        child.join(30)
+        for proto in list(factory.sessions):
+            proto.transport.abortConnection()
+        port.stopListening()
+        for _ in range(20):
+            reactor.iterate(0.01)
+    best = min(timings)
+    return {"sessions": sessions, "ms": best * 1e3, "us_per_session": best / sessions * 1e6,
+            "median_ms": sorted(timings)[len(timings) // 2] * 1e3}
+
+
 def measure_vardiff(shares=100000):
     """What per-share vardiff bookkeeping would add (the benchmarks fix the difficulty)."""
     from benchmarks.context import bench_settings
@@ -328,6 +399,7 @@ def run_all(quick=False, profile=None):
         "protocol": measure_protocol(n, profile=profile),
         "vardiff": measure_vardiff(n),
         "broadcast": measure_broadcast(2000 if quick else 10000),
+        "broadcast_sockets": measure_broadcast_sockets(2000 if quick else 10000),
         "json": measure_json(n // 2),
         "jobmaster_template": measure_jobmaster(),
         "block_candidate": measure_block_candidate(),

@@ -464,6 +464,10 @@ def summary(results):
     jm = micro.get("jobmaster_template")
     if jm:
         rows.append(("jobmaster: 4,000-tx template -> job packet", "<= 50 ms", f"{jm['jobmaster_ms']:.1f} ms (pure path)"))
+    if micro.get("broadcast_sockets"):
+        b, c = micro["broadcast"], micro["broadcast_sockets"]
+        rows.append((f"broadcast to {c['sessions']:,} sessions, in-process: no sockets / real sockets", "-",
+                     f"{b['ms']:.0f} ms / {c['ms']:.0f} ms (readers not polling: no wake-ups)"))
     if micro.get("protocol"):
         rows.append(("in-process share path (no sockets)", "-", f"{micro['protocol']['shares_per_s']:,.0f} shares/s"))
     if micro.get("share_check"):
