@@ -33,13 +33,21 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
-#: The seed's sample config, as the gateway is deployed from it.
+#: The seed's sample config, as the gateway is deployed from it, beside
+#: the repository in the project's tree; a clone on its own falls back to
+#: the repository's sample (``etc/gateway.json``, the same keys).
 SEED_CONFIG = os.path.join(ROOT, "..", "shared", "seed", "configs", "gateway.json")
+ETC_CONFIG = os.path.join(ROOT, "etc", "gateway.json")
+
+
+def base_config_path():
+    """The sample config the benchmark gateway is made from."""
+    return SEED_CONFIG if os.path.exists(SEED_CONFIG) else ETC_CONFIG
 
 
 def gateway_config(run_dir, stratum_port, jobmaster_port, writer_port, difficulty):
-    """The seed's ``gateway.json`` pointed at the benchmark's ports and files."""
-    with open(SEED_CONFIG) as f:
+    """The sample ``gateway.json`` pointed at the benchmark's ports and files."""
+    with open(base_config_path()) as f:
         config = json.load(f)
     for key in ("http_svr", "monitor", "cli", "alert"):
         config.pop(key, None)

@@ -25,6 +25,8 @@ import sys
 import threading
 import time
 
+from benchmarks.role import base_config_path
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 GATEWAY_CPU = 0
@@ -130,6 +132,7 @@ def machine():
         "python": platform.python_version(),
         "kernel": platform.release(),
         "loadavg_at_start": os.getloadavg(),
+        "gateway_config_from": os.path.relpath(base_config_path(), ROOT),
         "when": time.strftime("%Y-%m-%d %H:%M:%S %z"),
     }
 
