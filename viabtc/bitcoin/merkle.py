@@ -7,7 +7,7 @@ gateway folds each share's coinbase hash through it (ref §3.5).  All hashes
 are internal order.
 """
 
-from viabtc.bitcoin.hashing import sha256d
+from viabtc.bitcoin.hashing import _compiled, sha256d
 
 
 def merkle_root(hashes):
@@ -45,9 +45,19 @@ def merkle_branch(tx_hashes):
     return branch
 
 
-def merkle_root_from_branch(coinbase_hash, branch):
+def merkle_root_from_branch_py(coinbase_hash, branch):
     """Fold the coinbase hash through a Stratum branch to get the root."""
+    if len(coinbase_hash) != 32:
+        raise ValueError("leaf must be 32 bytes")
     h = coinbase_hash
     for sibling in branch:
+        if len(sibling) != 32:
+            raise ValueError("branch hashes must be 32 bytes")
         h = sha256d(h + sibling)
     return h
+
+
+#: The merkle root from the coinbase hash and a Stratum branch (32-byte
+#: hashes; ``ValueError`` for another size): compiled when available
+#: (``viabtc.bitcoin.hashing.COMPILED``), else the Python fold above.
+merkle_root_from_branch = merkle_root_from_branch_py if _compiled is None else _compiled.fold_branch

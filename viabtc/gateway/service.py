@@ -19,6 +19,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.server import Site
 
+from viabtc.bitcoin.hashing import COMPILED
 from viabtc.cli import cli_service
 from viabtc.gateway.bans import BanList
 from viabtc.gateway.blocks import BlockCourier
@@ -100,6 +101,9 @@ class GatewayService(service.MultiService):
         if pending:
             self._log.info("{count} statistics packets from before the restart will be resent",
                            count=pending, role=ROLE)
+        if not COMPILED:
+            self._log.warn("viabtc.bitcoin._sha256d was not built (see setup.py): shares are hashed in"
+                           " Python, about three times slower", role=ROLE)
         self._links.startService()
         self.stats.start()
         self._listeners.startService()

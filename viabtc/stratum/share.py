@@ -17,15 +17,15 @@ target (possible on regtest, where blocks are easier than shares).
 """
 
 import enum
-import hashlib
 import struct
 from typing import NamedTuple
 
 import attrs
 
+from viabtc.bitcoin.hashing import sha256d
+from viabtc.bitcoin.merkle import merkle_root_from_branch
 from viabtc.bitcoin.target import difficulty_to_target
 
-_sha256 = hashlib.sha256
 _HEADER = struct.Struct("<I32s32sIII")
 
 #: How far ``ntime`` may stray from the job's ``curtime`` (below) and from the
@@ -154,18 +154,16 @@ def check_share(
     if ntime < job.curtime - NTIME_WINDOW or ntime > now + NTIME_WINDOW or ntime > 0xFFFFFFFF:
         return _INVALID_NTIME
     coinbase = coinbase_prefix + extranonce2 + job.coinbase2
-    h = _sha256(_sha256(coinbase).digest()).digest()
-    for sibling in job.branch:
-        h = _sha256(_sha256(h + sibling).digest()).digest()
+    root = merkle_root_from_branch(sha256d(coinbase), job.branch)
     try:
         header = _HEADER.pack(
-            (job.version & ~version_mask) | version_bits, job.prevhash, h, ntime, job.nbits, nonce
+            (job.version & ~version_mask) | version_bits, job.prevhash, root, ntime, job.nbits, nonce
         )
     except struct.error:
         # A nonce or version outside 32 bits: the protocol layer parses 8 hex
         # digits, so only a direct caller can get here.
         return REJECTED[Reject.OTHER]
-    share_hash = _sha256(_sha256(header).digest()).digest()
+    share_hash = sha256d(header)
     value = int.from_bytes(share_hash, "little")
     is_block = value <= job.block_target
     if value <= current.target:
