@@ -53,7 +53,7 @@ class GatewayStats:
         self._role = role
         self._carry = {}
         self._sampled_minute = None
-        self._now = TurnBatch(clock, self._send_now)
+        self._at_once = TurnBatch(clock, self._send_now)
         self._timer = LoopingCall(self.tick)
         self._timer.clock = clock
         self._interval = interval
@@ -69,7 +69,7 @@ class GatewayStats:
         """Stop the timer and send every minute held, the current one included."""
         if self._timer.running:
             self._timer.stop()
-        self._now.drain()
+        self._at_once.drain()
         self._sample(self._clock.seconds())
         self._ship(self.aggregator.flush_all())
 
@@ -130,12 +130,12 @@ class GatewayStats:
     def event(self, user, worker, peer, event, now):
         """A worker event ("connected", "disconnected"), sent at once (cmd 101)."""
         record = records.EventRecord(user, worker, self.aggregator.coin, peer, event)
-        self._now.add((records.META_EVENT, record, now))
+        self._at_once.add((records.META_EVENT, record, now))
 
     def block(self, user, worker, name, block_hash, now, aux=False):
         """A found block (cmd 100, sent at once) and its monitor count."""
         self.aggregator.monitor(BLOCK_AUX if aux else BLOCK, 1, now)
-        self._now.add((records.META_BLOCK, records.BlockRecord(user, worker, name, block_hash), now))
+        self._at_once.add((records.META_BLOCK, records.BlockRecord(user, worker, name, block_hash), now))
 
     def _send_now(self, items):
         """One turn's events and blocks: one batch, one journal write."""
