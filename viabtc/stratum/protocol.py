@@ -873,12 +873,7 @@ class StratumServerFactory(Factory):
                 head = heads.get(user)
                 if head is None:
                     head = heads[user] = notify_prefix + hexlify(context.coinbase1_head(prepared, user))
-                line = join((head, session.coinbase1_tail_hex, suffix))
-                if session.pending is None and not proto._paused and not proto._after_block:
-                    # send_notify and write, inlined for the common case.
-                    send_now(proto.transport, proto._socket, line)
-                else:
-                    proto.send_notify(line)
+                proto.send_notify(join((head, session.coinbase1_tail_hex, suffix)))
             except Exception:
                 self._log.failure(
                     "sending job {job_id} failed", role=context.role, peer=session.peer, job_id=prepared.job_id
