@@ -8,6 +8,7 @@ from viabtc.bitcoin.coinbase import coinbase_halves
 from viabtc.bitcoin.hashing import sha256d
 from viabtc.bitcoin.merkle import merkle_branch
 from viabtc.bitcoin.transaction import TxOut
+from viabtc.stratum.coinbase import agent_coinbase1_head, coinbase1_tail, miner_coinbase1_head
 from viabtc.stratum.context import Identity, StratumSettings
 from viabtc.stratum.job import Job, PreparedJob
 from viabtc.stratum.vardiff import VarDiffSettings
@@ -74,3 +75,13 @@ def settings(**vardiff):
 
 
 IDENTITY = Identity(extranonce1=bytes.fromhex("0a0b0c0d"), nonce_id=0x01020304)
+
+
+def miner_coinbase1(prepared, user, worker_id, nonce_id):
+    """A gateway session's whole coinbase1: its account's head, then its ``nonce_id``."""
+    return miner_coinbase1_head(prepared, user, worker_id) + coinbase1_tail(nonce_id)
+
+
+def agent_coinbase1(prepared, user, agent_id, nonce_id):
+    """A mineragent session's whole coinbase1: its account's head, then its ``nonce_id``."""
+    return agent_coinbase1_head(prepared, user, agent_id) + coinbase1_tail(nonce_id)

@@ -3,9 +3,8 @@
 from twisted.trial.unittest import TestCase
 
 from viabtc.bitcoin.serialize import read_compact_size
-from viabtc.stratum.coinbase import agent_coinbase1, miner_coinbase1
 
-from tests.stratum.jobs import prepared_job
+from tests.stratum.jobs import agent_coinbase1, miner_coinbase1, prepared_job
 
 
 def script_sig(coinbase1, prepared):

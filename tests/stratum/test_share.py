@@ -8,10 +8,18 @@ from viabtc.bitcoin.hashing import hash_to_int, sha256d
 from viabtc.bitcoin.header import BlockHeader
 from viabtc.bitcoin.merkle import merkle_root
 from viabtc.bitcoin.target import MAX_TARGET
-from viabtc.stratum.coinbase import agent_coinbase1, miner_coinbase1
 from viabtc.stratum.share import REJECTED, Reject, ShareTarget, check_share
 
-from tests.stratum.jobs import CURTIME, IDENTITY, PREVHASH, TXIDS, prepared_job, regtest_job
+from tests.stratum.jobs import (
+    CURTIME,
+    IDENTITY,
+    PREVHASH,
+    TXIDS,
+    agent_coinbase1,
+    miner_coinbase1,
+    prepared_job,
+    regtest_job,
+)
 
 EXTRANONCE2 = bytes.fromhex("0011223344556677")
 #: every hash meets it

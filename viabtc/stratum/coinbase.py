@@ -85,13 +85,3 @@ def agent_coinbase1_head(prepared, user, agent_id):
     if head is None:
         head = heads[key] = _agent_head(prepared, user, agent_id)
     return head
-
-
-def miner_coinbase1(prepared, user, worker_id, nonce_id):
-    """A gateway session's whole coinbase1."""
-    return miner_coinbase1_head(prepared, user, worker_id) + coinbase1_tail(nonce_id)
-
-
-def agent_coinbase1(prepared, user, agent_id, nonce_id):
-    """A mineragent session's whole coinbase1."""
-    return agent_coinbase1_head(prepared, user, agent_id) + coinbase1_tail(nonce_id)
