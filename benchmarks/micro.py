@@ -168,6 +168,15 @@ def measure_protocol(shares=40000, batch=16, reject_every=50, profile=None):
     return {"shares_per_s": shares / best, "us_per_share": best / shares * 1e6, "batch": batch}
 
 
+def _next_jobs(prepared, context, count=5):
+    """``(number, PreparedJob)`` for ``count`` new, not clean jobs after ``prepared``, each made live."""
+    for number in range(2, 2 + count):
+        job = Job.from_json(dict(prepared.job.to_dict(), job_id=format(number, "x"), clean_jobs=False))
+        new = PreparedJob.prepare(job, CURTIME)
+        context.jobs.add(new)
+        yield number, new
+
+
 def measure_broadcast(sessions=10000, profile=None):
     """
     ``broadcast_job`` to ``sessions`` authorized sessions with no sockets:
@@ -181,11 +190,7 @@ def measure_broadcast(sessions=10000, profile=None):
     for i in range(sessions):
         open_session(factory, host=f"127.0.{2 + i // 1500}.1", port=i)
     timings = []
-    for number in range(2, 7):
-        job = prepared.job
-        job = Job.from_json(dict(job.to_dict(), job_id=format(number, "x"), clean_jobs=False))
-        new = PreparedJob.prepare(job, CURTIME)
-        context.jobs.add(new)
+    for number, new in _next_jobs(prepared, context):
         profiler = None
         if profile and number == 6:
             from pyinstrument import Profiler
@@ -255,10 +260,7 @@ def measure_broadcast_sockets(sessions=10000):
                 raise RuntimeError(f"only {factory.authorized} of {sessions} sessions authorized")
             reactor.iterate(0.01)
         timings = []
-        for number in range(2, 7):
-            job = Job.from_json(dict(prepared.job.to_dict(), job_id=format(number, "x"), clean_jobs=False))
-            new = PreparedJob.prepare(job, CURTIME)
-            context.jobs.add(new)
+        for _, new in _next_jobs(prepared, context):
             start = time.perf_counter()
             factory.broadcast_job(new)
             timings.append(time.perf_counter() - start)
