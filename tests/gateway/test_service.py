@@ -13,6 +13,7 @@ from twisted.internet import defer, reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import deferLater
+from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import TestCase
 from twisted.web.client import Agent, FileBodyProducer, readBody
 
@@ -120,10 +121,16 @@ class GatewayServiceTests(TestCase):
         self.assertEqual(coinbase1[-8:-4], unique)
         self.assertTrue(coinbase1.startswith(prepared.coinbase1))
 
-        self.jobmaster.push_job(job_body("2", clean=False))
-        await wait_for(lambda: len(miner.notifications("mining.notify")) == 2, what="job 2")
+        with capturedLogs() as events:
+            self.jobmaster.push_job(job_body("2", clean=False))
+            await wait_for(lambda: len(miner.notifications("mining.notify")) == 2, what="job 2")
         second = miner.notifications("mining.notify")[1]
         self.assertEqual((second[0], second[8]), ("2", False))
+        # The job's line says how many miners got it and how long that took (the fan-out time).
+        (sent,) = [e for e in events if "elapsed_ms" in e]
+        self.assertEqual((sent["job_id"], sent["miners"], sent["role"]), ("2", 1, "gateway"))
+        self.assertGreaterEqual(sent["elapsed_ms"], 0.0)
+        self.assertRegex(formatEvent(sent), r"^job 2 at height \d+ \(clean False\) sent to 1 miners in [\d.]+ ms$")
 
         self.jobmaster.push_job(job_body("3", clean=True, prevhash="11" * 32))
         await wait_for(lambda: len(miner.notifications("mining.notify")) == 3, what="job 3")
