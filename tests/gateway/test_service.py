@@ -13,7 +13,7 @@ from twisted.internet import defer, reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import deferLater
-from twisted.logger import capturedLogs, formatEvent
+from twisted.logger import capturedLogs, formatEvent, globalLogPublisher
 from twisted.trial.unittest import TestCase
 from twisted.web.client import Agent, FileBodyProducer, readBody
 
@@ -225,12 +225,19 @@ class GatewayServiceTests(TestCase):
         self.record(link, "jobmaster", writes)
         (session,) = self.service.server.sessions
         self.record(session, "miner", writes)
+        # ... and where the candidate's log line falls: after cmd 2 has left.
+        def logged(event):
+            if event.get("log_format", "").startswith("block candidate"):
+                writes.append("log")
+
+        globalLogPublisher.addObserver(logged)
+        self.addCleanup(globalLogPublisher.removeObserver, logged)
 
         reply = await miner.call("mining.submit", ["alice.rig1", "1", en2, ntime, nonce])
         self.assertIs(reply["result"], True)
         self.assertEqual((self.jobmaster.links, self.service.job_client._protocol), (1, link),
                          "the jobmaster link was recycled during the test")
-        self.assertEqual(writes[:2], ["jobmaster", "miner"])
+        self.assertEqual(writes[:3], ["jobmaster", "log", "miner"])
 
         (found,) = await wait_for(self.jobmaster.found_blocks, what="cmd 2")
         self.assertEqual(found["hash"], hash_to_display_hex(digest))
