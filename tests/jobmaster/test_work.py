@@ -21,7 +21,8 @@ def facts_for(template):
                       template.curtime - 600, template.bits)
 
 
-class WorkTests(TestCase):
+class WorkCase(TestCase):
+    """A ``Work`` on a clock, recording what it publishes and requests."""
 
     def setUp(self):
         self.clock = Clock()
@@ -30,6 +31,9 @@ class WorkTests(TestCase):
         self.requests = []
         self.work = Work(SETTINGS, self.clock, self.published.append, self.requests.append,
                          rebroadcast_timeout=50, spv_timeout=30)
+
+
+class WorkTests(WorkCase):
 
     def jobs(self):
         return [(c.job.job_id, c.job.height, c.job.clean_jobs, c.empty) for c in self.published]
@@ -90,15 +94,10 @@ class WorkTests(TestCase):
         self.assertTrue(any(e["log_level"] == LogLevel.critical for e in events))
 
 
-class EmptyModeTests(TestCase):
+class EmptyModeTests(WorkCase):
 
     def setUp(self):
-        self.clock = Clock()
-        self.clock.advance(1_700_000_000)
-        self.published = []
-        self.requests = []
-        self.work = Work(SETTINGS, self.clock, self.published.append, self.requests.append,
-                         rebroadcast_timeout=50, spv_timeout=30)
+        super().setUp()
         self.template = make_template(height=10)
         self.work.template_arrived(self.template, new_tip=True)
         self.work.facts_arrived(facts_for(self.template))
