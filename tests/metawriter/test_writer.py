@@ -12,6 +12,7 @@ from twisted.logger import globalLogPublisher
 from twisted.trial import unittest
 
 from tests.roles import redis_connection
+from tests.stats.seedbodies import seed_body
 from tests.support import redis_server
 from viabtc.metawriter.journal import Journal
 from viabtc.metawriter.store import BatchStore
@@ -64,7 +65,9 @@ class Acks:
         return lambda: self.counts.__setitem__(name, self.counts.get(name, 0) + 1)
 
 
-class WriterTests(unittest.TestCase):
+class WriterCase(unittest.TestCase):
+    """A writer on a real journal and a real redis-server, on ``self.clock``."""
+
     def setUp(self):
         self.server = redis_server(self)
         self.events = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
@@ -92,6 +95,8 @@ class WriterTests(unittest.TestCase):
         writer.tick()
         return writer.store.when_idle()
 
+
+class WriterTests(WriterCase):
     def test_ack_only_after_the_journal(self):
         writer = self.writer()
         self.feed(writer, "a", packet(102, [ShareRecord("alice", "gw", "btc", 1, 10, 0.0)], T))
@@ -130,7 +135,8 @@ class WriterTests(unittest.TestCase):
         self.assertEqual(self.acks.counts, {"short": 1, "torn": 1, "job": 1, "good": 1})
         yield self.minute(writer)
         self.assertEqual(hgetall(self.server, "btc:s:bob"), {str(T): "1"})
-        self.assertEqual(writer.dropped, 3)
+        # The torn body is read as far as it holds (no record here) and ACKed.
+        self.assertEqual((writer.dropped, writer.torn), (2, 1))
         peers = [e.get("peer") for e in self.events if "dropped" in e.get("log_format", "")]
         self.assertEqual(peers, ["10.0.0.1:5000"] * 3)
 
@@ -221,3 +227,67 @@ class WriterTests(unittest.TestCase):
         self.assertEqual(hgetall(self.server, "job:mh:mw-1:meta_flush_cost"), cost)
         self.assertIn("job:m:meta_flush_cost", self.server.command("SMEMBERS", "monitor:keys"))
         self.assertEqual(hgetall(self.server, "btc:s:erin"), {str(T): "1"})
+
+
+class SeedGatewayBodyTests(WriterCase):
+    """
+    Bodies as the seed's C gateway sends them, impossible values included
+    (issue 17): one bad value costs that value, never the other records.
+    """
+
+    def warnings(self):
+        return [e for e in self.events if "impossible values" in e.get("log_format", "")]
+
+    @defer.inlineCallbacks
+    def test_infinite_goal_costs_only_that_goal(self):
+        writer = self.writer()
+        body = seed_body(102, [
+            ("alice", "c-gw", "btc", 3, 48, 0.5),
+            ("bob", "c-gw", "btc", 2, 0, float("inf")),
+            ("carol", "c-gw", "btc", 1, 16, 0.25),
+        ])
+        self.feed(writer, "mixed", Packet(102, body, sequence=8))
+        self.clock.advance(0)
+        self.assertEqual(self.acks.counts, {"mixed": 1})
+        [warning] = self.warnings()
+        self.assertEqual((warning["host"], warning["keys"], warning["peer"]), ("c-gw", ["bob"], "10.0.0.1:5000"))
+        self.assertIn("gateway 'c-gw' key 'bob' goal inf (not finite)", warning["details"])
+        yield self.minute(writer)
+        field = str(T)
+        self.assertEqual([hgetall(self.server, f"btc:s:{u}") for u in ("alice", "bob", "carol")],
+                         [{field: "3"}, {field: "2"}, {field: "1"}])
+        self.assertEqual([hgetall(self.server, f"btc:p:{u}") for u in ("alice", "bob", "carol")],
+                         [{field: "48"}, {}, {field: "16"}])
+        self.assertEqual([hgetall(self.server, f"btc:g:{u}") for u in ("alice", "bob", "carol")],
+                         [{field: "0.5"}, {}, {field: "0.25"}])
+        self.assertEqual((writer.accepted, writer.dropped, writer.faults), (1, 0, 1))
+
+    @defer.inlineCallbacks
+    def test_torn_last_record_keeps_the_records_before(self):
+        writer = self.writer()
+        body = seed_body(102, [("alice", "c-gw", "btc", 3, 48, 0.5), ("bob", "c-gw", "btc", 2, 32, 0.5)])
+        self.feed(writer, "torn", Packet(102, body[:-5], sequence=9))
+        self.clock.advance(0)
+        self.assertEqual(self.acks.counts, {"torn": 1})
+        [warning] = self.warnings()
+        self.assertIn("body torn (truncated double at offset", warning["details"])
+        self.assertEqual(warning["count"], 1)
+        yield self.minute(writer)
+        self.assertEqual(hgetall(self.server, "btc:s:alice"), {str(T): "3"})
+        self.assertEqual(hgetall(self.server, "btc:p:alice"), {str(T): "48"})
+        self.assertEqual(hgetall(self.server, "btc:s:bob"), {})
+        self.assertEqual((writer.accepted, writer.torn), (1, 1))
+
+    @defer.inlineCallbacks
+    def test_replayed_after_a_crash_counted_once_and_not_logged_again(self):
+        body = seed_body(105, [("share", "c-gw", "btc", -1), ("pow", "c-gw", "btc", 64)])
+        writer = self.writer()
+        self.feed(writer, "monitor", Packet(105, body, sequence=3))
+        self.clock.advance(0)
+        writer.journal.close()
+        writer.store.stop()
+        restarted = self.writer()
+        yield self.minute(restarted)
+        self.assertEqual(hgetall(self.server, "btc:m:pow"), {str(T): "64"})
+        self.assertEqual(hgetall(self.server, "btc:m:share"), {})
+        self.assertEqual(len(self.warnings()), 1)

@@ -8,8 +8,13 @@ from twisted.trial import unittest
 from viabtc.stats import records
 from viabtc.stats.records import (
     BlockRecord, EventRecord, MonitorFloatRecord, MonitorIntRecord, RecordError, ShareRecord,
-    body_minute, decode_body, encode_bodies,
+    Fault, body_minute, decode_body, encode_bodies, read_body,
 )
+
+from tests.stats.seedbodies import seed_body
+
+NAN = float("nan")
+INF = float("inf")
 
 PREFIX = bytes(range(32))
 
@@ -132,6 +137,73 @@ class MalformedTests(unittest.TestCase):
             self.assertRaises(RecordError, encode_bodies, command, [rec])
 
 
+class ReadBodyTests(unittest.TestCase):
+    """What other hosts send is read record by record: a bad value costs only itself."""
+
+    def test_infinite_goal_dropped_alone(self):
+        data = seed_body(records.META_SHARE, [
+            ("alice", "gw", "btc", 3, 48, 0.5), ("bob", "gw", "btc", 2, 0, INF), ("carol", "gw", "btc", 1, 16, 0.25),
+        ])
+        read = read_body(records.META_SHARE, data)
+        self.assertEqual(read.records, (
+            ShareRecord("alice", "gw", "btc", 3, 48, 0.5), ShareRecord("bob", "gw", "btc", 2, 0, 0.0),
+            ShareRecord("carol", "gw", "btc", 1, 16, 0.25),
+        ))
+        self.assertEqual(read.faults, (Fault("bob", "gw", "goal", "inf", "not finite"),))
+        self.assertIsNone(read.error)
+        self.assertRaises(RecordError, decode_body, records.META_SHARE, data)
+
+    def test_each_impossible_share_value(self):
+        cases = [
+            ((2, 10, NAN), {"goal"}, (2, 10, 0.0)),
+            ((2, 10, -INF), {"goal"}, (2, 10, 0.0)),
+            ((2, 10, -0.5), {"goal"}, (2, 10, 0.0)),
+            ((1, 10, 1e78), {"goal"}, (1, 10, 0.0)),
+            ((-1, 10, 0.5), {"num"}, (0, 10, 0.5)),
+            ((2, -5, 0.5), {"pow"}, (2, 0, 0.5)),
+            ((0, 7, 0.0), {"pow"}, (0, 0, 0.0)),
+            ((0, 0, 0.5), {"goal"}, (0, 0, 0.0)),
+            ((-1, -1, INF), {"num", "pow", "goal"}, (0, 0, 0.0)),
+            ((2, 2**63 - 1, 1e77), set(), (2, 2**63 - 1, 1e77)),
+        ]
+        for (num, pow_, goal), fields, kept in cases:
+            read = read_body(records.META_SHARE, seed_body(records.META_SHARE, [("k", "h", "c", num, pow_, goal)]))
+            self.assertEqual({f.field for f in read.faults}, fields, (num, pow_, goal))
+            self.assertEqual([(r.num, r.pow, r.goal) for r in read.records], [kept])
+
+    def test_monitor_values(self):
+        ints = read_body(records.META_MONITOR_INT, seed_body(records.META_MONITOR_INT, [
+            ("share", "h", "btc", -3), ("pow", "h", "btc", 2**63 - 1)]))
+        self.assertEqual([(r.key, r.sum) for r in ints.records], [("share", 0), ("pow", 2**63 - 1)])
+        self.assertEqual([(f.key, f.field, f.value) for f in ints.faults], [("share", "sum", repr(2**64 - 3))])
+        bad = (NAN, INF, -INF, -1.0, 1e300)
+        floats = read_body(records.META_MONITOR_FLOAT, seed_body(records.META_MONITOR_FLOAT, [
+            ("goal", "h", "btc", value) for value in bad + (0.75,)]))
+        self.assertEqual([r.sum for r in floats.records], [0.0] * len(bad) + [0.75])
+        self.assertEqual(len(floats.faults), len(bad))
+
+    def test_string_not_utf8_drops_that_record_only(self):
+        data = seed_body(records.META_SHARE, [("a", "h", "btc", 1, 1, 0.0), (b"\xff", "h", "btc", 1, 1, 0.0),
+                                              ("c", "h", "btc", 1, 1, 0.0)])
+        read = read_body(records.META_SHARE, data)
+        self.assertEqual([r.key for r in read.records], ["a", "c"])
+        self.assertEqual([(f.key, f.field) for f in read.faults], [("\\xff", "key")])
+
+    def test_torn_record_ends_the_body(self):
+        data = seed_body(records.META_SHARE, [("a", "h", "btc", 1, 1, 0.0), ("b", "h", "btc", 1, 1, 0.0)])
+        for cut in range(1, 17):
+            read = read_body(records.META_SHARE, data[:-cut])
+            self.assertEqual([r.key for r in read.records], ["a"])
+            self.assertIn("truncated", read.error)
+        # An over-long varint is corrupt framing too.
+        read = read_body(records.META_MONITOR_INT, body("0161 00 00 01  0162 00 00 fe01000000  0163 00 00 01"))
+        self.assertEqual(([r.key for r in read.records], read.error), (["a"], "non-canonical varint at offset 41"))
+
+    def test_unreadable(self):
+        self.assertRaises(RecordError, read_body, records.META_SHARE, PREFIX[:31])
+        self.assertRaises(RecordError, read_body, 103, PREFIX)
+
+
 class MinuteStampTests(unittest.TestCase):
     def test_stamped_prefix(self):
         [data] = encode_bodies(records.META_SHARE, [ShareRecord("u", "h", "btc", 1, 2, 0.0)],
@@ -156,11 +228,22 @@ class MinuteStampTests(unittest.TestCase):
 # At most 20 characters (80 UTF-8 bytes) so the largest record fits the smallest max_body.
 names = st.text(max_size=20)
 counts = st.integers(min_value=0, max_value=records.MAX_COUNT)
-floats = st.floats(allow_nan=False, allow_infinity=False)
+floats = st.floats(min_value=0.0, max_value=records.MAX_SHARE_GOAL)
+
+
+@st.composite
+def share_records(draw):
+    """Sound share records: no pow and no goal without shares."""
+    num = draw(counts)
+    pow_ = draw(counts) if num else 0
+    goal = draw(floats) if num else 0.0
+    return ShareRecord(draw(names), draw(names), draw(names), num, pow_, goal)
+
+
 RECORD_STRATEGIES = {
     records.META_BLOCK: st.builds(BlockRecord, names, names, names, names),
     records.META_EVENT: st.builds(EventRecord, names, names, names, names, names),
-    records.META_SHARE: st.builds(ShareRecord, names, names, names, counts, counts, floats),
+    records.META_SHARE: share_records(),
     records.META_MONITOR_INT: st.builds(MonitorIntRecord, names, names, names, counts),
     records.META_MONITOR_FLOAT: st.builds(MonitorFloatRecord, names, names, names, floats),
 }
@@ -214,3 +297,14 @@ class PropertyTests(unittest.TestCase):
                 decode_body(command, bytes(mutated))
             except RecordError:
                 pass
+
+    @given(st.sampled_from(sorted(RECORD_STRATEGIES)), st.binary(max_size=300))
+    @settings(max_examples=300, deadline=None)
+    def test_fuzzed_bodies_read_or_raise_record_error(self, command, data):
+        try:
+            read = read_body(command, data)
+        except RecordError:
+            return
+        for record in read.records:
+            # Whatever was read can be written again by our own encoder.
+            encode_bodies(command, [record])

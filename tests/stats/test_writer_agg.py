@@ -236,13 +236,24 @@ class DedupeTests(unittest.TestCase):
         self.assertTrue(w.receive(records.META_BLOCK, body, T).duplicate)
         self.assertRaises(RecordError, w.receive, records.META_HASH, b"short", T)
 
-    def test_malformed_not_remembered(self):
+    def test_unreadable_not_remembered(self):
+        w = WriterAggregator(random=counter_random())
+        body = packet(records.META_SHARE, [ShareRecord("alice", "h", "btc", 1, 5, 0.0)])
+        stamped = b"VBTCmin\x01" + (61).to_bytes(8, "little") + body[16:]
+        for command, data in ((records.META_SHARE, body[:31]), (103, body), (records.META_SHARE, stamped)):
+            self.assertRaises(RecordError, w.receive, command, data, T)
+            self.assertRaises(RecordError, w.receive, command, data, T)
+        self.assertEqual((len(w.dedupe), w.flush(T + 60)), (0, []))
+
+    def test_torn_body_keeps_the_records_before(self):
+        """A torn tail ends the body; what came before counts, once."""
         w = WriterAggregator(random=counter_random())
         body = packet(records.META_SHARE, [ShareRecord("alice", "h", "btc", 1, 5, 0.0)]) + b"\x05"
-        self.assertRaises(RecordError, w.receive, records.META_SHARE, body, T)
-        self.assertRaises(RecordError, w.receive, records.META_SHARE, body, T)
-        self.assertRaises(RecordError, w.receive, 103, body, T)
-        self.assertEqual((len(w.dedupe), w.flush(T + 60)), (0, []))
+        receipt = w.receive(records.META_SHARE, body, T)
+        self.assertEqual((receipt.count, receipt.error), (1, "truncated string at offset 55"))
+        self.assertTrue(w.receive(records.META_SHARE, body, T).duplicate)
+        [batch] = w.flush(T + 60)
+        self.assertIn(("HINCRBY", "btc:s:alice", str(T), "1"), batch.commands)
 
 
 class EventTests(unittest.TestCase):

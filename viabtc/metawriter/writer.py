@@ -17,7 +17,13 @@ enters a new minute; records stamped by our gateways keep their own minute
 (seconds of the past minute during which Redis writes were waiting) is
 recorded as the seed does, host = ``alert.host``, coin ``job``.
 
-Malformed packets (a bad body, an unknown command) are logged and ACKed:
+Bodies are read record by record (``records.read_body``), as the seed's
+writer applies them: an impossible value in one record (a seed gateway's
+``goal = inf``) is dropped alone, and the packet is ACKed once its good
+records are journaled; broken framing ends a body, keeping the records
+before it.  Each such packet gives one log line naming the sending gateway
+(the records' ``host``) and the keys.  Packets nothing can be read from (a
+body shorter than its prefix, an unknown command) are logged and ACKed too:
 resending the same bytes can never succeed, so holding the ACK would only
 make the sender retry forever.  The brother link (ref §8.3): each fresh
 packet's digest goes to the brother metawriter as cmd 104, and digests from
@@ -40,6 +46,8 @@ ACCEPTED_COMMANDS = frozenset((
 ))
 FLUSH_COST_KEY = "meta_flush_cost"
 FLUSH_COST_COIN = "job"
+#: faults spelled out in a packet's log line (a body holds about 20 records)
+MAX_LOGGED_FAULTS = 8
 
 
 class MetaWriter:
@@ -74,6 +82,10 @@ class MetaWriter:
         self.accepted = 0
         self.duplicates = 0
         self.dropped = 0
+        #: impossible values dropped from records that were otherwise kept
+        self.faults = 0
+        #: bodies whose framing broke before their end
+        self.torn = 0
 
     # -- start ---------------------------------------------------------
 
@@ -165,6 +177,8 @@ class MetaWriter:
         if receipt.duplicate:
             self.duplicates += 1
             return
+        if not replay and (receipt.faults or receipt.error is not None):
+            self._report(command, peer, receipt)
         self._digests.append((receipt.digest, now))
         if command == records.META_HASH:
             return
@@ -173,6 +187,23 @@ class MetaWriter:
             self.store.add([receipt.batch])
         if self.brother is not None and not replay:
             self.brother.send(Packet(records.META_HASH, receipt.digest, PacketType.PUSH))
+
+    def _report(self, command, peer, receipt):
+        """One warning per packet for what its records lost."""
+        faults = receipt.faults
+        self.faults += len(faults)
+        parts = [f"gateway {f.host!r} key {f.key!r} {f.field} {f.value} ({f.reason})"
+                 for f in faults[:MAX_LOGGED_FAULTS]]
+        if len(faults) > MAX_LOGGED_FAULTS:
+            parts.append(f"{len(faults) - MAX_LOGGED_FAULTS} more")
+        if receipt.error is not None:
+            self.torn += 1
+            parts.append(f"body torn ({receipt.error}), nothing after it read")
+        self._log.warn(
+            "command {command} from {peer}: {faults} impossible values dropped, {count} records kept: {details}",
+            command=command, peer=peer, faults=len(faults), count=receipt.count,
+            host=faults[0].host if faults else None, keys=sorted({f.key for f in faults}),
+            details="; ".join(parts), role=self._role)
 
     # -- time ------------------------------------------------------------
 

@@ -22,6 +22,15 @@ arrival, as it always did), and our metawriter accepts the seed's unstamped
 bodies: 32 random bytes start with the magic with probability 2**-64.  New
 command ids were rejected because a C receiver ACKs and then drops unknown
 commands, losing the statistics silently.
+
+Reading what other hosts send (``read_body``).  A body holds many users'
+records, and the seed's C gateways can put an impossible value in one of them
+(a miner that suggests a difficulty below 1 gets difficulty 0 there, and its
+user's ``goal`` becomes infinite).  The seed's metawriter applies each record
+on its own, so one bad value must cost only itself: the record keeps its
+other fields and the body its other records.  Only broken framing ends a
+body, because after it no record boundary can be trusted.  ``decode_body``
+is the strict reading, for what our own gateways produce.
 """
 
 import math
@@ -183,6 +192,10 @@ def _encode_record(record, layout):
             if not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise RecordError("finite number expected, got %r" % (value,))
             out.append(_DOUBLE.pack(value))
+    _record, faults = check_record(type(record), attrs.astuple(record, recurse=False))
+    if faults:
+        f = faults[0]
+        raise RecordError("%s %s %s" % (f.field, f.value, f.reason))
     return b"".join(out)
 
 
@@ -251,13 +264,166 @@ def body_minute(body):
     return minute
 
 
-def decode_body(command, body):
-    """
-    The records of a stats ``body`` for ``command``, in order.
 
-    Raises ``RecordError`` on anything malformed: a short prefix, a truncated
-    field, a partial trailing record, bad UTF-8, a count beyond what Redis can
-    hold, or a non-finite double.
+# What a share record can hold (``check_record``).  A share's difficulty is at
+# most the difficulty-1 target over a hash of 1, below 2**224, so with one
+# share or more any pow a varint can carry is possible; without shares there
+# is no pow.  A share's goal (difficulty over block difficulty) is at most
+# 2**224 over the easiest block difficulty a target of 2**256 gives, 2**-32.
+MAX_SHARE_GOAL = 2.0**256
+# The most a minute can hold for a float without a count beside it (monitor
+# floats, or a share whose count was dropped): 2**63-1 shares at their most.
+MAX_GOAL = MAX_COUNT * MAX_SHARE_GOAL
+
+
+@attrs.frozen
+class Fault:
+    """
+    A value dropped from a record: ``field`` of the record ``key`` sent by
+    gateway ``host`` said ``value`` (its repr), which is impossible because
+    ``reason``.  A ``field`` that is a string (the record's key, host, ...)
+    drops the whole record: without it the record cannot be filed.
+    """
+
+    key: str
+    host: str
+    field: str
+    value: str
+    reason: str
+
+
+@attrs.frozen
+class Body:
+    """
+    What ``read_body`` made of a body: ``records`` (bad values zeroed), one
+    ``Fault`` per dropped value or record, and ``error``, why the body ended
+    before its last byte (``None`` when it was read to the end).
+    """
+
+    records: tuple
+    faults: tuple = ()
+    error: str | None = None
+
+    @property
+    def clean(self):
+        return not self.faults and self.error is None
+
+
+class _Torn(Exception):
+    """The framing of a record is broken (internal to ``read_body``)."""
+
+
+def _read_fields(body, pos, layout):
+    """The raw fields of the record at ``pos`` and the offset after it; ``_Torn`` if cut or corrupt."""
+    end = len(body)
+    values = []
+    for kind in layout:
+        if kind == "s":
+            try:
+                length, pos = _decode_varint(body, pos)
+            except RecordError as e:
+                raise _Torn(str(e)) from None
+            stop = pos + length
+            if stop > end:
+                raise _Torn("truncated string at offset %d" % (pos,))
+            values.append(body[pos:stop])
+            pos = stop
+        elif kind == "i":
+            try:
+                value, pos = _decode_varint(body, pos)
+            except RecordError as e:
+                raise _Torn(str(e)) from None
+            values.append(value)
+        else:
+            if pos + 8 > end:
+                raise _Torn("truncated double at offset %d" % (pos,))
+            values.append(_DOUBLE.unpack_from(body, pos)[0])
+            pos += 8
+    return values, pos
+
+
+def _bad_double(value, limit):
+    """Why ``value`` cannot be a goal of at most ``limit``, or ``None``."""
+    if not math.isfinite(value):
+        return "not finite"
+    if value < 0:
+        return "negative"
+    if value > limit:
+        return "beyond %.6g" % (limit,)
+    return None
+
+
+def check_record(cls, values):
+    """
+    Build a ``cls`` record from raw wire ``values`` (strings as bytes);
+    return ``(record, faults)``.  ``record`` is ``None`` when a string is not
+    UTF-8 (the record cannot be filed); otherwise every impossible number is
+    replaced by zero and named in ``faults``:
+
+    * a count (num, pow, an int monitor sum) beyond 2**63-1, which Redis
+      cannot hold (a C gateway's negative int64 arrives as one);
+    * a pow other than 0 where num is 0 (a difficulty sum without shares);
+    * a double that is NaN, infinite, negative, or larger than its count
+      allows (``MAX_SHARE_GOAL`` per share, ``MAX_GOAL`` without a count).
+
+    Every other field is kept as it was.
+    """
+    names = [a.name for a in attrs.fields(cls)]
+    fields = []
+    broken = None
+    for name, value in zip(names, values):
+        if isinstance(value, bytes):
+            try:
+                value = value.decode("utf-8")
+            except UnicodeDecodeError:
+                value = value.decode("utf-8", "backslashreplace")
+                broken = broken or name
+        fields.append(value)
+    record = dict(zip(names, fields))
+    key = record.get("key", record.get("user", ""))
+    host = record.get("host", "")
+    faults = []
+
+    def drop(name, reason, zero):
+        faults.append(Fault(key, host, name, repr(record[name]), reason))
+        record[name] = zero
+
+    if broken is not None:
+        return None, [Fault(key, host, broken, repr(record[broken]), "not UTF-8: the record is dropped")]
+    if cls is ShareRecord:
+        counted = True
+        if record["num"] > MAX_COUNT:
+            drop("num", "beyond 2**63-1", 0)
+            counted = False
+        if record["pow"] > MAX_COUNT:
+            drop("pow", "beyond 2**63-1", 0)
+        elif counted and record["pow"] and not record["num"]:
+            drop("pow", "a difficulty sum without shares", 0)
+        limit = record["num"] * MAX_SHARE_GOAL if counted else MAX_GOAL
+        reason = _bad_double(record["goal"], limit)
+        if reason is not None:
+            drop("goal", reason, 0.0)
+    elif cls is MonitorIntRecord:
+        if record["sum"] > MAX_COUNT:
+            drop("sum", "beyond 2**63-1", 0)
+    elif cls is MonitorFloatRecord:
+        reason = _bad_double(record["sum"], MAX_GOAL)
+        if reason is not None:
+            drop("sum", reason, 0.0)
+    return cls(**record), faults
+
+
+def read_body(command, body):
+    """
+    Read a stats ``body`` for ``command`` record by record, the way the seed's
+    metawriter applies it (ref §8): a ``Body`` with every record whose framing
+    holds.  A value that decodes but is impossible costs only itself
+    (``check_record``); a record whose framing is broken (a truncated or
+    over-long field) ends the body, since nothing after it can be trusted, and
+    the records before it are kept.
+
+    Raises ``RecordError`` only for an unknown command or a body shorter than
+    its 32-byte prefix: nothing of such a body can be read.
     """
     try:
         cls, layout = _LAYOUTS[command]
@@ -268,34 +434,30 @@ def decode_body(command, body):
     if end < PREFIX_SIZE:
         raise RecordError("body of %d bytes is shorter than its %d-byte prefix" % (end, PREFIX_SIZE))
     pos = PREFIX_SIZE
-    records = []
-    values = []
+    recs = []
+    faults = []
     while pos < end:
-        values.clear()
-        for kind in layout:
-            if kind == "s":
-                length, pos = _decode_varint(body, pos)
-                stop = pos + length
-                if stop > end:
-                    raise RecordError("truncated string at offset %d" % (pos,))
-                try:
-                    values.append(body[pos:stop].decode("utf-8"))
-                except UnicodeDecodeError:
-                    raise RecordError("string at offset %d is not UTF-8" % (pos,)) from None
-                pos = stop
-            elif kind == "i":
-                value, new = _decode_varint(body, pos)
-                if value > MAX_COUNT:
-                    raise RecordError("count at offset %d exceeds 2**63-1" % (pos,))
-                values.append(value)
-                pos = new
-            else:
-                if pos + 8 > end:
-                    raise RecordError("truncated double at offset %d" % (pos,))
-                (value,) = _DOUBLE.unpack_from(body, pos)
-                if not math.isfinite(value):
-                    raise RecordError("non-finite double at offset %d" % (pos,))
-                values.append(value)
-                pos += 8
-        records.append(cls(*values))
-    return records
+        try:
+            values, pos = _read_fields(body, pos, layout)
+        except _Torn as e:
+            return Body(tuple(recs), tuple(faults), str(e))
+        record, bad = check_record(cls, values)
+        faults.extend(bad)
+        if record is not None:
+            recs.append(record)
+    return Body(tuple(recs), tuple(faults))
+
+
+def decode_body(command, body):
+    """
+    The records of a stats ``body`` for ``command``, in order, if every one
+    of them is whole and sound: what our own gateways send.  Raises
+    ``RecordError`` naming the first problem ``read_body`` found.
+    """
+    read = read_body(command, body)
+    if read.error is not None:
+        raise RecordError(read.error)
+    if read.faults:
+        f = read.faults[0]
+        raise RecordError("record %r from %r: %s %s %s" % (f.key, f.host, f.field, f.value, f.reason))
+    return list(read.records)

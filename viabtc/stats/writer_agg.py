@@ -127,12 +127,17 @@ class Receipt:
     ``duplicate``: already seen, nothing done.  ``digest``: the SHA-256 of
     the body, to pass to a brother metawriter (cmd 104) when the packet was
     fresh and not itself a cmd 104.  ``batch``: block/event commands to write
-    now, or ``None``.
+    now, or ``None``.  ``faults``: the values (``records.Fault``) dropped
+    from its records; ``error``: why the body ended before its last byte, or
+    ``None`` (``records.read_body``); ``count``: the records counted.
     """
 
     digest: bytes
     duplicate: bool
     batch: Batch | None = None
+    faults: tuple = ()
+    error: str | None = None
+    count: int = 0
 
 
 class Deduper:
@@ -211,9 +216,12 @@ class WriterAggregator:
 
     def receive(self, command, body, now):
         """
-        Process one stats packet body.  Raises ``records.RecordError`` for an
-        unknown command or a malformed body; such a body is not remembered, so
-        nothing of it was counted.
+        Process one stats packet body, record by record (``records.read_body``):
+        an impossible value costs only itself, broken framing only what
+        follows it, and the receipt says what was dropped.  Raises
+        ``records.RecordError`` for an unknown command, a body shorter than
+        its prefix, an impossible minute stamp or a cmd 104 that is not a
+        hash; such a body is not remembered, so nothing of it was counted.
         """
         body = bytes(body)
         if command == records.META_HASH:
@@ -224,7 +232,9 @@ class WriterAggregator:
         digest = hashlib.sha256(body).digest()
         if digest in self.dedupe:
             return Receipt(digest, True)
-        recs = records.decode_body(command, body)
+        read = records.read_body(command, body)
+        minute = records.body_minute(body)
+        recs = read.records
         batch = None
         if command == records.META_BLOCK:
             batch = self._batch(digest.hex(), [
@@ -234,11 +244,10 @@ class WriterAggregator:
         elif command == records.META_EVENT:
             batch = self._batch(digest.hex(), self._event_commands(recs, now))
         else:
-            minute = records.body_minute(body)
             for record in recs:
                 self.add(record, minute)
         self.dedupe.add(digest, now)
-        return Receipt(digest, False, batch)
+        return Receipt(digest, False, batch, read.faults, read.error, len(recs))
 
     def _event_commands(self, recs, now):
         """
@@ -335,13 +344,14 @@ class WriterAggregator:
                 entry[2] += goal
         self._shares = {}
         for (field, coin, key), (num, pow_, goal) in merged.items():
-            if not num:
-                continue
             field = str(field)
-            hkey = schema.share_hash_key(coin, schema.SHARE_COUNT, key)
-            self._sadd_mining_key(commands, hkey, now)
-            commands.append(("HINCRBY", hkey, field, str(num)))
-            written[hkey] = None
+            if num:
+                hkey = schema.share_hash_key(coin, schema.SHARE_COUNT, key)
+                self._sadd_mining_key(commands, hkey, now)
+                commands.append(("HINCRBY", hkey, field, str(num)))
+                written[hkey] = None
+            # Without a count only when a record's count was dropped
+            # (``records.check_record``): its pow and goal still count.
             if pow_:
                 hkey = schema.share_hash_key(coin, schema.SHARE_POW, key)
                 self._sadd_mining_key(commands, hkey, now)
