@@ -9,6 +9,7 @@ import itertools
 from hypothesis import given, settings, strategies as st
 from twisted.trial import unittest
 
+from tests.stats.seedbodies import seed_body
 from tests.support import redis_server
 from viabtc.stats import records
 from viabtc.stats.records import (
@@ -423,3 +424,84 @@ class NewworkerTests(unittest.TestCase):
                 first_seen.append((user, worker, coin))
         self.assertEqual(self.lists(), (
             ['{"user": "%s", "worker": "%s", "coin": "%s"}' % ident for ident in first_seen], len(steps)))
+
+
+# Values a C gateway can put in a record (issue 17): huge varints are its
+# negative int64 counts; doubles NaN, infinite, negative or beyond any count.
+BAD_COUNTS = st.integers(min_value=2**63, max_value=2**64 - 1)
+BAD_DOUBLES = st.sampled_from([float("nan"), float("inf"), float("-inf")]) | st.floats(
+    min_value=-1e300, max_value=-1e-300) | st.floats(min_value=1e97, max_value=1e300)
+GOOD_COUNTS = st.integers(min_value=1, max_value=2**40)
+GOOD_DOUBLES = st.floats(min_value=1e-6, max_value=1e12)
+
+
+@st.composite
+def seed_rows(draw):
+    """
+    ``(command, rows, expected)``: records of one command, good and bad side
+    by side under distinct keys, and what each must leave in Redis
+    (``{field name: value}``, the bad values and zeros absent).
+    """
+    command = draw(st.sampled_from([records.META_SHARE, records.META_MONITOR_INT, records.META_MONITOR_FLOAT]))
+    rows, expected = [], []
+    for i in range(draw(st.integers(min_value=1, max_value=12))):
+        bad = draw(st.booleans())
+        key = f"u{i}"
+        if command == records.META_SHARE:
+            values = {"num": draw(GOOD_COUNTS), "pow": draw(GOOD_COUNTS), "goal": draw(GOOD_DOUBLES)}
+            spoilt = draw(st.sets(st.sampled_from(sorted(values)), min_size=1)) if bad else set()
+            wire = dict(values)
+            for name in spoilt:
+                wire[name] = draw(BAD_DOUBLES if name == "goal" else BAD_COUNTS)
+            rows.append((key, "c-gw", "btc", wire["num"], wire["pow"], wire["goal"]))
+        else:
+            values = {"sum": draw(GOOD_COUNTS if command == records.META_MONITOR_INT else GOOD_DOUBLES)}
+            spoilt = {"sum"} if bad else set()
+            wire = {"sum": draw(BAD_COUNTS if command == records.META_MONITOR_INT else BAD_DOUBLES)} if bad else values
+            rows.append((key, "c-gw", "btc", wire["sum"]))
+        expected.append((key, {name: v for name, v in values.items() if name not in spoilt}))
+    return command, rows, expected
+
+
+class SeedBodyTests(unittest.TestCase):
+    """A C gateway's bodies with impossible values beside good ones, applied to a real Redis."""
+
+    def setUp(self):
+        self.server = redis_server(self)
+
+    def stored(self, command, key):
+        """What Redis holds for record ``key`` under minute T, by record field name."""
+        if command == records.META_SHARE:
+            names = {"num": "btc:s:", "pow": "btc:p:", "goal": "btc:g:"}
+        else:
+            names = {"sum": "btc:m:"}
+        out = {}
+        for name, prefix in names.items():
+            value = hgetall(self.server, prefix + key).pop(str(T), None)
+            if value is not None:
+                out[name] = value
+        if command != records.META_SHARE:
+            self.assertEqual(hgetall(self.server, "btc:mh:c-gw:" + key).get(str(T)), out.get("sum"))
+        return out
+
+    @given(seed_rows(), st.integers(min_value=0, max_value=3))
+    @settings(max_examples=60, deadline=None)
+    def test_every_good_value_applied_exactly_once(self, case, resends):
+        command, rows, expected = case
+        self.server.command("FLUSHDB")
+        w = WriterAggregator(random=counter_random())
+        body = seed_body(command, rows, prefix=bytes(32))
+        receipts = [w.receive(command, body, T + 20 + i) for i in range(1 + resends)]
+        self.assertEqual([r.duplicate for r in receipts], [False] + [True] * resends)
+        spoilt = len(rows) * (3 if command == records.META_SHARE else 1) - sum(len(v) for _, v in expected)
+        self.assertEqual((receipts[0].count, len(receipts[0].faults)), (len(rows), spoilt))
+        for batch in w.flush(T + 61):
+            self.assertEqual(apply(self.server, batch), [1, 0, ""])
+        for key, values in expected:
+            stored = self.stored(command, key)
+            self.assertEqual(set(stored), set(values), key)
+            for name, value in values.items():
+                if isinstance(value, float):
+                    self.assertAlmostEqual(float(stored[name]) / value, 1.0, places=12)
+                else:
+                    self.assertEqual(stored[name], str(value))
