@@ -12,6 +12,8 @@ from viabtc.rpc.filequeue import FileQueue
 from viabtc.rpc.reliable import ReliableSender
 from viabtc.stats.records import ShareRecord, encode_bodies
 
+from tests.stats.seedbodies import seed_body
+
 
 def share(user):
     [body] = encode_bodies(102, [ShareRecord(user, "gw", "btc", 1, 1, 0.0)], minute=60)
@@ -58,3 +60,26 @@ class RelayTests(unittest.TestCase):
         self.assertEqual(self.acked, ["short", "ban"])
         self.assertEqual(self.sender.pending_count(), 0)
         self.assertEqual(len([e for e in self.events if e.get("peer") == "10.0.0.1:1"]), 2)
+
+    def test_seed_body_with_an_impossible_value_forwarded_unchanged(self):
+        """The writer drops the bad value alone, so the relay must not drop the body (issue 17)."""
+        self.sender.startService()
+        body = seed_body(102, [("alice", "c-gw", "btc", 1, 16, 0.5), ("bob", "c-gw", "btc", 1, 0, float("inf")),
+                               ("carol", "c-gw", "btc", -1, 16, 0.5)])
+        torn = seed_body(102, [("dave", "c-gw", "btc", 1, 16, 0.5), ("erin", "c-gw", "btc", 1, 16, 0.5)])
+        self.relay.packet_received(Packet(102, body, sequence=1), self.ack("bad values"), "10.0.0.7:1")
+        self.relay.packet_received(Packet(102, torn[:-1], sequence=2), self.ack("torn tail"), "10.0.0.7:1")
+        self.relay.packet_received(Packet(102, torn[:40], sequence=3), self.ack("torn first"), "10.0.0.7:1")
+        self.clock.advance(0)
+        self.assertEqual(self.acked, ["torn first", "bad values", "torn tail"])
+        self.sender.stopService()
+        queue = FileQueue(self.queue_dir)
+        self.addCleanup(queue.close)
+        payloads = [payload for _, payload in queue.read(10)]
+        self.assertEqual(len(payloads), 2)
+        self.assertIn(body, payloads[0])
+        self.assertIn(torn[:-1], payloads[1])
+        warnings = [e for e in self.events if "forwarded with" in e.get("log_format", "")]
+        self.assertEqual([(e["faults"], e["keys"], e["host"]) for e in warnings],
+                         [(2, ["bob", "carol"], "c-gw"), (0, [], None)])
+        self.assertEqual((self.relay.faulty, self.relay.dropped), (2, 1))

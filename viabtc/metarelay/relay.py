@@ -10,9 +10,15 @@ the sender forwards each unchanged (same command, type and body) to the
 writer and forgets it when the writer ACKs.  A packet the journal refused
 (disk full) is not ACKed, so its sender keeps it and retries.
 
-Bodies are checked before they are queued: a malformed body or an unknown
-command can never be written, so it is logged and ACKed (holding the ACK
-would make its sender retry forever) but not forwarded.
+Bodies are read before they are queued, record by record as the writer
+reads them (``records.read_body``).  A body is forwarded unchanged when any
+of it can be written: an impossible value in one record (a seed gateway's
+``goal = inf``) or a torn last record is logged once for the packet, and the
+writer drops just that value or tail, so one user's bad record never costs
+the other users' records.  A body nothing can be read from (shorter than
+its prefix, torn before its first record) or an unknown command can never be
+written, so it is logged and ACKed (holding the ACK would make its sender
+retry forever) but not forwarded.
 """
 
 from twisted.logger import Logger
@@ -41,6 +47,8 @@ class Relay:
         self._batch = TurnBatch(reactor, self._forward)
         self.forwarded = 0
         self.dropped = 0
+        #: bodies forwarded with impossible values or a torn tail
+        self.faulty = 0
 
     def packet_received(self, packet, ack, peer):
         """One packet from ``peer``; ``ack()`` answers it once it is safe."""
@@ -50,12 +58,26 @@ class Relay:
             self._drop(packet, ack, peer, "not a statistics packet")
             return
         try:
-            records.decode_body(packet.command, packet.body)
+            read = records.read_body(packet.command, packet.body)
             records.body_minute(packet.body)
         except records.RecordError as e:
             self._drop(packet, ack, peer, str(e))
             return
+        if read.error is not None and not read.records:
+            self._drop(packet, ack, peer, read.error)
+            return
+        if not read.clean:
+            self._report(packet, peer, read)
         self._batch.add((Packet(packet.command, packet.body, packet.pkg_type), ack))
+
+    def _report(self, packet, peer, read):
+        """One warning for a body forwarded with values the writer will drop."""
+        self.faulty += 1
+        faults = read.faults
+        self._log.warn("command {command} from {peer} forwarded with {faults} impossible values the writer"
+                       " will drop: {details}", command=packet.command, peer=peer, faults=len(faults),
+                       host=faults[0].host if faults else None, keys=sorted({f.key for f in faults}),
+                       details=records.describe(faults, read.error), role=self._role)
 
     def _drop(self, packet, ack, peer, reason):
         self.dropped += 1

@@ -46,8 +46,6 @@ ACCEPTED_COMMANDS = frozenset((
 ))
 FLUSH_COST_KEY = "meta_flush_cost"
 FLUSH_COST_COIN = "job"
-#: faults spelled out in a packet's log line (a body holds about 20 records)
-MAX_LOGGED_FAULTS = 8
 
 
 class MetaWriter:
@@ -192,18 +190,13 @@ class MetaWriter:
         """One warning per packet for what its records lost."""
         faults = receipt.faults
         self.faults += len(faults)
-        parts = [f"gateway {f.host!r} key {f.key!r} {f.field} {f.value} ({f.reason})"
-                 for f in faults[:MAX_LOGGED_FAULTS]]
-        if len(faults) > MAX_LOGGED_FAULTS:
-            parts.append(f"{len(faults) - MAX_LOGGED_FAULTS} more")
         if receipt.error is not None:
             self.torn += 1
-            parts.append(f"body torn ({receipt.error}), nothing after it read")
         self._log.warn(
             "command {command} from {peer}: {faults} impossible values dropped, {count} records kept: {details}",
             command=command, peer=peer, faults=len(faults), count=receipt.count,
             host=faults[0].host if faults else None, keys=sorted({f.key for f in faults}),
-            details="; ".join(parts), role=self._role)
+            details=records.describe(faults, receipt.error), role=self._role)
 
     # -- time ------------------------------------------------------------
 

@@ -309,6 +309,19 @@ class Body:
         return not self.faults and self.error is None
 
 
+def describe(faults, error=None, limit=8):
+    """
+    ``faults`` (and a framing ``error``) in one line for a log event: each
+    fault with its gateway and key, at most ``limit`` of them spelled out.
+    """
+    parts = ["gateway %r key %r %s %s (%s)" % (f.host, f.key, f.field, f.value, f.reason) for f in faults[:limit]]
+    if len(faults) > limit:
+        parts.append("%d more" % (len(faults) - limit,))
+    if error is not None:
+        parts.append("body torn (%s), nothing after it read" % (error,))
+    return "; ".join(parts)
+
+
 class _Torn(Exception):
     """The framing of a record is broken (internal to ``read_body``)."""
 
