@@ -198,11 +198,35 @@ class GatewayServiceTests(TestCase):
     async def test_malformed_ban_is_dropped(self):
         await self.start()
         miner = await self.miner()
+        self.jobmaster.push_ban("ban", ["127.0.0.1"])
         self.jobmaster.push_ban("add", ["not-an-ip"])
         self.jobmaster.push_job(job_body("2", clean=False))
         await wait_for(lambda: len(miner.notifications("mining.notify")) == 2, what="job 2")
         self.assertTrue(miner.connected)
         self.assertFalse(self.service.context.bans.is_banned("127.0.0.1"))
+
+    async def test_bad_ban_entry_costs_only_itself(self):
+        await self.start()
+        miner = await self.miner()
+        with capturedLogs() as logs:
+            self.jobmaster.push_ban("add", ["not-an-ip", "127.0.0.1"], limit=-5)
+            await miner.closed
+        self.assertTrue(self.service.context.bans.is_banned("127.0.0.1"))
+        [warning] = [e for e in logs if "without its bad parts" in e.get("log_format", "")]
+        self.assertIn("'not-an-ip'", warning["dropped"])
+        self.assertIn("'limit' -5", warning["dropped"])
+
+    async def test_bad_aux_costs_only_itself(self):
+        await self.start()
+        miner = await self.miner()
+        good = {"aux_name": "NMC", "aux_hash": "ab" * 32, "aux_target": "00ff" + "00" * 30}
+        with capturedLogs() as logs:
+            self.jobmaster.push_job(job_body("2", clean=False, auxes=[{"aux_name": "X"}, good], segwit="yes"))
+            await wait_for(lambda: len(miner.notifications("mining.notify")) == 2, what="job 2")
+        job = self.service.context.jobs.current.job
+        self.assertEqual(([a.aux_name for a in job.auxes], job.segwit), (["NMC"], None))
+        [warning] = [e for e in logs if "without its bad parts" in e.get("log_format", "")]
+        self.assertEqual(warning["dropped"], "auxes[0].aux_hash: missing; segwit: expected bool, got str")
 
     # -- blocks ---------------------------------------------------------------
 

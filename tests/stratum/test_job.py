@@ -86,6 +86,20 @@ class JobJSONTests(TestCase):
                     Job.from_json(job_dict(**{key: value}))
                 self.assertIn(key, str(e.exception))
 
+    def test_read_json_drops_only_bad_auxes_and_optional_keys(self):
+        """From another host, a bad aux or optional key costs only itself; ``from_json`` still refuses it."""
+        other = dict(AUX, aux_name="other")
+        body = job_dict(auxes=[AUX, {"aux_name": 5}, "x", other], network=7, segwit=True)
+        job, dropped = Job.read_json(body)
+        self.assertEqual((job.auxes, job.network, job.segwit), (Job.from_json(job_dict(auxes=[AUX, other])).auxes,
+                                                                None, True))
+        self.assertEqual(dropped, ["auxes[1].aux_name: expected str, got int", "auxes[2]: expected an object",
+                                   "network: expected str, got int"])
+        job, dropped = Job.read_json(job_dict(auxes={}))
+        self.assertEqual((job.auxes, dropped), ((), ["auxes: expected list, got dict"]))
+        self.assertRaises(JobError, Job.from_json, body)
+        self.assertRaises(JobError, Job.read_json, job_dict(prevhash="00"))
+
     def test_not_json(self):
         for body in (b"{", b"[]", "5", b"\xff"):
             self.assertRaises(JobError, Job.from_json, body)

@@ -10,6 +10,12 @@ the same address differently.  A ban's ``limit`` (seconds, 0 = permanent)
 is honoured here as well: the jobmaster broadcasts a ``del`` when it
 expires, but a gateway that missed it while its link was down must not keep
 the ban forever.
+
+One bad entry costs only itself: an ``ip`` entry that is no address is left
+out and the others are applied; a bad ``limit`` is left out, and the ban then
+holds until the jobmaster's ``del``, as every ban does on the seed's
+gateways, which never read ``limit``.  Only a body whose ``op`` or ``ip``
+list cannot be read is refused whole.
 """
 
 import ipaddress
@@ -24,11 +30,15 @@ class BadBanUpdate(ValueError):
 
 @attrs.frozen
 class BanUpdate:
-    """``op`` is "add" or "del"; ``limit`` seconds for "add" (0 = permanent)."""
+    """
+    ``op`` is "add" or "del"; ``limit`` seconds for "add" (0 = permanent);
+    ``dropped`` names each part of the body left out, and why.
+    """
 
     op: str
     ips: tuple
     limit: int = 0
+    dropped: tuple = ()
 
 
 def normalise_ip(text):
@@ -42,7 +52,11 @@ def normalise_ip(text):
 
 
 def parse_ban_update(body):
-    """Parse a cmd 3 body ``{"ip":[...],"op":"add"|"del"[,"limit":N]}``; ``BadBanUpdate`` on anything else."""
+    """
+    Parse a cmd 3 body ``{"ip":[...],"op":"add"|"del"[,"limit":N]}``; bad
+    entries and a bad limit are left out and named in ``dropped``.
+    ``BadBanUpdate`` when the body, its ``op`` or its ``ip`` list is unreadable.
+    """
     try:
         value = json.loads(body)
     except (ValueError, UnicodeDecodeError) as e:
@@ -56,17 +70,20 @@ def parse_ban_update(body):
     if not isinstance(ips, list):
         raise BadBanUpdate("'ip' must be an array")
     normalised = []
+    dropped = []
     for entry in ips:
         ip = normalise_ip(entry) if isinstance(entry, str) else None
         if ip is None:
-            raise BadBanUpdate(f"'ip' entry {str(entry)[:64]!r} is not an IP address")
-        normalised.append(ip)
+            dropped.append(f"'ip' entry {str(entry)[:64]!r} is not an IP address")
+        else:
+            normalised.append(ip)
     limit = 0
     if op == "add" and "limit" in value:
         limit = value["limit"]
         if isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit < 2**32:
-            raise BadBanUpdate("'limit' must be a number of seconds (0 = permanent)")
-    return BanUpdate(op, tuple(normalised), limit)
+            dropped.append(f"'limit' {str(limit)[:64]} is not a number of seconds; the ban holds until its 'del'")
+            limit = 0
+    return BanUpdate(op, tuple(normalised), limit, tuple(dropped))
 
 
 class BanList:

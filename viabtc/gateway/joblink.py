@@ -3,8 +3,12 @@
 What the jobmaster link carries down to the gateway (ref §4.8): jobs
 (cmd 1) and ban updates (cmd 3).
 
-A bad body is logged and dropped; the link stays up and the current job
-stays current.  When a link (re)connects the jobmaster sends its current
+A body that cannot be used is logged and dropped; the link stays up and
+the current job stays current.  One bad part of a usable body costs only
+that part, logged: an aux entry or an optional key of ours in a job
+(``Job.read_json``), an address or the limit in a ban update
+(``parse_ban_update``); a job's required keys and a ban's ``op`` and ``ip``
+list are the body itself.  When a link (re)connects the jobmaster sends its current
 job as clean and its whole ban list (ref §3.3), so the gateway's bans are
 cleared first: a ``del`` missed while the link was down, or a different
 jobmaster after a failover, must not leave stale bans behind.
@@ -64,7 +68,10 @@ class JobLink:
     def _job(self, body):
         started = time.perf_counter()
         try:
-            job = Job.from_json(body)
+            job, dropped = Job.read_json(body)
+            if dropped:
+                self._log.warn("job {job_id} from the jobmaster used without its bad parts: {dropped}",
+                               job_id=job.job_id, dropped="; ".join(dropped), role=self.context.role)
             if repeats_current(self.context.jobs.current, job):
                 self._log.info("job {job_id} sent again (a link reconnect); miners keep it and its shares",
                                job_id=job.job_id, role=self.context.role)
@@ -93,6 +100,9 @@ class JobLink:
         except BadBanUpdate as e:
             self._log.warn("ban update from the jobmaster dropped: {error}", error=str(e), role=self.context.role)
             return
+        if update.dropped:
+            self._log.warn("ban update from the jobmaster applied without its bad parts: {dropped}",
+                           dropped="; ".join(update.dropped), role=self.context.role)
         closed = self.context.apply_bans(update)
         self._log.info("ban {op} {ips} (limit {limit} s); closed {closed} sessions", op=update.op,
                        ips=list(update.ips), limit=update.limit, closed=closed, role=self.context.role)

@@ -4,7 +4,9 @@ The job a jobmaster pushes to gateways (ref §3.6), and its prepared form.
 
 ``Job`` is the wire value: every key of the seed's cmd-1 JSON body, checked
 field by field on the way in so that a bad job is refused with one clear
-``JobError`` instead of failing later inside a share check.  ``PreparedJob`` is
+``JobError`` instead of failing later inside a share check; ``read_json``
+reads a job from another host, where a bad aux entry or optional key of ours
+costs only itself, not the job.  ``PreparedJob`` is
 what the share hot path and the notify fan-out need, computed once per job:
 header fields as integers and bytes, the merkle branch as bytes, the block
 target as an integer and the ``mining.notify`` line rendered once, split
@@ -93,6 +95,20 @@ class Job:
         decoded ``dict``), checking every key (ref §4.8: all keys required
         except ``auxes``; aux targets 32 bytes).  Raises ``JobError``.
         """
+        job, dropped = cls.read_json(data)
+        if dropped:
+            raise JobError(dropped[0])
+        return job
+
+    @classmethod
+    def read_json(cls, data):
+        """
+        Like ``from_json``, for a job from another host: a bad aux entry or a
+        bad optional key of ours costs only itself.  Returns ``(job,
+        dropped)``, ``dropped`` naming each part left out and why.  Raises
+        ``JobError`` for a bad required key, without which no share can be
+        checked.
+        """
         if isinstance(data, (bytes, bytearray, str)):
             try:
                 data = json.loads(data)
@@ -120,13 +136,16 @@ class Job:
             main_name=_field(data, "main_name", str),
             aux_target=_aux_target(data),
             merkle_branch=_branch(data),
-            auxes=_auxes(data),
         )
-        if "segwit" in data:
-            fields["segwit"] = _field(data, "segwit", bool)
-        if "network" in data:
-            fields["network"] = _field(data, "network", str)
-        return cls(**fields)
+        dropped = []
+        fields["auxes"] = _auxes(data, dropped)
+        for key, kind in (("segwit", bool), ("network", str)):
+            if key in data:
+                try:
+                    fields[key] = _field(data, key, kind)
+                except JobError as e:
+                    dropped.append(str(e))
+        return cls(**fields), dropped
 
     def to_dict(self):
         """The seed's key order and types; our optional keys only when set."""
@@ -216,14 +235,20 @@ def _branch(data):
     return branch
 
 
-def _auxes(data):
+def _auxes(data, dropped):
+    """The good aux entries; each bad one (or a bad ``auxes``) is named in ``dropped``."""
     if "auxes" not in data:
         return ()
-    auxes = _field(data, "auxes", list)
+    try:
+        auxes = _field(data, "auxes", list)
+    except JobError as e:
+        dropped.append(str(e))
+        return ()
     result = []
     for i, item in enumerate(auxes):
         if type(item) is not dict:
-            raise JobError(f"auxes[{i}]: expected an object")
+            dropped.append(f"auxes[{i}]: expected an object")
+            continue
         try:
             result.append(
                 Aux(
@@ -233,7 +258,7 @@ def _auxes(data):
                 )
             )
         except JobError as e:
-            raise JobError(f"auxes[{i}].{e}") from None
+            dropped.append(f"auxes[{i}].{e}")
     return tuple(result)
 
 
