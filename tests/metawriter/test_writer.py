@@ -279,6 +279,23 @@ class SeedGatewayBodyTests(WriterCase):
         self.assertEqual((writer.accepted, writer.torn), (1, 1))
 
     @defer.inlineCallbacks
+    def test_bad_brother_hash_costs_only_itself(self):
+        """A cmd 104 that is no hash is dropped alone; the hashes and packets of its turn count."""
+        writer = self.writer()
+        known = packet(102, [ShareRecord("dave", "gw", "btc", 1, 4, 0.0)], T)
+        self.feed(writer, "long", Packet(104, bytes(64)))
+        self.feed(writer, "hash", Packet(104, hashlib.sha256(known.body).digest()))
+        self.feed(writer, "share", packet(102, [ShareRecord("erin", "gw", "btc", 1, 4, 0.0)], T))
+        self.clock.advance(0)
+        self.feed(writer, "known", known)
+        self.clock.advance(0)
+        self.assertEqual(self.acks.counts, {"long": 1, "hash": 1, "share": 1, "known": 1})
+        yield self.minute(writer)
+        self.assertEqual(hgetall(self.server, "btc:s:erin"), {str(T): "1"})
+        self.assertEqual(hgetall(self.server, "btc:s:dave"), {})
+        self.assertEqual((writer.accepted, writer.duplicates, writer.dropped), (1, 1, 1))
+
+    @defer.inlineCallbacks
     def test_replayed_after_a_crash_counted_once_and_not_logged_again(self):
         body = seed_body(105, [("share", "c-gw", "btc", -1), ("pow", "c-gw", "btc", 64)])
         writer = self.writer()

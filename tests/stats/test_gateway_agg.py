@@ -62,6 +62,17 @@ class CounterTests(unittest.TestCase):
     def test_bad_monitor_value(self):
         self.assertRaises(ValueError, agg().monitor, "k", -1, T)
         self.assertRaises(ValueError, agg().monitor, "k", 1.5, T)
+        for value in (float("nan"), float("inf"), float("-inf"), -0.5):
+            self.assertRaises(ValueError, agg().monitor_float, "goal", value, T)
+
+    def test_impossible_share_values_refused(self):
+        """What the seed's gateway sends after a suggested difficulty below 1 cannot enter a minute (issue 17)."""
+        a = agg()
+        for difficulty, goal in ((1, float("inf")), (1, float("nan")), (1, -0.1), (-1, 0.5), (1.5, 0.5)):
+            self.assertRaises(ValueError, a.share, "alice", "rig1", 0, difficulty, goal, T)
+        a.share("alice", "rig1", 0, 0, 0.0, T)
+        (minute,) = a.flush_all()
+        self.assertEqual(minute.shares[0], ShareRecord("alice", "10.0.0.1", "btc", 1, 0, 0.0))
 
     def test_zero_entries_never_emitted(self):
         """Zero counters and a minute of only zeros produce no records."""

@@ -17,6 +17,7 @@ Blocks and events are not aggregated: the gateway sends them at once
 have been seen in the current minute; record keys are built only at flush.
 """
 
+import math
 import os
 
 import attrs
@@ -108,8 +109,13 @@ class MinuteAggregator:
         """
         Count one share: ``code`` 0 is accepted with ``difficulty`` (an int,
         the share's pow) and ``goal`` (its fraction of a block); any other
-        code is a reject of that code.
+        code is a reject of that code.  A negative or non-integral pow, or a
+        goal that is negative or not finite, is refused here (``ValueError``):
+        a metawriter would drop it, and the seed's would spoil the user's
+        Redis goal (issue 17).
         """
+        if type(difficulty) is not int or difficulty < 0 or not 0.0 <= goal < math.inf:
+            raise ValueError("share of %r: impossible pow %r or goal %r" % (user, difficulty, goal))
         bucket = self._bucket_for(now)
         entry = bucket.users.get(user)
         if entry is None:
@@ -146,7 +152,9 @@ class MinuteAggregator:
         ints[key] = ints.get(key, 0) + value
 
     def monitor_float(self, key, value, now):
-        """Add ``value`` to float monitor counter ``key``."""
+        """Add ``value`` to float monitor counter ``key``; a negative or non-finite one is a ``ValueError``."""
+        if not 0.0 <= value < math.inf:
+            raise ValueError("monitor %r: value must be a finite number >= 0, got %r" % (key, value))
         floats = self._bucket_for(now).floats
         floats[key] = floats.get(key, 0.0) + value
 

@@ -106,10 +106,13 @@ def set_difficulty_line(difficulty):
 
 
 def _parse_difficulty(value):
-    """A finite number > 0 from JSON, or ``None``."""
+    """A finite number > 0 from JSON, or ``None`` (also for an integer beyond any float)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    if not math.isfinite(value) or value <= 0:
+    try:
+        if not math.isfinite(value) or value <= 0:
+            return None
+    except OverflowError:
         return None
     return value
 
