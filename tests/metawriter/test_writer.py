@@ -135,8 +135,7 @@ class WriterTests(WriterCase):
         self.assertEqual(self.acks.counts, {"short": 1, "torn": 1, "job": 1, "good": 1})
         yield self.minute(writer)
         self.assertEqual(hgetall(self.server, "btc:s:bob"), {str(T): "1"})
-        # The torn body is read as far as it holds (no record here) and ACKed.
-        self.assertEqual((writer.dropped, writer.torn), (2, 1))
+        self.assertEqual((writer.dropped, writer.torn), (3, 0))
         peers = [e.get("peer") for e in self.events if "dropped" in e.get("log_format", "")]
         self.assertEqual(peers, ["10.0.0.1:5000"] * 3)
 

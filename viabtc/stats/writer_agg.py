@@ -220,8 +220,9 @@ class WriterAggregator:
         an impossible value costs only itself, broken framing only what
         follows it, and the receipt says what was dropped.  Raises
         ``records.RecordError`` for an unknown command, a body shorter than
-        its prefix, an impossible minute stamp or a cmd 104 that is not a
-        hash; such a body is not remembered, so nothing of it was counted.
+        its prefix or torn before its first record, an impossible minute
+        stamp or a cmd 104 that is not a hash; such a body is not remembered,
+        so nothing of it was counted.
         """
         body = bytes(body)
         if command == records.META_HASH:
@@ -233,6 +234,8 @@ class WriterAggregator:
         if digest in self.dedupe:
             return Receipt(digest, True)
         read = records.read_body(command, body)
+        if read.error is not None and not read.records:
+            raise records.RecordError(read.error)
         minute = records.body_minute(body)
         recs = read.records
         batch = None
