@@ -236,7 +236,6 @@ class WriterAggregator:
         read = records.read_body(command, body)
         if read.error is not None and not read.records:
             raise records.RecordError(read.error)
-        minute = records.body_minute(body)
         recs = read.records
         batch = None
         if command == records.META_BLOCK:
@@ -247,6 +246,7 @@ class WriterAggregator:
         elif command == records.META_EVENT:
             batch = self._batch(digest.hex(), self._event_commands(recs, now))
         else:
+            minute = records.body_minute(body)
             for record in recs:
                 self.add(record, minute)
         self.dedupe.add(digest, now)
