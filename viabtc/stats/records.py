@@ -355,14 +355,18 @@ def _read_fields(body, pos, layout):
     return values, pos
 
 
-def _bad_double(value, limit):
-    """Why ``value`` cannot be a goal of at most ``limit``, or ``None``."""
+# Why a count is dropped: a C gateway's negative int64 count arrives so.
+_BEYOND_REDIS = "beyond 2**63-1 (negative as an int64)"
+
+
+def _bad_double(value, limit, beyond):
+    """Why ``value`` cannot be a goal of at most ``limit`` (``beyond`` says what that is), or ``None``."""
     if not math.isfinite(value):
         return "not finite"
     if value < 0:
         return "negative"
     if value > limit:
-        return "beyond %.6g" % (limit,)
+        return beyond
     return None
 
 
@@ -406,21 +410,24 @@ def check_record(cls, values):
     if cls is ShareRecord:
         counted = True
         if record["num"] > MAX_COUNT:
-            drop("num", "beyond 2**63-1", 0)
+            drop("num", _BEYOND_REDIS, 0)
             counted = False
         if record["pow"] > MAX_COUNT:
-            drop("pow", "beyond 2**63-1", 0)
+            drop("pow", _BEYOND_REDIS, 0)
         elif counted and record["pow"] and not record["num"]:
             drop("pow", "a difficulty sum without shares", 0)
-        limit = record["num"] * MAX_SHARE_GOAL if counted else MAX_GOAL
-        reason = _bad_double(record["goal"], limit)
+        if counted:
+            limit, beyond = record["num"] * MAX_SHARE_GOAL, "more than %d shares can be worth" % record["num"]
+        else:
+            limit, beyond = MAX_GOAL, "more than any minute can hold"
+        reason = _bad_double(record["goal"], limit, beyond)
         if reason is not None:
             drop("goal", reason, 0.0)
     elif cls is MonitorIntRecord:
         if record["sum"] > MAX_COUNT:
-            drop("sum", "beyond 2**63-1", 0)
+            drop("sum", _BEYOND_REDIS, 0)
     elif cls is MonitorFloatRecord:
-        reason = _bad_double(record["sum"], MAX_GOAL)
+        reason = _bad_double(record["sum"], MAX_GOAL, "more than any minute can hold")
         if reason is not None:
             drop("sum", reason, 0.0)
     return cls(**record), faults
