@@ -3,7 +3,7 @@
 from twisted.trial.unittest import TestCase
 
 from viabtc.jobmaster.bans import BanList
-from viabtc.jobmaster.messages import BanUpdate
+from viabtc.rpc.bans import BanUpdate
 
 
 class BanListTests(TestCase):

@@ -1,14 +1,11 @@
-"""Tests for viabtc.jobmaster.messages: cmd 2/3/4 bodies from peers."""
+"""Tests for viabtc.jobmaster.messages: cmd 2/4 bodies from peers."""
 
 import json
 
 from hypothesis import given, strategies as st
 from twisted.trial.unittest import TestCase
 
-from viabtc.jobmaster.messages import (
-    BadMessage, BanUpdate, HeightHint, parse_ban_update, parse_found_block,
-    parse_height_hint,
-)
+from viabtc.jobmaster.messages import BadMessage, HeightHint, parse_found_block, parse_height_hint
 
 HASH = "00000000000000000002a7c4c1e48d76c5a37902165a270156b7a8d72728a054"
 
@@ -55,38 +52,11 @@ class FoundBlockTests(TestCase):
 
     @given(st.binary(max_size=300))
     def test_arbitrary_bytes_never_raise_anything_else(self, raw):
-        for parse in (parse_found_block, parse_ban_update, parse_height_hint):
+        for parse in (parse_found_block, parse_height_hint):
             try:
                 parse(raw)
             except BadMessage:
                 pass
-
-
-class BanUpdateTests(TestCase):
-
-    def test_add_and_del(self):
-        self.assertEqual(parse_ban_update(body(ip=["1.2.3.4"], op="add", limit=60)),
-                         BanUpdate("add", ("1.2.3.4",), 60))
-        self.assertEqual(parse_ban_update(body(ip=["1.2.3.4"], op="add")),
-                         BanUpdate("add", ("1.2.3.4",), 0))
-        self.assertEqual(parse_ban_update(body(ip=[], op="del")), BanUpdate("del", ()))
-
-    def test_addresses_normalised(self):
-        update = parse_ban_update(body(ip=["::ffff:1.2.3.4", "2001:DB8::1"], op="add"))
-        self.assertEqual(update.ips, ("1.2.3.4", "2001:db8::1"))
-
-    def test_bad(self):
-        for fields in ({"ip": ["1.2.3.4"]}, {"ip": ["1.2.3.4"], "op": "ban"},
-                       {"ip": "1.2.3.4", "op": "add"}, {"ip": ["host"], "op": "add"},
-                       {"ip": [1], "op": "del"}, {"op": "del"},
-                       {"ip": [], "op": "add", "limit": -1},
-                       {"ip": [], "op": "add", "limit": True}):
-            self.assertRaises(BadMessage, parse_ban_update, body(**fields))
-
-    def test_round_trip(self):
-        for update in (BanUpdate("add", ("1.2.3.4", "::1"), 30), BanUpdate("del", ("1.2.3.4",))):
-            self.assertEqual(parse_ban_update(update.to_json()), update)
-        self.assertEqual(json.loads(BanUpdate("del", ()).to_json()), {"ip": [], "op": "del"})
 
 
 class HeightHintTests(TestCase):

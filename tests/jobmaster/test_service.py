@@ -242,11 +242,15 @@ class JobmasterNodeTests(TestCase):
             await wait_for(lambda: len([e for e in events if "dropped" in e.get("log_format", "")
                                         or "not a valid block" in e.get("log_format", "")]) >= 6,
                            what="six drops")
-        # Still serving: the same link carries a ban update both ways.
-        gateway.client.send(Packet(Command.UPDATE_BAN, json.dumps(
-            {"ip": ["10.1.2.3"], "op": "add", "limit": 60}).encode(), PacketType.REQUEST))
-        bans = await wait_for(gateway.bans, what="the ban broadcast")
+        # Still serving: the same link carries a ban update both ways, and
+        # one entry that is no address costs only itself.
+        with capturedLogs() as events:
+            gateway.client.send(Packet(Command.UPDATE_BAN, json.dumps(
+                {"ip": ["10.1.2.3", "no-such-ip"], "op": "add", "limit": 60}).encode(), PacketType.REQUEST))
+            bans = await wait_for(gateway.bans, what="the ban broadcast")
         self.assertEqual(bans[0], {"ip": ["10.1.2.3"], "op": "add", "limit": 60})
+        self.assertEqual([e["dropped"] for e in events if "left out" in e.get("log_format", "")],
+                         ["'ip' entry 'no-such-ip' is not an IP address"])
         self.assertEqual(gateway.disconnects, disconnects)
         self.assertEqual(await self.height(), job.height - 1)
 

@@ -20,7 +20,8 @@ from twisted.trial.unittest import TestCase
 from viabtc.alertcenter.config import AlertCenterConfig
 from viabtc.config import ConfigError, ConfigReader, parse_address
 from viabtc.jobmaster.config import JobmasterConfig
-from viabtc.jobmaster.messages import BadMessage, parse_ban_update, parse_found_block, parse_height_hint
+from viabtc.jobmaster.messages import BadMessage, parse_found_block, parse_height_hint
+from viabtc.rpc.bans import BadBanUpdate, parse_ban_update
 from viabtc.metarelay.config import MetaRelayConfig
 from viabtc.metawriter.config import MetaWriterConfig
 from viabtc.rpc.codec import Command, Packet, PacketDecoder, ProtocolError, decode_datagram, encode
@@ -189,7 +190,7 @@ class PacketFuzzTests(TestCase):
         for parse in (parse_found_block, parse_ban_update, parse_height_hint):
             try:
                 parse(body)
-            except BadMessage:
+            except (BadMessage, BadBanUpdate):
                 pass
 
 

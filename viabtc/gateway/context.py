@@ -21,7 +21,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from viabtc.bitcoin.hashing import hash_to_display_hex
-from viabtc.gateway.bans import normalise_ip
+from viabtc.rpc.bans import normalise_ip
 from viabtc.gateway.blocks import found_block_body
 from viabtc.stratum.coinbase import miner_coinbase1_head
 from viabtc.stratum.context import Identity, IPoolContext

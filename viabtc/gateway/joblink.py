@@ -27,7 +27,7 @@ import attrs
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from viabtc.gateway.bans import BadBanUpdate, parse_ban_update
+from viabtc.rpc.bans import BadBanUpdate, parse_ban_update
 from viabtc.rpc.codec import Command
 from viabtc.rpc.interfaces import ILinkObserver
 from viabtc.stratum.job import Job, JobError

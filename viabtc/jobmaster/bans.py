@@ -12,7 +12,7 @@ import math
 
 import attrs
 
-from viabtc.jobmaster.messages import BanUpdate
+from viabtc.rpc.bans import BanUpdate
 
 
 @attrs.frozen

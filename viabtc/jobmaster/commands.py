@@ -8,7 +8,7 @@ alert.  Each handler takes the argument words and returns the reply text.
 
 from twisted.logger import Logger
 
-from viabtc.jobmaster.messages import BadMessage, BanUpdate, parse_ips
+from viabtc.rpc.bans import BadBanUpdate, BanUpdate, parse_ips
 
 _log = Logger(namespace="viabtc.jobmaster.commands")
 
@@ -32,7 +32,7 @@ def jobmaster_commands(master):
             return f"error: limit {args[0]!r} is not a number of seconds\n"
         try:
             ips = parse_ips(args[1:])
-        except BadMessage as e:
+        except BadBanUpdate as e:
             return f"error: {e}\n"
         master.apply_ban(BanUpdate("add", ips, limit), "cli")
         return f"banned {len(ips)} ip(s)\n"
@@ -43,7 +43,7 @@ def jobmaster_commands(master):
             return "usage: delban ip...\n"
         try:
             ips = parse_ips(args)
-        except BadMessage as e:
+        except BadBanUpdate as e:
             return f"error: {e}\n"
         master.apply_ban(BanUpdate("del", ips), "cli")
         return f"unbanned {len(ips)} ip(s)\n"

@@ -15,7 +15,8 @@ import attrs
 from twisted.logger import Logger, LogLevel
 from zope.interface import implementer
 
-from viabtc.jobmaster.messages import BadMessage, parse_ban_update, parse_found_block
+from viabtc.jobmaster.messages import BadMessage, parse_found_block
+from viabtc.rpc.bans import BadBanUpdate, parse_ban_update
 from viabtc.rpc.codec import Command, Packet, PacketType
 from viabtc.rpc.interfaces import IPacketHandler
 
@@ -80,10 +81,15 @@ class GatewayHub:
         parse, what, level, deliver = route
         try:
             value = parse(packet.body)
-        except BadMessage as e:
+        except (BadMessage, BadBanUpdate) as e:
             self._log.emit(level, "malformed {what} from {peer} dropped: {error}",
                            what=what, peer=protocol.peer, error=str(e), role="jobmaster")
             return
+        dropped = getattr(value, "dropped", ())
+        if dropped:
+            # One bad entry of a ban list costs only itself (viabtc.rpc.bans).
+            self._log.warn("{what} from {peer}: left out {dropped}", what=what, peer=protocol.peer,
+                           dropped="; ".join(dropped), role="jobmaster")
         deliver(value, protocol.peer)
 
     def peerDisconnected(self, protocol, reason):

@@ -3,14 +3,14 @@
 The JSON bodies the jobmaster receives from other modules, parsed into values.
 
 Three commands arrive from peers we do not control byte by byte: found blocks
-(cmd 2, from gateways), ban-list updates (cmd 3, from gateways and brothers)
-and height hints (cmd 4, from bitpeer and poolbench).  The seed read their
+(cmd 2, from gateways), ban-list updates (cmd 3, from gateways and brothers;
+their body is shared with the gateway, ``viabtc.rpc.bans``) and height hints
+(cmd 4, from bitpeer and poolbench).  The seed read their
 fields without checking them (ref §12.20); here every field is checked for
 presence, type and range before anything acts on it, and a bad body raises
 ``BadMessage`` naming the field, which the service logs and drops.
 """
 
-import ipaddress
 import json
 import re
 
@@ -45,25 +45,6 @@ class FoundBlock:
     coinbase: bytes
     kind: str
     name: str
-
-
-@attrs.frozen
-class BanUpdate:
-    """
-    A change to the banned-IP list (cmd 3): ``op`` is ``"add"`` or ``"del"``;
-    ``limit`` is the ban's duration in seconds for ``add`` (0 = permanent).
-    """
-
-    op: str
-    ips: tuple[str, ...]
-    limit: int = 0
-
-    def to_json(self):
-        """The seed's cmd 3 body."""
-        body = {"ip": list(self.ips), "op": self.op}
-        if self.op == "add":
-            body["limit"] = self.limit
-        return json.dumps(body, separators=(",", ":")).encode()
 
 
 @attrs.frozen
@@ -144,36 +125,6 @@ def parse_found_block(body):
     if not isinstance(name, str):
         raise BadMessage("'name' has the wrong type")
     return FoundBlock(job_id, block_hash, header, coinbase, kind, name)
-
-
-def parse_ban_update(body):
-    """Parse a cmd 3 body; raise ``BadMessage`` naming the bad field."""
-    obj = _object(body)
-    op = _field(obj, "op", str)
-    if op not in ("add", "del"):
-        raise BadMessage("'op' must be 'add' or 'del'")
-    ips = parse_ips(_field(obj, "ip", list))
-    limit = _uint(obj, "limit", 32) if op == "add" and "limit" in obj else 0
-    return BanUpdate(op, ips, limit)
-
-
-def parse_ips(values):
-    """
-    Normalise a list of IP address strings (``BadMessage`` on anything else)
-    to one spelling per address, IPv4-mapped IPv6 as plain IPv4, so another
-    spelling of the same address cannot dodge a ban compared by string.
-    """
-    out = []
-    for value in values:
-        if not isinstance(value, str):
-            raise BadMessage("'ip' entries must be strings")
-        try:
-            address = ipaddress.ip_address(value)
-        except ValueError:
-            raise BadMessage(f"'ip' entry {value[:64]!r} is not an IP address") from None
-        mapped = getattr(address, "ipv4_mapped", None)
-        out.append(str(mapped or address))
-    return tuple(out)
 
 
 def parse_height_hint(body):
