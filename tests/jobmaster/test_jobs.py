@@ -151,6 +151,17 @@ class JobFieldTests(TestCase):
         self.assertEqual(Job.from_json(job.to_json()), job)
         self.assertEqual(context.transactions, tuple(tx.data for tx in template.transactions))
 
+    def test_mintime_and_timewarp_floor(self):
+        template = make_template(height=2016)
+        job, _ = build_job(template, settings(), 1, True)
+        self.assertEqual((job.mintime, job.curtime), (template.mintime, template.curtime))
+        self.assertEqual(json.loads(job.to_json())["mintime"], template.mintime)
+        # The parent is dated 1000 s after the template's curtime: a block
+        # opening a period may not be more than 600 s older (BIP94).
+        floor = template.curtime + 1000 - 600
+        job, _ = build_job(template, settings(), 1, True, time_floor=floor)
+        self.assertEqual((job.mintime, job.curtime), (floor, floor))
+
     def test_version_override(self):
         job, _ = build_job(make_template(), settings(block_version=0x20000010), 1, False)
         self.assertEqual(job.version, 0x20000010)

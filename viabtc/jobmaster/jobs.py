@@ -17,7 +17,11 @@ Differences from the seed, all deliberate:
 - ``coinbaseaux`` is dropped rather than sent when it would leave no room for
   the configured tag within the 100-byte scriptSig;
 - empty-block jobs carry the next block's own ``nbits`` and exact subsidy
-  (the caller computes them, ``viabtc.jobmaster.nextbits``).
+  (the caller computes them, ``viabtc.jobmaster.nextbits``);
+- every job carries ``mintime``, the earliest valid block time (the
+  template's, raised to BIP94's timewarp floor when the caller knows the
+  parent's time), and its ``curtime`` is never below it, so gateways neither
+  give miners nor accept from them a time the block would be invalid with.
 """
 
 import attrs
@@ -162,7 +166,7 @@ def _fit_coinbaseaux(height, coinbaseaux, settings):
 
 
 def _job(job_id, clean, settings, *, version, curtime, nbits, height, prevhash,
-         coinbaseaux, coinbase1, coinbase2, branch, segwit):
+         coinbaseaux, coinbase1, coinbase2, branch, segwit, mintime=None):
     return Job(
         job_id=format_job_id(job_id),
         version=version,
@@ -183,6 +187,7 @@ def _job(job_id, clean, settings, *, version, curtime, nbits, height, prevhash,
         merkle_branch=[h.hex() for h in branch],
         segwit=segwit,
         network=settings.network.name,
+        mintime=mintime or None,
     )
 
 
@@ -198,10 +203,12 @@ def witness_commitment_output(template):
     return TxOut(0, witness_commitment_script(merkle_root(wtxids)))
 
 
-def build_job(template, settings, job_id, clean):
+def build_job(template, settings, job_id, clean, time_floor=0):
     """
     The job (id number ``job_id``) for ``template`` (a
     ``viabtc.node.template.Template``) and its ``JobContext``.
+    ``time_floor`` is a lower bound on the block's time the caller knows
+    beyond the template's ``mintime`` (``retarget.min_block_time``).
 
     ``ValueError`` if the template cannot make a valid block with these
     settings (a payout the coinbase value cannot cover).
@@ -215,11 +222,12 @@ def build_job(template, settings, job_id, clean):
     coinbaseaux = _fit_coinbaseaux(template.height, wanted_aux, settings)
     branch = tuple(merkle_branch([tx.txid for tx in template.transactions]))
     version = settings.block_version or template.version
+    mintime = max(template.mintime, time_floor)
     job = _job(
         job_id, clean, settings,
-        version=version, curtime=template.curtime, nbits=template.bits, height=template.height,
-        prevhash=template.previous_hash, coinbaseaux=coinbaseaux,
-        coinbase1=coinbase1, coinbase2=coinbase2, branch=branch, segwit=segwit,
+        version=version, curtime=max(template.curtime, mintime), nbits=template.bits,
+        height=template.height, prevhash=template.previous_hash, coinbaseaux=coinbaseaux,
+        coinbase1=coinbase1, coinbase2=coinbase2, branch=branch, segwit=segwit, mintime=mintime,
     )
     context = JobContext(
         job=job, height=template.height, prevhash=template.previous_hash, version=version,
@@ -231,13 +239,15 @@ def build_job(template, settings, job_id, clean):
     return job, context
 
 
-def build_empty_job(base, height, prevhash, nbits, curtime, settings, job_id, clean):
+def build_empty_job(base, height, prevhash, nbits, curtime, settings, job_id, clean,
+                    time_floor=0):
     """
     An empty-block job (ref §3.9) for block ``height`` on top of ``prevhash``
     (the block a height hint announced): no transactions and so no witness
     commitment, the exact subsidy of ``height`` as the only value, the bits
     the caller computed for this height, and the version and coinbaseaux of
-    ``base`` (the current job's context).
+    ``base`` (the current job's context).  ``time_floor`` is the earliest
+    valid time the caller knows (the timewarp floor; 0: none known).
     """
     outputs = settings.payout.outputs(block_subsidy(height, settings.network))
     coinbase1, coinbase2 = coinbase_halves(outputs)
@@ -246,7 +256,7 @@ def build_empty_job(base, height, prevhash, nbits, curtime, settings, job_id, cl
         job_id, clean, settings,
         version=base.version, curtime=curtime, nbits=nbits, height=height, prevhash=prevhash,
         coinbaseaux=coinbaseaux, coinbase1=coinbase1, coinbase2=coinbase2, branch=(),
-        segwit=False,
+        segwit=False, mintime=time_floor,
     )
     context = JobContext(
         job=job, height=height, prevhash=prevhash, version=base.version, nbits=nbits,

@@ -18,6 +18,7 @@ import attrs
 
 from viabtc.bitcoin.hashing import hash_from_display_hex
 from viabtc.bitcoin.target import DIFF1_TARGET, bits_to_target
+from viabtc.stratum.share import NTIME_WINDOW
 
 _HEX = re.compile(r"(?:[0-9a-fA-F]{2})*\Z")
 _JOB_ID = re.compile(r"[0-9a-fA-F]{1,4}\Z")
@@ -56,7 +57,9 @@ class Aux:
 class Job:
     """
     One job exactly as the seed's jobmaster serialises it (ref §3.6), plus
-    optional keys of ours (``segwit``, ``network``) that C gateways ignore and
+    optional keys of ours (``segwit``, ``network``, ``mintime``: the earliest
+    valid block time, the template's ``mintime`` with BIP94's timewarp floor
+    applied) that C gateways ignore and
     that are only written when set.
     """
 
@@ -85,6 +88,7 @@ class Job:
     auxes: tuple = attrs.field(default=(), converter=tuple)
     segwit: bool | None = None
     network: str | None = None
+    mintime: int | None = None
 
     @classmethod
     def from_json(cls, data):
@@ -126,6 +130,8 @@ class Job:
             fields["segwit"] = _field(data, "segwit", bool)
         if "network" in data:
             fields["network"] = _field(data, "network", str)
+        if "mintime" in data:
+            fields["mintime"] = _uint32(data, "mintime")
         return cls(**fields)
 
     def to_dict(self):
@@ -154,6 +160,8 @@ class Job:
             d["segwit"] = self.segwit
         if self.network is not None:
             d["network"] = self.network
+        if self.mintime is not None:
+            d["mintime"] = self.mintime
         return d
 
     def to_json(self):
@@ -293,6 +301,9 @@ class PreparedJob:
     notify_suffix_clean: bytes
     #: when the job arrived (seconds, from the injected clock)
     received: float
+    #: the lowest ntime a share may carry: ``NTIME_WINDOW`` below curtime,
+    #: raised to the job's ``mintime`` (median time past, timewarp floor)
+    ntime_min: int = 0
     #: a cache, not a value: the session-independent part of each real
     #: coinbase1 made for this job (``viabtc.stratum.coinbase``), so that
     #: a broadcast builds each account's scriptSig once, not once per session
@@ -344,6 +355,7 @@ class PreparedJob:
             notify_suffix=notify_suffix,
             notify_suffix_clean=notify_suffix_clean,
             received=received,
+            ntime_min=max(job.curtime - NTIME_WINDOW, job.mintime or 0),
         )
 
     def notify_line(self, coinbase1_hex, clean=False):
