@@ -120,6 +120,10 @@ class ConfigTests(TestCase):
         self.assertKeyError("main_coin_recipient", network=None,
                             main_coin_recipient=REGTEST_BECH32[:-1] + "q")
 
+    def test_empty_blockmaster_list(self):
+        # The seed's form for "no blockmaster".
+        self.assertEqual(self.load(blockmaster=[]).blockmasters, ())
+
     def test_testnet4_pin(self):
         config = self.load(network="testnet4", main_coin_recipient=encode_segwit_address(
             "tb", 0, bytes(20)), coin_recipients=None)
