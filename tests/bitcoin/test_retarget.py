@@ -3,6 +3,7 @@ Tests for ``viabtc.bitcoin.retarget``, with the real mainnet vectors of
 Bitcoin Core's ``pow_tests.cpp`` and real testnet4 headers.
 """
 
+from hypothesis import given, strategies as st
 from twisted.trial.unittest import TestCase
 
 from viabtc.bitcoin.hashing import sha256d
@@ -164,3 +165,17 @@ class Testnet4Tests(TestCase):
         for network in (MAINNET, TESTNET, TESTNET4, SIGNET):
             self.assertEqual(min_block_time(network, 4032, 10_000), 10_000 - 600)
             self.assertEqual(min_block_time(network, 4033, 10_000), 0)
+
+
+class Bip94PropertyTests(TestCase):
+
+    @given(st.integers(1, 1000), st.integers(0x1B000001, 0x1D00FFFF), st.integers(1, 10**7))
+    def test_same_first_and_last_bits_retarget_as_testnet3(self, period, bits, timespan):
+        # When the period's first and last blocks carry the same bits, BIP94
+        # changes nothing.
+        if bits & 0x00800000 or not bits & 0x007FFFFF:
+            bits = 0x1C00FFFF
+        height = period * 2016 - 1
+        self.assertEqual(
+            next_bits(TESTNET4, height, bits, 10**9 + timespan, 10**9, first_bits_of_period=bits),
+            next_bits(TESTNET, height, bits, 10**9 + timespan, 10**9))

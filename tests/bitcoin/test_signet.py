@@ -5,6 +5,7 @@ first released) and blocks built here for an ``OP_TRUE`` challenge.
 """
 
 import attrs
+from hypothesis import given, strategies as st
 from twisted.trial.unittest import TestCase
 
 from viabtc.bitcoin.block import Block, parse_block
@@ -93,3 +94,19 @@ class OpTrueTests(TestCase):
         self.assertRaises(SignetError, find_solution, truncated)
         self.assertRaises(SignetError, find_solution,
                           witness_commitment_script(bytes(32)) + b"\x4c")
+
+
+class SolutionPropertyTests(TestCase):
+
+    @given(st.binary(max_size=300), st.lists(st.binary(max_size=100), max_size=5))
+    def test_round_trip(self, script_sig, witness):
+        script = with_solution(witness_commitment_script(bytes(32)),
+                               serialize_solution(script_sig, witness))
+        self.assertEqual(find_solution(script), (script_sig, tuple(witness)))
+
+    @given(st.binary(max_size=200))
+    def test_any_script_is_answered(self, tail):
+        try:
+            find_solution(witness_commitment_script(bytes(32)) + tail)
+        except SignetError:
+            pass
