@@ -391,6 +391,7 @@ class ThrottleTests(_LimitedCase):
         sender = LineSender(proto, transport, self.clock, 100_000, 10, self.share)
         sender.run(until=600, done=lambda: transport.disconnecting)
         self.assertTrue(transport.disconnecting)
+        self.assertIs(proto.session.state, State.CLOSING)
         self.assertEqual(self.factory.counts["limit_rate"], 1)
         self.assertGreater(self.factory.counts["limit_throttle"], 0)
         last = json.loads(transport.value().splitlines()[-1])
