@@ -341,15 +341,17 @@ class ConfigReader:
             return default
         return _checked_address(value, self.path(key), side, default_transport)
 
-    def addresses(self, key, side=None, required=True, default_transport="tcp"):
+    def addresses(self, key, side=None, required=True, default_transport="tcp", allow_empty=False):
         """
         One address or an array of them at ``key`` (the seed's ``bind`` and
-        ``addr``), at least one; ``()`` when absent and not ``required``.
+        ``addr``), at least one unless ``allow_empty`` (lists the seed reads
+        as "none of these", like the jobmaster's ``blockmaster: []``); ``()``
+        when absent and not ``required``.
         """
         items = self._items(key, required, single=True)
         if items is None:
             return ()
-        if not items:
+        if not items and not allow_empty:
             raise ConfigError(self.path(key), "needs at least one address")
         result = []
         for path, item in items:

@@ -4,9 +4,11 @@ from twisted.internet import defer
 from twisted.trial.unittest import TestCase
 
 from viabtc.bitcoin.hashing import hash_to_display_hex, sha256d
-from viabtc.bitcoin.network import MAINNET, REGTEST, TESTNET
+from viabtc.bitcoin.network import MAINNET, REGTEST, TESTNET, TESTNET4
 from viabtc.bitcoin.target import target_to_bits
-from viabtc.jobmaster.chain import ChainMismatch, ChainWatch, header_fields, node_network
+from viabtc.jobmaster.chain import (
+    ChainMismatch, ChainWatch, PinnedChainMismatch, header_fields, node_network,
+)
 
 from tests.jobmaster.templates import make_template
 
@@ -54,13 +56,28 @@ class ChainTests(TestCase):
         self.assertIs(node_network({"chain": "main"}), MAINNET)
         self.assertIs(node_network({"chain": "regtest"}), REGTEST)
         self.assertIs(node_network({"chain": "test"}), TESTNET)
-        self.assertRaises(ValueError, node_network, {"chain": "testnet4"})
+        self.assertIs(node_network({"chain": "testnet4"}), TESTNET4)
+        self.assertRaises(ValueError, node_network, {"chain": "testnet5"})
         self.assertRaises(ValueError, node_network, [])
 
     def test_mismatch(self):
         node = TestnetHeaders({0: LIMIT})
-        self.failureResultOf(ChainWatch(node.call, MAINNET).check_network(), ChainMismatch)
+        failure = self.failureResultOf(ChainWatch(node.call, MAINNET).check_network(),
+                                       PinnedChainMismatch)
+        self.assertIn("pins mainnet", failure.getErrorMessage())
         self.assertIs(self.successResultOf(ChainWatch(node.call, TESTNET).check_network()), TESTNET)
+
+    def test_unknown_chain(self):
+        def call(method):
+            return defer.succeed({"chain": "litecoin"})
+        failure = self.failureResultOf(ChainWatch(call).check_network(), ChainMismatch)
+        self.assertFalse(failure.check(PinnedChainMismatch))
+
+    def test_unpinned_learns_the_chain(self):
+        node = TestnetHeaders({0: LIMIT})
+        watch = ChainWatch(node.call)
+        self.assertIs(self.successResultOf(watch.check_network()), TESTNET)
+        self.assertIs(watch.network, TESTNET)
 
     def test_walk_back_and_cache(self):
         bits = {h: LIMIT for h in range(2010, 2030)}

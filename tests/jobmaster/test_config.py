@@ -61,8 +61,10 @@ class ConfigTests(TestCase):
     def test_seed_sample_loads_and_names_ignored_keys(self):
         with capturedLogs() as events:
             config = JobmasterConfig.from_file(SEED_SAMPLE)
-        self.assertIs(config.network, MAINNET)
-        self.assertEqual(len(config.settings.payout.recipients), 3)
+        # No network key: the node's chain decides, the addresses wait for it.
+        self.assertIsNone(config.network)
+        self.assertIsNone(config.settings.payout)
+        self.assertEqual(len(config.payout_addresses.resolve(MAINNET).recipients), 3)
         self.assertEqual(config.settings.block_version, 0x20000010)
         self.assertEqual(config.spv_mining_timeout, 30)
         self.assertEqual([a.text for a in config.blockmasters], ["tcp@127.0.0.1:5000"])
@@ -102,6 +104,30 @@ class ConfigTests(TestCase):
     def test_percent_out_of_range(self):
         self.assertKeyError("coin_recipients[0].percent",
                             coin_recipients=[{"address": REGTEST_P2PKH, "percent": -0.1}])
+
+    def test_without_network_addresses_wait_for_the_node(self):
+        config = self.load(network=None)
+        self.assertIsNone(config.network)
+        payout = config.payout_addresses.resolve(REGTEST)
+        self.assertEqual(payout.main_script, bytes.fromhex("0014") + bytes(range(20)))
+        with self.assertRaises(ConfigError) as e:
+            config.payout_addresses.resolve(MAINNET)
+        self.assertEqual(e.exception.key, "main_coin_recipient")
+
+    def test_without_network_a_non_address_still_fails_at_load(self):
+        self.assertKeyError("coin_recipients[0].address", network=None,
+                            coin_recipients=[{"address": "not-an-address", "percent": 0.1}])
+        self.assertKeyError("main_coin_recipient", network=None,
+                            main_coin_recipient=REGTEST_BECH32[:-1] + "q")
+
+    def test_empty_blockmaster_list(self):
+        # The seed's form for "no blockmaster".
+        self.assertEqual(self.load(blockmaster=[]).blockmasters, ())
+
+    def test_testnet4_pin(self):
+        config = self.load(network="testnet4", main_coin_recipient=encode_segwit_address(
+            "tb", 0, bytes(20)), coin_recipients=None)
+        self.assertEqual(config.network.name, "testnet4")
 
     def test_unknown_network(self):
         self.assertKeyError("network", network="litecoin")

@@ -14,6 +14,9 @@ from viabtc.bitcoin.hashing import hash_to_display_hex, hash_to_int, sha256d
 from viabtc.bitcoin.header import BlockHeader
 from viabtc.bitcoin.merkle import merkle_root_from_branch
 from viabtc.bitcoin.network import MAINNET, REGTEST
+from viabtc.bitcoin.signet import (
+    OP_TRUE_CHALLENGE, check_signet_block, commitment_output_script, find_solution,
+)
 from viabtc.bitcoin.target import bits_to_target
 from viabtc.bitcoin.transaction import WITNESS_COMMITMENT_HEADER, Transaction
 from viabtc.jobmaster.candidate import BadCandidate, check_candidate
@@ -151,6 +154,17 @@ class JobFieldTests(TestCase):
         self.assertEqual(Job.from_json(job.to_json()), job)
         self.assertEqual(context.transactions, tuple(tx.data for tx in template.transactions))
 
+    def test_mintime_and_timewarp_floor(self):
+        template = make_template(height=2016)
+        job, _ = build_job(template, settings(), 1, True)
+        self.assertEqual((job.mintime, job.curtime), (template.mintime, template.curtime))
+        self.assertEqual(json.loads(job.to_json())["mintime"], template.mintime)
+        # The parent is dated 1000 s after the template's curtime: a block
+        # opening a period may not be more than 600 s older (BIP94).
+        floor = template.curtime + 1000 - 600
+        job, _ = build_job(template, settings(), 1, True, time_floor=floor)
+        self.assertEqual((job.mintime, job.curtime), (floor, floor))
+
     def test_version_override(self):
         job, _ = build_job(make_template(), settings(block_version=0x20000010), 1, False)
         self.assertEqual(job.version, 0x20000010)
@@ -278,3 +292,52 @@ class CandidateTests(TestCase):
     def test_height(self):
         context = attrs.evolve(self.context, height=1001)
         self.assertBad(solve(self.context), "height", context)
+
+
+class SignetTests(TestCase):
+    """Templates whose rules name signet (a custom ``-signetchallenge`` signet)."""
+
+    def template(self, challenge=OP_TRUE_CHALLENGE, **changes):
+        return attrs.evolve(make_template(**changes), rules=("csv", "!segwit", "!signet"),
+                            signet_challenge=challenge)
+
+    def check_block(self, context):
+        block = parse_block(check_candidate(solve(context), context).block)
+        self.assertTrue(block.check_merkle_root())
+        self.assertTrue(block.check_witness_commitment())
+        check_signet_block(block, OP_TRUE_CHALLENGE)
+        script = commitment_output_script(block)
+        self.assertEqual(find_solution(script), (b"", ()))
+        return block
+
+    def test_op_true_block_passes_our_checks(self):
+        job, context = build_job(self.template(n_txs=4), settings(), 1, True)
+        self.assertTrue(job.segwit)
+        self.assertEqual(context.signet_challenge, OP_TRUE_CHALLENGE)
+        self.assertEqual(len(self.check_block(context).transactions), 5)
+
+    def test_commitment_even_when_disabled_by_config(self):
+        _, context = build_job(self.template(), settings(segwit_commitment=False), 1, True)
+        self.check_block(context)
+
+    def test_empty_block_on_a_signet(self):
+        _, base = build_job(self.template(height=500), settings(), 1, True)
+        _, context = build_empty_job(base, 502, b"\x42" * 32, 0x207FFFFF, 1_700_000_100,
+                                     settings(), 8, True)
+        self.assertEqual(len(self.check_block(context).transactions), 1)
+
+    def test_a_challenge_needing_a_signature_makes_no_job(self):
+        # The default signet's 1-of-2 multisig challenge.
+        challenge = bytes.fromhex(
+            "512103ad5e0edad18cb1f0fc0d28a3d4f1f3e445640337489abb10404f2d1e086be430210359ef50"
+            "21964fe22d6f8e05b2463c9540ce96883fe3b278760f048f5189f2e6c452ae")
+        e = self.assertRaises(ValueError, build_job, self.template(challenge), settings(), 1, True)
+        self.assertIn("without its signer", str(e))
+
+    def test_a_block_without_the_solution_is_no_candidate(self):
+        _, context = build_job(self.template(), settings(), 1, True)
+        # A job whose coinbase lost the commitment (a bug elsewhere) is caught.
+        plain, _ = build_job(make_template(segwit=False), settings(), 1, True)
+        broken = attrs.evolve(context, coinbase2=bytes.fromhex(plain.coinbase2))
+        e = self.assertRaises(BadCandidate, check_candidate, solve(broken), broken)
+        self.assertIn("signet", str(e))

@@ -59,6 +59,7 @@ def config_for(node, found_dir, **changes):
         "found_blocks_dir": found_dir,
     }
     data.update(changes)
+    data = {key: value for key, value in data.items() if value is not None}
     config = JobmasterConfig.from_reader(ConfigReader(data))
     return config, tcp, udp, cli
 
@@ -86,6 +87,9 @@ class JobmasterNodeTests(TestCase):
         config, self.tcp, self.udp, self.cli = config_for(self.node, self.found_dir, **changes)
         self.config = config
         service = (service_factory or build_service)(config, reactor)
+        # The real one stops the reactor: here it must only be seen.
+        self.config_errors = []
+        service.config_failed = self.config_errors.append
         service.startService()
         self.addCleanup(service.stopService)
         self.service = service
@@ -324,16 +328,51 @@ class JobmasterNodeTests(TestCase):
         yield defer.ensureDeferred(self._wrong_chain())
 
     async def _wrong_chain(self):
-        with capturedLogs() as events:
-            self.start(network="mainnet",
-                       main_coin_recipient="15sDLQav35eur1zqjafHhHYZ2xgwf4w874",
-                       coin_recipients=[])
-            await wait_for(lambda: any(e["log_level"] == LogLevel.critical for e in events),
-                           what="the chain mismatch alert")
+        # The seed's sample addresses, pinned to mainnet, against a regtest node.
+        self.start(network="mainnet",
+                   main_coin_recipient="15sDLQav35eur1zqjafHhHYZ2xgwf4w874",
+                   coin_recipients=[])
+        errors = await wait_for(lambda: self.config_errors, what="the config error")
+        self.assertEqual(len(errors), 1)
+        self.assertTrue(errors[0].startswith("config error: network: "), errors[0])
+        self.assertIn("mainnet", errors[0])
+        self.assertIn("regtest", errors[0])
+        self.assertNotIn("\n", errors[0])
         self.assertIsNone(self.service.work.current)
         gateway = self.gateway()
         await wait_for(lambda: gateway.disconnects >= 1, what="the refusal")
         self.assertEqual(gateway.jobs(), [])
+
+    @defer.inlineCallbacks
+    def test_network_from_the_node(self):
+        yield defer.ensureDeferred(self._network_from_the_node())
+
+    async def _network_from_the_node(self):
+        # The seed's form: no network key.  The node says regtest, the
+        # addresses are regtest ones, and a block lands.
+        self.start(network=None)
+        self.assertIsNone(self.config.network)
+        gateway = self.gateway()
+        job = await self.first_job(gateway)
+        self.assertEqual(self.service.work.settings.network.name, "regtest")
+        self.assertEqual(job.network, "regtest")
+        body, block = await self.land(gateway, job)
+        self.check_payout(block, job)
+        self.assertEqual(self.config_errors, [])
+
+    @defer.inlineCallbacks
+    def test_address_of_another_chain_stops(self):
+        yield defer.ensureDeferred(self._address_of_another_chain())
+
+    async def _address_of_another_chain(self):
+        # No pin, but a mainnet payout address: the node's regtest refuses it.
+        self.start(network=None, coin_recipients=[
+            {"address": "15sDLQav35eur1zqjafHhHYZ2xgwf4w874", "percent": 0.1}])
+        errors = await wait_for(lambda: self.config_errors, what="the config error")
+        self.assertEqual(errors, [
+            "config error: coin_recipients[0].address: address 15sDLQav35eur1zqjafHhHYZ2xgwf4w874 "
+            "has version byte 0x00 (mainnet), not one of regtest (the node's chain)"])
+        self.assertIsNone(self.service.work.current)
 
 
 def unanswered_config():

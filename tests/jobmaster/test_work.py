@@ -94,6 +94,33 @@ class WorkTests(WorkCase):
         self.assertTrue(any(e["log_level"] == LogLevel.critical for e in events))
 
 
+class TimewarpFloorTests(WorkCase):
+    """BIP94's floor, once the parent's time is known from chain facts."""
+
+    def test_full_job_at_a_period_start(self):
+        first = make_template(height=2016, curtime=1_700_000_000)
+        self.work.template_arrived(first, new_tip=True)
+        self.assertEqual(self.published[-1].job.mintime, first.mintime)
+        # The parent is dated 2000 s after the template's curtime.
+        self.work.facts_arrived(ChainFacts(REGTEST, 2015, first.previous_hash, first.bits,
+                                           first.curtime + 2000, first.bits))
+        self.clock.advance(60)
+        again = make_template(height=2016, prevhash=first.previous_hash, curtime=1_700_000_060)
+        self.work.template_arrived(again, new_tip=False)
+        job = self.published[-1].job
+        self.assertEqual((job.mintime, job.curtime), (first.curtime + 1400,) * 2)
+
+    def test_empty_job_at_a_period_start(self):
+        template = make_template(height=2015)
+        self.work.template_arrived(template, new_tip=True)
+        self.work.facts_arrived(facts_for(template))
+        hint = HeightHint(2015, int(self.clock.seconds()) - 5, sha256d(b"block 2015"))
+        self.assertIsNone(self.work.hint_arrived(hint))
+        job = self.published[-1].job
+        self.assertEqual((job.height, job.mintime), (2016, hint.curtime - 600))
+        self.assertGreaterEqual(job.curtime, job.mintime)
+
+
 class EmptyModeTests(WorkCase):
 
     def setUp(self):

@@ -95,6 +95,16 @@ class TemplateParseTests(unittest.TestCase):
         self.assertIsNone(t.default_witness_commitment)
         self.assertIsNone(t.longpollid)
 
+    def test_signet(self):
+        """Core's signet template: the rule and the challenge script."""
+        t = Template.from_rpc(sample(rules=["csv", "!segwit", "!signet", "taproot"],
+                                     signet_challenge="51"))
+        self.assertTrue(t.signet)
+        self.assertEqual(t.signet_challenge, b"\x51")
+        self.assertFalse(Template.from_rpc(sample()).signet)
+        self.assertIsNone(Template.from_rpc(sample()).signet_challenge)
+        self.assertBadField("signet_challenge", rules=["segwit", "signet"])
+
     def assertBadField(self, field, **changes):
         with self.assertRaises(TemplateError) as e:
             Template.from_rpc(sample(**changes))
@@ -210,7 +220,7 @@ class TemplateSourceOrderTests(unittest.TestCase):
     def test_first_template(self):
         self.assertEqual(self.nodes.methods(), ["getblocktemplate"])
         params = self.answer("getblocktemplate", template_result(10))
-        self.assertEqual(params, ({"rules": ["segwit"]},))
+        self.assertEqual(params, ({"rules": ["segwit", "signet"]},))
         self.assertEqual(self.seen, [(10, b"\xaa", True)])
         self.assertEqual(self.source.current.height, 10)
 

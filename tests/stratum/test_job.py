@@ -46,6 +46,8 @@ class JobJSONTests(TestCase):
         self.assertEqual((job.segwit, job.network), (True, "regtest"))
         self.assertEqual(json.loads(job.to_json())["network"], "regtest")
         self.assertNotIn(b"segwit", make_job().to_json())
+        self.assertEqual(make_job(mintime=5).mintime, 5)
+        self.assertNotIn(b"mintime", make_job().to_json())
 
     def test_every_key_is_required(self):
         for key in job_dict():
@@ -79,6 +81,7 @@ class JobJSONTests(TestCase):
             "auxes": [{}, [5], [{"aux_name": "x", "aux_hash": "y"}], [dict(AUX, aux_target="00" * 31)]],
             "segwit": ["yes"],
             "network": [1],
+            "mintime": ["5", -1, 2**32],
         }
         for key, values in bad.items():
             for value in values:

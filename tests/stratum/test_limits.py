@@ -15,7 +15,7 @@ from viabtc.stratum.limits import Limits, Offenders
 from viabtc.stratum.protocol import StratumServerFactory
 from viabtc.stratum.session import State
 
-from tests.stratum.jobs import prepared_job
+from tests.stratum.jobs import CURTIME, prepared_job
 from tests.stratum.test_protocol import ServerTestCase
 
 
@@ -143,17 +143,29 @@ class RateLimitTests(_LimitedCase):
     def request(self, n=1):
         return b'{"id":1,"method":"mining.extranonce.subscribe","params":[]}\n' * n
 
-    def test_burst_then_closed(self):
+    def test_burst_then_throttled(self):
         proto, transport = self.connect()
         self.line(proto, self.request(20))
-        self.assertFalse(transport.disconnecting)
         self.assertEqual(len(self.received(transport)), 20)
-        self.line(proto, self.request(1))
-        [reply] = self.received(transport)
-        self.assertEqual(reply["error"][1], "Rate limit exceeded")
-        self.assertTrue(transport.disconnecting)
-        self.assertIs(proto.session.state, State.CLOSING)
-        self.assertEqual(self.factory.counts["limit_rate"], 1)
+        self.line(proto, self.request(2))
+        # Over the rate: not answered, not read, not closed.
+        self.assertEqual(self.received(transport), [])
+        self.assertEqual(transport.producerState, "paused")
+        self.assertFalse(transport.disconnecting)
+        self.assertEqual(self.factory.counts["limit_throttle"], 1)
+        self.assertNotIn("limit_rate", self.factory.counts)
+        # Two tokens at 10/s: both lines are answered, reading goes on.
+        self.clock.advance(0.2)
+        self.assertEqual(len(self.received(transport)), 2)
+        self.assertEqual(transport.producerState, "producing")
+
+    def test_bytes_delivered_while_throttled_wait_in_order(self):
+        proto, transport = self.connect()
+        self.line(proto, self.request(21))
+        self.received(transport)
+        self.line(proto, b'{"id":2,"method":"mining.extranonce.subscribe","params":[]}\n')
+        self.clock.advance(10)
+        self.assertEqual([r["id"] for r in self.received(transport)], [1, 2])
 
     def test_sustained_rate_is_fine(self):
         proto, transport = self.miner()
@@ -313,3 +325,76 @@ class BoundedTablesTests(_LimitedCase):
         self.assertEqual(self.factory._close_deadlines, {})
         self.assertEqual(self.factory.counts["limit_auth_timeout"], 50)
 
+
+
+class LineSender:
+    """
+    A peer offering ``rate`` lines a second for ``seconds`` (``line(i)``
+    makes the i-th) to a protocol on a ``StringTransport`` and a
+    ``task.Clock``: it delivers only while the transport reads (the
+    protocol's ``pauseProducing`` holds it back, as TCP would), at most
+    ``chunk`` bytes a read, a step of ``step`` seconds at a time.
+    """
+
+    def __init__(self, proto, transport, clock, rate, seconds, line, chunk=65536, step=0.01):
+        self.proto, self.transport, self.clock = proto, transport, clock
+        self.rate, self.seconds, self.line = rate, seconds, line
+        self.chunk, self.step = chunk, step
+        self.start = clock.seconds()
+        self.total = int(rate * seconds)
+        self.sent = 0
+
+    def offered(self):
+        elapsed = min(self.clock.seconds() - self.start, self.seconds)
+        return min(int(elapsed * self.rate), self.total)
+
+    def run(self, until, done=lambda: False):
+        """Advance the clock to ``until`` seconds from the start, or until ``done()``."""
+        while self.clock.seconds() - self.start < until and not done():
+            if self.transport.producerState == "producing" and not self.transport.disconnecting:
+                data, size = [], 0
+                while self.sent < self.offered() and size < self.chunk:
+                    line = self.line(self.sent)
+                    data.append(line)
+                    size += len(line)
+                    self.sent += 1
+                if data:
+                    self.proto.dataReceived(b"".join(data))
+            self.clock.advance(self.step)
+
+
+class ThrottleTests(_LimitedCase):
+    """The default rate (100 lines/s, burst 1000) against a farm proxy and a flood."""
+
+    limits = Limits()
+
+    def share(self, i):
+        return (b'{"id":%d,"method":"mining.submit","params":["alice.rig1","1a","%016x","%08x",'
+                b'"00000000"]}\n' % (i, i, CURTIME))
+
+    def test_farm_proxy_is_throttled_and_every_share_counts(self):
+        self.add_job()
+        proto, transport = self.miner()
+        sender = LineSender(proto, transport, self.clock, 1_000, 10, self.share)
+        accepted = lambda: sum(1 for e in self.context.events if e[0] == "accepted")
+        sender.run(until=600, done=lambda: accepted() == sender.total)
+        self.assertEqual(accepted(), 10_000)
+        replies = [json.loads(line) for line in transport.value().splitlines()]
+        self.assertEqual([r["result"] for r in replies], [True] * 10_000)
+        self.assertFalse(transport.disconnecting)
+        self.assertGreater(self.factory.counts["limit_throttle"], 0)
+        self.assertNotIn("limit_rate", self.factory.counts)
+
+    def test_flood_is_dropped(self):
+        self.add_job()
+        proto, transport = self.miner()
+        sender = LineSender(proto, transport, self.clock, 100_000, 10, self.share)
+        sender.run(until=600, done=lambda: transport.disconnecting)
+        self.assertTrue(transport.disconnecting)
+        self.assertIs(proto.session.state, State.CLOSING)
+        self.assertEqual(self.factory.counts["limit_rate"], 1)
+        self.assertGreater(self.factory.counts["limit_throttle"], 0)
+        last = json.loads(transport.value().splitlines()[-1])
+        self.assertEqual(last["error"][:2], [20, "Rate limit exceeded"])
+        # Held back the whole time: at most the burst and the rate were read.
+        self.assertLess(sender.sent, 1_000 + 100 * Limits().throttle_time + 1_000)

@@ -163,6 +163,18 @@ class RejectTests(TestCase):
         self.assertIs(check(prepared, ntime=NOW + 7201), invalid)
         self.assertIs(check(prepared, ntime=2**32, now=2**33), invalid)
 
+    def test_ntime_floor_from_the_jobs_mintime(self):
+        # The block after real testnet4 block 2015 (time 1715029532) opens a
+        # period: BIP94 forbids a time more than 600 s before its parent's.
+        floor = 1715029532 - 600
+        prepared = prepared_job(curtime=1715029600, mintime=floor)
+        invalid = REJECTED[Reject.INVALID_NTIME]
+        self.assertIs(check(prepared, ntime=floor - 1, now=1715029600), invalid)
+        self.assertIsNone(check(prepared, ntime=floor, now=1715029600).reject)
+        # A mintime below the window does not widen it.
+        prepared = prepared_job(mintime=CURTIME - 9000)
+        self.assertIs(check(prepared, ntime=CURTIME - 7201), invalid)
+
     def test_low_difficulty_and_grace(self):
         prepared = prepared_job()
         value = hash_to_int(check(prepared).hash)

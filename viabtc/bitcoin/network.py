@@ -4,8 +4,11 @@ The parameters that differ between Bitcoin networks: address prefixes, P2P
 magic, proof-of-work rules, halving interval, default ports.
 
 Values are those of Bitcoin Core's ``chainparams.cpp`` (testnet means
-testnet3; signet means the default signet).  Configs name a network by
-string; ``get_network`` is the one place that maps names to these values.
+testnet3; testnet4 is BIP94's; signet means the default signet, whose
+parameters a custom ``-signetchallenge`` signet shares except its P2P magic,
+the first four bytes of the double SHA-256 of its challenge).  Configs and
+``getblockchaininfo`` name a network by string; ``get_network`` is the one
+place that maps names to these values.
 """
 
 import attrs
@@ -32,6 +35,10 @@ class Network:
     genesis_hash: bytes
     target_timespan: int = 14 * 24 * 60 * 60
     target_spacing: int = 10 * 60
+    #: BIP94 (testnet4): retargets start from the period's first block's
+    #: bits, and a period's first block may not be more than 600 s older
+    #: than its parent (the timewarp rule)
+    enforce_bip94: bool = False
 
     @property
     def retarget_interval(self):
@@ -73,6 +80,24 @@ TESTNET = Network(
     ),
 )
 
+TESTNET4 = Network(
+    name="testnet4",
+    p2p_magic=bytes.fromhex("1c163f28"),
+    pubkey_hash_prefix=0x6F,
+    script_hash_prefix=0xC4,
+    bech32_hrp="tb",
+    halving_interval=210000,
+    pow_limit=(1 << 224) - 1,
+    pow_no_retargeting=False,
+    pow_allow_min_difficulty_blocks=True,
+    default_p2p_port=48333,
+    default_rpc_port=48332,
+    genesis_hash=hash_from_display_hex(
+        "00000000da84f2bafbbc53dee25a72ae507ff4914b867c565be350b0da8bf043"
+    ),
+    enforce_bip94=True,
+)
+
 SIGNET = Network(
     name="signet",
     p2p_magic=bytes.fromhex("0a03cf40"),
@@ -108,7 +133,7 @@ REGTEST = Network(
 )
 
 #: Every network, for code that must look at all of them (address errors).
-NETWORKS = (MAINNET, TESTNET, SIGNET, REGTEST)
+NETWORKS = (MAINNET, TESTNET, TESTNET4, SIGNET, REGTEST)
 
 _BY_NAME = {
     "mainnet": MAINNET,
@@ -116,6 +141,8 @@ _BY_NAME = {
     "bitcoin": MAINNET,
     "testnet": TESTNET,
     "test": TESTNET,
+    "testnet3": TESTNET,
+    "testnet4": TESTNET4,
     "signet": SIGNET,
     "regtest": REGTEST,
 }
@@ -123,7 +150,8 @@ _BY_NAME = {
 
 def get_network(name):
     """
-    The network a config names: "mainnet"/"main"/"bitcoin", "testnet"/"test",
+    The network a config (or ``getblockchaininfo``'s ``chain``) names:
+    "mainnet"/"main"/"bitcoin", "testnet"/"test"/"testnet3", "testnet4",
     "signet" or "regtest", in any case.  ``ValueError`` for anything else.
     """
     try:

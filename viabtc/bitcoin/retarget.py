@@ -6,10 +6,40 @@ The ``nBits`` the next block must carry, as Bitcoin Core's
 The seed's empty-block jobs reused the current job's ``nBits``, so a block
 found across a retarget boundary (or under testnet's 20-minute rule) was
 invalid (ref §3.9, §12.7).  The jobmaster calls this with what it knows of
-the chain instead.  (Testnet4's BIP94 variant is not covered.)
+the chain instead.
+
+Testnet4 (BIP94) changes two things, both here: a retarget scales the bits
+of the period's *first* block (its last block may be a 20-minute
+min-difficulty block, which made testnet3's "block storms"), and the first
+block of a period may not be dated more than ``MAX_TIMEWARP`` seconds
+before its parent (``min_block_time``; the "timewarp" rule, which Core's
+miner also applies on every network, so the floor we give miners is the
+same everywhere).
 """
 
 from viabtc.bitcoin.target import bits_to_target, target_to_bits
+
+#: BIP94: a period's first block may be this much older than its parent, no more.
+MAX_TIMEWARP = 600
+
+
+def opens_period(network, height):
+    """True when block ``height`` is the first of a difficulty period."""
+    return height % network.retarget_interval == 0
+
+
+def min_block_time(network, height, prev_time, median_time_past=None):
+    """
+    The earliest valid ``nTime`` of block ``height`` whose parent has time
+    ``prev_time``: one second after the median time past (when given), and
+    for a period's first block no earlier than ``prev_time - MAX_TIMEWARP``
+    (BIP94's timewarp rule; consensus on testnet4, and what Bitcoin Core's
+    ``getblocktemplate`` gives as ``mintime`` on every network).
+    """
+    floor = 0 if median_time_past is None else median_time_past + 1
+    if opens_period(network, height):
+        floor = max(floor, prev_time - MAX_TIMEWARP)
+    return floor
 
 
 def next_bits(
@@ -20,6 +50,7 @@ def next_bits(
     first_time_of_period=None,
     new_block_time=None,
     last_non_min_bits=None,
+    first_bits_of_period=None,
 ):
     """
     Bits required for block ``prev_height + 1``.
@@ -62,7 +93,13 @@ def next_bits(
         return prev_bits
     if first_time_of_period is None:
         raise ValueError(f"block {height} starts a period: first_time_of_period is required")
+    base_bits = prev_bits
+    if network.enforce_bip94:
+        if first_bits_of_period is None:
+            raise ValueError(f"block {height} starts a {network.name} period: "
+                             "first_bits_of_period is required (BIP94)")
+        base_bits = first_bits_of_period
     timespan = network.target_timespan
     actual = min(max(prev_time - first_time_of_period, timespan // 4), timespan * 4)
-    target = bits_to_target(prev_bits) * actual // timespan
+    target = bits_to_target(base_bits) * actual // timespan
     return target_to_bits(min(target, network.pow_limit))

@@ -8,18 +8,23 @@ its reputation with peers on it, every claim is checked against the job it
 names: the header hashes to the reported hash and meets the job's target,
 builds on the job's previous block with the job's bits, and commits (through
 the job's merkle branch) to a coinbase that is the job's own coinbase halves
-around a valid scriptSig with the right BIP34 height.  A candidate failing
+around a valid scriptSig with the right BIP34 height.  On a signet the
+whole block is also parsed and checked as the signet will (witness
+commitment, solution for the challenge: ``viabtc.bitcoin.signet``), since
+nothing else in the pool has seen its commitment output.  A candidate failing
 any check is a bug or an attack, never a block: ``BadCandidate`` says which
 check failed.
 """
 
 import attrs
 
+from viabtc.bitcoin.block import parse_block
 from viabtc.bitcoin.coinbase import MAX_SCRIPT_SIG, MIN_SCRIPT_SIG, add_coinbase_witness
 from viabtc.bitcoin.hashing import hash_to_display_hex, hash_to_int, sha256d
 from viabtc.bitcoin.header import BlockHeader
 from viabtc.bitcoin.merkle import merkle_root_from_branch
 from viabtc.bitcoin.serialize import DecodeError, compact_size, read_bip34_height
+from viabtc.bitcoin.signet import SignetError, check_signet_block
 from viabtc.bitcoin.transaction import Transaction
 
 
@@ -109,5 +114,11 @@ def check_candidate(found, context):
     if context.segwit:
         coinbase = add_coinbase_witness(coinbase)
     head = b"".join((found.header, compact_size(1 + len(context.transactions)), coinbase))
+    if context.signet_challenge is not None:
+        try:
+            check_signet_block(parse_block(head + context.transactions_bytes),
+                               context.signet_challenge)
+        except (SignetError, DecodeError) as e:
+            raise BadCandidate(f"not a valid signet block: {e}") from None
     return Candidate(head, context.transactions_bytes, context.transactions_hex, block_hash,
                      context.height, context.job_id)

@@ -23,7 +23,11 @@ MAX_WALK_BACK = 2016
 
 
 class ChainMismatch(Exception):
-    """The node follows another chain than the configured network."""
+    """The node's chain is not one we know (its name says which)."""
+
+
+class PinnedChainMismatch(ChainMismatch):
+    """The node follows another chain than the config's ``network`` pins: a config error."""
 
 
 def node_network(blockchain_info):
@@ -52,21 +56,32 @@ class ChainWatch:
     first template each new tip costs one header.
     """
 
-    def __init__(self, call, network):
+    def __init__(self, call, network=None):
         self._call = call
+        #: the chain facts are for; None until ``check_network`` names it
+        #: when the config pins no network
         self.network = network
         self._walked = {}
 
     @defer.inlineCallbacks
     def check_network(self):
-        """Fail with ``ChainMismatch`` unless the node is on ``self.network``."""
+        """
+        The node's ``Network`` (Deferred): ``ChainMismatch`` when it names
+        no chain we know, ``PinnedChainMismatch`` when it is not the pinned
+        ``self.network``.  Unpinned, the node's chain becomes ``self.network``.
+        """
         info = yield self._call("getblockchaininfo")
         try:
             theirs = node_network(info)
         except ValueError as e:
             raise ChainMismatch(str(e)) from None
-        if theirs != self.network:
-            raise ChainMismatch(f"the node is on {theirs.name}, the config says {self.network.name}")
+        if self.network is None:
+            self.network = theirs
+        elif theirs != self.network:
+            raise PinnedChainMismatch(
+                f"the config pins {self.network.name}, but the node (getblockchaininfo) is "
+                f"on {theirs.name}; remove the key to follow the node, or point main_coin "
+                f"at a {self.network.name} node")
         return theirs
 
     def _header(self, block_hash):
@@ -77,11 +92,11 @@ class ChainWatch:
         """The ``ChainFacts`` below ``template`` (Deferred)."""
         network = self.network
         tip_height, tip_bits, tip_time, _ = yield self._header(template.previous_hash)
-        period_time = None
+        period_time = period_bits = None
         start = period_start_height(tip_height, network)
         if start is not None:
             start_hash = yield self._call("getblockhash", start)
-            _, _, period_time, _ = yield self._header(hash_from_display_hex(start_hash))
+            _, period_bits, period_time, _ = yield self._header(hash_from_display_hex(start_hash))
         walked = None
         if needs_walk_back(network):
             walked = yield self._walk_back(template.previous_hash)
@@ -89,6 +104,7 @@ class ChainWatch:
             network=network, tip_height=tip_height, tip_hash=template.previous_hash,
             tip_bits=tip_bits, tip_time=tip_time, template_bits=template.bits,
             tip_last_non_min_bits=walked, period_start_time=period_time,
+            period_start_bits=period_bits,
         )
 
     @defer.inlineCallbacks

@@ -9,11 +9,18 @@ seed got wrong is checked here, at start-up, with one line naming the key:
 payout addresses are verified (checksum, network, any kind) and the pool's
 tag texts must fit in the 100-byte coinbase scriptSig at any height.
 
-Our keys: ``network`` (address rules and the chain the node must be on),
+Our keys: ``network`` (optional: a pin that the node's chain must match),
 ``found_blocks_dir`` (where every found block's hex is written before it is
 submitted), ``secret`` (HMAC of module packets), ``hint_trust`` (sources
 allowed to send height hints) and ``gateway_trust`` (sources allowed to
 connect as gateways).
+
+The seed's configs name no network.  Without ``network`` the chain is the
+node's (``getblockchaininfo`` at start-up): the payout addresses are only
+checked for being addresses here (``PayoutAddresses``) and are turned into
+scripts for the node's chain when it has answered; with ``network`` they
+are checked now and the node must be on that chain.  Either way an address
+of another chain stops the role with one line naming its key.
 """
 
 import ipaddress
@@ -24,7 +31,7 @@ from twisted.logger import Logger
 
 from viabtc.bitcoin.address import InvalidAddress, address_to_script
 from viabtc.bitcoin.coinbase import PERCENT_EPSILON, Recipient
-from viabtc.bitcoin.network import get_network
+from viabtc.bitcoin.network import NETWORKS, get_network
 from viabtc.config import (
     SEED_IGNORED,
     AlertBlock,
@@ -73,20 +80,54 @@ def _script(address, key, network):
         raise ConfigError(key, str(e)) from None
 
 
-def _payout(reader, network):
-    main = reader.required("main_coin_recipient", str)
-    main_script = _script(main, reader.path("main_coin_recipient"), network)
-    recipients = []
-    total = 0.0
-    for section in reader.sections("coin_recipients", required=False):
-        address = section.required("address", str)
-        script = _script(address, section.path("address"), network)
-        percent = section.required("percent", float, in_range(0.0, 1.0))
-        total += percent
-        recipients.append(Recipient(script, percent))
-    if total > 1 + PERCENT_EPSILON:
-        raise ConfigError("coin_recipients", f"percentages sum to {total:g}, more than 1")
-    return Payout(main_script, tuple(recipients))
+def _check_address(address, key):
+    """``ConfigError`` unless ``address`` is an address of some known chain."""
+    for network in NETWORKS:
+        try:
+            address_to_script(address, network)
+            return
+        except InvalidAddress:
+            continue
+    _script(address, key, NETWORKS[0])
+
+
+@attrs.frozen
+class PayoutAddresses:
+    """
+    The payout keys as written: ``main`` is ``(key, address)``,
+    ``recipients`` ``(key, address, percent)`` each, for ``resolve`` once
+    the chain is known.
+    """
+
+    main: tuple
+    recipients: tuple = ()
+
+    @classmethod
+    def from_reader(cls, reader):
+        main = reader.required("main_coin_recipient", str)
+        recipients = []
+        total = 0.0
+        for section in reader.sections("coin_recipients", required=False):
+            address = section.required("address", str)
+            percent = section.required("percent", float, in_range(0.0, 1.0))
+            total += percent
+            recipients.append((section.path("address"), address, percent))
+        if total > 1 + PERCENT_EPSILON:
+            raise ConfigError("coin_recipients", f"percentages sum to {total:g}, more than 1")
+        return cls((reader.path("main_coin_recipient"), main), tuple(recipients))
+
+    def check(self):
+        """``ConfigError`` naming the first key that holds no address of any chain."""
+        _check_address(self.main[1], self.main[0])
+        for key, address, _ in self.recipients:
+            _check_address(address, key)
+
+    def resolve(self, network):
+        """The ``Payout`` on ``network``; ``ConfigError`` names an address of another chain."""
+        main_key, main = self.main
+        return Payout(_script(main, main_key, network), tuple(
+            Recipient(_script(address, key, network), percent)
+            for key, address, percent in self.recipients))
 
 
 @attrs.frozen
@@ -95,8 +136,11 @@ class JobmasterConfig:
 
     svr: ServerBlock
     main_coin: CoinRPCBlock
+    #: ``network`` and ``payout`` are None until the node names its chain,
+    #: unless the config pins ``network``
     settings: JobSettings
     found_blocks_dir: str
+    payout_addresses: PayoutAddresses | None = None
     cli: object = None
     blockmasters: tuple = ()
     blockmaster_timeout: float = 60.0
@@ -111,15 +155,20 @@ class JobmasterConfig:
 
     @property
     def network(self):
+        """The pinned network, or None: the node's chain decides."""
         return self.settings.network
 
     @classmethod
     def from_reader(cls, reader, config_dir="."):
-        try:
-            network = get_network(reader.optional("network", str, "mainnet"))
-        except ValueError as e:
-            raise ConfigError("network", str(e)) from None
-        payout = _payout(reader, network)
+        network = reader.optional("network", str, None)
+        if network is not None:
+            try:
+                network = get_network(network)
+            except ValueError as e:
+                raise ConfigError("network", str(e)) from None
+        addresses = PayoutAddresses.from_reader(reader)
+        addresses.check()
+        payout = addresses.resolve(network) if network is not None else None
         main_coin = CoinRPCBlock.from_reader(reader.section("main_coin"))
         pool_name = reader.optional("pool_name", str, "")
         message = reader.optional("coinbase_message", str, "")
@@ -152,9 +201,11 @@ class JobmasterConfig:
             svr=svr,
             main_coin=main_coin,
             settings=settings,
+            payout_addresses=addresses,
             found_blocks_dir=os.path.join(config_dir, found_dir),
             cli=cli_address(reader),
-            blockmasters=reader.addresses("blockmaster", side="client", required=False),
+            blockmasters=reader.addresses("blockmaster", side="client", required=False,
+                                          allow_empty=True),
             blockmaster_timeout=reader.optional("blockmaster_timeout", float, 60.0, positive),
             job_rebroadcast_timeout=reader.optional("job_rebroadcast_timeout", float, 50.0, positive),
             spv_mining_timeout=reader.optional("spv_mining_timeout", float, 60.0, non_negative),

@@ -17,7 +17,16 @@ Differences from the seed, all deliberate:
 - ``coinbaseaux`` is dropped rather than sent when it would leave no room for
   the configured tag within the 100-byte scriptSig;
 - empty-block jobs carry the next block's own ``nbits`` and exact subsidy
-  (the caller computes them, ``viabtc.jobmaster.nextbits``).
+  (the caller computes them, ``viabtc.jobmaster.nextbits``);
+- on a signet (the template's ``rules`` name ``signet``) every job, empty
+  ones included, carries the witness commitment a signet block needs, with
+  the empty solution an ``OP_TRUE`` challenge takes; a challenge needing a
+  signature cannot be mined without its signer and no job is made for it
+  (``viabtc.bitcoin.signet``);
+- every job carries ``mintime``, the earliest valid block time (the
+  template's, raised to BIP94's timewarp floor when the caller knows the
+  parent's time), and its ``curtime`` is never below it, so gateways neither
+  give miners nor accept from them a time the block would be invalid with.
 """
 
 import attrs
@@ -32,6 +41,7 @@ from viabtc.bitcoin.coinbase import (
 )
 from viabtc.bitcoin.hashing import hash_to_display_hex
 from viabtc.bitcoin.merkle import merkle_branch, merkle_root
+from viabtc.bitcoin.signet import challenge_needs_signer, with_solution
 from viabtc.bitcoin.subsidy import block_subsidy
 from viabtc.bitcoin.target import bits_to_target
 from viabtc.bitcoin.transaction import TxOut, witness_commitment_script
@@ -133,6 +143,8 @@ class JobContext:
     transactions: tuple
     segwit: bool
     empty: bool = False
+    #: the signet's challenge (blocks must satisfy it), None elsewhere
+    signet_challenge: bytes | None = None
     #: the template's coinbaseaux did not fit beside the tag and was left out
     coinbaseaux_dropped: bool = False
     #: ``transactions`` serialised back to back, and as lowercase hex (ASCII
@@ -162,7 +174,7 @@ def _fit_coinbaseaux(height, coinbaseaux, settings):
 
 
 def _job(job_id, clean, settings, *, version, curtime, nbits, height, prevhash,
-         coinbaseaux, coinbase1, coinbase2, branch, segwit):
+         coinbaseaux, coinbase1, coinbase2, branch, segwit, mintime=None):
     return Job(
         job_id=format_job_id(job_id),
         version=version,
@@ -183,6 +195,7 @@ def _job(job_id, clean, settings, *, version, curtime, nbits, height, prevhash,
         merkle_branch=[h.hex() for h in branch],
         segwit=segwit,
         network=settings.network.name,
+        mintime=mintime or None,
     )
 
 
@@ -198,59 +211,83 @@ def witness_commitment_output(template):
     return TxOut(0, witness_commitment_script(merkle_root(wtxids)))
 
 
-def build_job(template, settings, job_id, clean):
+def _signet_commitment(challenge, commitment):
+    """``commitment`` (a ``TxOut``) with the signet solution for ``challenge`` added."""
+    if challenge_needs_signer(challenge):
+        raise ValueError(
+            f"the signet challenge {challenge.hex()} needs a signature: a pool cannot mine this "
+            f"signet without its signer (only the challenge 51, OP_TRUE, can be)")
+    return TxOut(0, with_solution(commitment.script))
+
+
+def build_job(template, settings, job_id, clean, time_floor=0):
     """
     The job (id number ``job_id``) for ``template`` (a
     ``viabtc.node.template.Template``) and its ``JobContext``.
+    ``time_floor`` is a lower bound on the block's time the caller knows
+    beyond the template's ``mintime`` (``retarget.min_block_time``).
 
     ``ValueError`` if the template cannot make a valid block with these
     settings (a payout the coinbase value cannot cover).
     """
-    segwit = settings.segwit_commitment and template.segwit_active
+    challenge = template.signet_challenge if template.signet else None
+    segwit = challenge is not None or (settings.segwit_commitment and template.segwit_active)
     outputs = settings.payout.outputs(template.coinbase_value)
-    if segwit:
+    if challenge is not None:
+        outputs.append(_signet_commitment(challenge, witness_commitment_output(template)))
+    elif segwit:
         outputs.append(witness_commitment_output(template))
     coinbase1, coinbase2 = coinbase_halves(outputs)
     wanted_aux = template.coinbaseaux
     coinbaseaux = _fit_coinbaseaux(template.height, wanted_aux, settings)
     branch = tuple(merkle_branch([tx.txid for tx in template.transactions]))
     version = settings.block_version or template.version
+    mintime = max(template.mintime, time_floor)
     job = _job(
         job_id, clean, settings,
-        version=version, curtime=template.curtime, nbits=template.bits, height=template.height,
-        prevhash=template.previous_hash, coinbaseaux=coinbaseaux,
-        coinbase1=coinbase1, coinbase2=coinbase2, branch=branch, segwit=segwit,
+        version=version, curtime=max(template.curtime, mintime), nbits=template.bits,
+        height=template.height, prevhash=template.previous_hash, coinbaseaux=coinbaseaux,
+        coinbase1=coinbase1, coinbase2=coinbase2, branch=branch, segwit=segwit, mintime=mintime,
     )
     context = JobContext(
         job=job, height=template.height, prevhash=template.previous_hash, version=version,
         nbits=template.bits, target=bits_to_target(template.bits),
         coinbase1=coinbase1, coinbase2=coinbase2, coinbaseaux=coinbaseaux, branch=branch,
         transactions=tuple(tx.data for tx in template.transactions), segwit=segwit,
-        coinbaseaux_dropped=coinbaseaux != wanted_aux,
+        coinbaseaux_dropped=coinbaseaux != wanted_aux, signet_challenge=challenge,
     )
     return job, context
 
 
-def build_empty_job(base, height, prevhash, nbits, curtime, settings, job_id, clean):
+def build_empty_job(base, height, prevhash, nbits, curtime, settings, job_id, clean,
+                    time_floor=0):
     """
     An empty-block job (ref §3.9) for block ``height`` on top of ``prevhash``
     (the block a height hint announced): no transactions and so no witness
     commitment, the exact subsidy of ``height`` as the only value, the bits
     the caller computed for this height, and the version and coinbaseaux of
-    ``base`` (the current job's context).
+    ``base`` (the current job's context).  ``time_floor`` is the earliest
+    valid time the caller knows (the timewarp floor; 0: none known).
     """
     outputs = settings.payout.outputs(block_subsidy(height, settings.network))
+    challenge = base.signet_challenge
+    if challenge is not None:
+        # A signet block needs the commitment even without transactions.
+        empty_commitment = TxOut(0, witness_commitment_script(merkle_root([bytes(32)])))
+        outputs.append(_signet_commitment(challenge, empty_commitment))
+    segwit = challenge is not None
     coinbase1, coinbase2 = coinbase_halves(outputs)
     coinbaseaux = _fit_coinbaseaux(height, base.coinbaseaux, settings)
     job = _job(
         job_id, clean, settings,
         version=base.version, curtime=curtime, nbits=nbits, height=height, prevhash=prevhash,
         coinbaseaux=coinbaseaux, coinbase1=coinbase1, coinbase2=coinbase2, branch=(),
-        segwit=False,
+        segwit=segwit, mintime=time_floor,
     )
     context = JobContext(
         job=job, height=height, prevhash=prevhash, version=base.version, nbits=nbits,
         target=bits_to_target(nbits), coinbase1=coinbase1, coinbase2=coinbase2,
-        coinbaseaux=coinbaseaux, branch=(), transactions=(), segwit=False, empty=True,
+        coinbaseaux=coinbaseaux, branch=(), transactions=(), segwit=segwit, empty=True,
+        signet_challenge=challenge,
     )
     return job, context

@@ -31,7 +31,9 @@ class ChainFacts:
       bits of the last block at or below the tip that was not a
       min-difficulty block or opened a period (Core's walk back);
     - ``period_start_time``: when block ``tip_height + 2`` opens a period,
-      the time of block ``tip_height + 2 - interval``, else None.
+      the time of block ``tip_height + 2 - interval``, else None;
+    - ``period_start_bits``: that block's bits (BIP94 networks retarget
+      from them), else None.
     """
 
     network: object
@@ -42,6 +44,7 @@ class ChainFacts:
     template_bits: int
     tip_last_non_min_bits: int | None = None
     period_start_time: int | None = None
+    period_start_bits: int | None = None
 
 
 def period_start_height(tip_height, network):
@@ -106,4 +109,5 @@ def empty_block_bits(facts, hint, block_time):
         network, height, hinted_bits, hint.curtime,
         first_time_of_period=facts.period_start_time,
         new_block_time=block_time, last_non_min_bits=walked,
+        first_bits_of_period=facts.period_start_bits,
     )

@@ -8,8 +8,10 @@ The domain logic lives in the modules this one wires: ``work`` (modes and
 jobs), ``jobs`` (building), ``candidate`` (checking found blocks),
 ``courier`` (delivering them), ``chain`` (facts for empty-block bits),
 ``gateways`` (the gateway links), ``bans`` and ``commands``.  What is here
-is lifecycle and plumbing: the node's chain is checked before any job is
-made, a 1 s tick drives refreshes, ban expiry and the no-job watchdog, and a
+is lifecycle and plumbing: the node's chain is checked (or, without a
+``network`` key, learnt, and the payout addresses checked against it) before
+any job is made; a config that disagrees with the node stops the role with
+one ``config error`` line; a 1 s tick drives refreshes, ban expiry and the no-job watchdog, and a
 graceful stop stops accepting, lets in-flight block submissions finish
 (bounded), cancels the chain calls still waiting on the node (a node may
 take their whole timeout, or a header walk many calls) and closes the
@@ -27,7 +29,8 @@ from viabtc.bitcoin.hashing import hash_to_display_hex
 from viabtc.cli import cli_service
 from viabtc.jobmaster.bans import BanList
 from viabtc.jobmaster.candidate import BadCandidate, check_candidate
-from viabtc.jobmaster.chain import ChainMismatch, ChainWatch
+from viabtc.config import ConfigError
+from viabtc.jobmaster.chain import ChainMismatch, ChainWatch, PinnedChainMismatch
 from viabtc.jobmaster.commands import jobmaster_commands
 from viabtc.jobmaster.courier import BlockCourier
 from viabtc.jobmaster.gateways import GatewayHub
@@ -95,6 +98,9 @@ class JobmasterService(MultiService):
         self.bans = BanList()
         self.chain = ChainWatch(nodes.call, config.network)
         self.chain_ok = False
+        #: called with the one line when the config disagrees with the node;
+        #: the default stops the process (tests replace it)
+        self.config_failed = self._stop_on_config_error
         self.work = Work(config.settings, reactor, self._publish, self._request_template,
                          config.job_rebroadcast_timeout, config.spv_mining_timeout)
         self.hub = GatewayHub(self._current_job, self._ban_snapshot, self.found_block,
@@ -189,6 +195,14 @@ class JobmasterService(MultiService):
         d.addCallbacks(self._chain_checked, self._chain_failed)
 
     def _chain_checked(self, network):
+        settings = self.work.settings
+        if settings.payout is None:
+            try:
+                payout = self.config.payout_addresses.resolve(network)
+            except ConfigError as e:
+                self.config_failed(f"config error: {e} (the node's chain)")
+                return
+            self.work.set_settings(attrs.evolve(settings, network=network, payout=payout))
         self.chain_ok = True
         self._log.info("node is on {network}; building jobs", network=network.name, role="jobmaster")
         if self._pending_template is not None:
@@ -199,6 +213,9 @@ class JobmasterService(MultiService):
     def _chain_failed(self, failure):
         if not self.running or failure.check(defer.CancelledError):
             return
+        if failure.check(PinnedChainMismatch):
+            self.config_failed(f"config error: network: {failure.getErrorMessage()}")
+            return
         if failure.check(ChainMismatch):
             self._log.critical("refusing to build jobs: {error}", error=failure.getErrorMessage(),
                                role="jobmaster")
@@ -208,6 +225,12 @@ class JobmasterService(MultiService):
                            error=failure.getErrorMessage(), role="jobmaster")
             delay = CHAIN_RETRY_UNREACHABLE
         self._chain_call = self.reactor.callLater(delay, self._check_chain)
+
+    def _stop_on_config_error(self, line):
+        """Log ``line`` (critical, so it also goes to alertcenter) and stop the process."""
+        self._log.critical("{line}", line=line, role="jobmaster")
+        if self.reactor.running:
+            self.reactor.stop()
 
     def tick(self):
         """Once a second: refreshes, ban expiry, the no-job watchdog."""

@@ -22,6 +22,7 @@ hints and chain facts in, and ``publish`` and ``request_template`` go out.
 from automat import MethodicalMachine
 from twisted.logger import Logger
 
+from viabtc.bitcoin.retarget import min_block_time
 from viabtc.jobmaster.jobs import build_empty_job, build_job, next_job_id
 from viabtc.jobmaster.nextbits import empty_block_bits
 
@@ -110,9 +111,21 @@ class Work:
         if (not clean and not new_tip and not current.empty
                 and self.job_age() < self._min_job_interval):
             return
-        context = self._make(build_job, template, clean=clean)
+        context = self._make(build_job, template, clean=clean,
+                             time_floor=self._time_floor(template))
         if context is not None:
             self._full_job(context)
+
+    def _time_floor(self, template):
+        """
+        BIP94's timewarp floor for ``template``'s block when the parent's time
+        is known from chain facts (0 otherwise: the template's ``mintime``,
+        which Bitcoin Core already raises to it, stands alone).
+        """
+        facts = self.facts
+        if facts is None or facts.tip_hash != template.previous_hash:
+            return 0
+        return min_block_time(self.settings.network, template.height, facts.tip_time)
 
     def facts_arrived(self, facts):
         """Chain facts for the tip below ``self.template`` (prefetched for hints)."""
@@ -262,10 +275,11 @@ class Work:
         self._refresh_asked = None
         self._publish(context)
 
-    def _make(self, build, *args, clean):
+    def _make(self, build, *args, clean, **kwargs):
         job_id = next_job_id(self._last_id)
         try:
-            _job, context = build(*args, settings=self.settings, job_id=job_id, clean=clean)
+            _job, context = build(*args, settings=self.settings, job_id=job_id, clean=clean,
+                                  **kwargs)
         except ValueError as e:
             self._log.critical("cannot build a job: {error}", error=str(e), role="jobmaster")
             return None
@@ -286,7 +300,9 @@ class Work:
             self._log.warn("no empty-block job for hint {height}: {error}", height=hint.height,
                            error=str(e), role="jobmaster")
             return None
+        floor = min_block_time(self.settings.network, hint.height + 1, hint.curtime)
         return self._make(
-            lambda **kw: build_empty_job(base, hint.height + 1, hint.prevhash, nbits, curtime, **kw),
+            lambda **kw: build_empty_job(base, hint.height + 1, hint.prevhash, nbits, curtime,
+                                         time_floor=floor, **kw),
             clean=clean,
         )

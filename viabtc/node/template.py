@@ -33,8 +33,10 @@ from viabtc.bitcoin.transaction import WITNESS_COMMITMENT_HEADER
 from viabtc.node.jsonrpc import NodeCallError, NodeTimeout
 
 #: What we tell the node we can mine (ref §3.2); the node answers with the
-#: rules actually in force, which callers must follow.
-TEMPLATE_RULES = ("segwit",)
+#: rules actually in force, which callers must follow.  Bitcoin Core refuses
+#: a signet template to a client without "signet" and ignores rules it does
+#: not know elsewhere (so does bcoin).
+TEMPLATE_RULES = ("segwit", "signet")
 
 #: All the bitcoin there will ever be, in satoshis: a bound for values.
 MAX_MONEY = 21_000_000 * 100_000_000
@@ -176,11 +178,18 @@ class Template:
     rules: tuple
     longpollid: str | None
     received_at: float = 0.0
+    #: the signet's challenge script (``signet_challenge``), None elsewhere
+    signet_challenge: bytes | None = None
 
     @property
     def segwit_active(self):
         """True when the node says segwit is in force (``rules`` names it)."""
         return "segwit" in self.rules or "!segwit" in self.rules
+
+    @property
+    def signet(self):
+        """True when the block must carry a signet solution (BIP325)."""
+        return "signet" in self.rules or "!signet" in self.rules
 
     @classmethod
     def from_rpc(cls, result, received_at=0.0):
@@ -228,6 +237,9 @@ class Template:
         if longpollid is not None and not isinstance(longpollid, str):
             raise TemplateError("longpollid", f"not a string: {longpollid!r}")
         curtime = _int(result, "curtime", 0, 0xFFFFFFFF)
+        challenge = None
+        if "signet" in rules or "!signet" in rules:
+            challenge = _hex(result, "signet_challenge")
         return cls(
             version=_int(result, "version", 0, 0xFFFFFFFF),
             previous_hash=_hash(result, "previousblockhash"),
@@ -243,6 +255,7 @@ class Template:
             rules=tuple(rules),
             longpollid=longpollid,
             received_at=received_at,
+            signet_challenge=challenge,
         )
 
 

@@ -20,6 +20,7 @@ import attrs
 
 from viabtc.bitcoin.hashing import hash_from_display_hex
 from viabtc.bitcoin.target import DIFF1_TARGET, bits_to_target
+from viabtc.stratum.share import NTIME_WINDOW
 
 _HEX = re.compile(r"(?:[0-9a-fA-F]{2})*\Z")
 _JOB_ID = re.compile(r"[0-9a-fA-F]{1,4}\Z")
@@ -58,7 +59,9 @@ class Aux:
 class Job:
     """
     One job exactly as the seed's jobmaster serialises it (ref §3.6), plus
-    optional keys of ours (``segwit``, ``network``) that C gateways ignore and
+    optional keys of ours (``segwit``, ``network``, ``mintime``: the earliest
+    valid block time, the template's ``mintime`` with BIP94's timewarp floor
+    applied) that C gateways ignore and
     that are only written when set.
     """
 
@@ -87,6 +90,7 @@ class Job:
     auxes: tuple = attrs.field(default=(), converter=tuple)
     segwit: bool | None = None
     network: str | None = None
+    mintime: int | None = None
 
     @classmethod
     def from_json(cls, data):
@@ -139,10 +143,12 @@ class Job:
         )
         dropped = []
         fields["auxes"] = _auxes(data, dropped)
-        for key, kind in (("segwit", bool), ("network", str)):
+        for key, read in (("segwit", lambda: _field(data, "segwit", bool)),
+                          ("network", lambda: _field(data, "network", str)),
+                          ("mintime", lambda: _uint32(data, "mintime"))):
             if key in data:
                 try:
-                    fields[key] = _field(data, key, kind)
+                    fields[key] = read()
                 except JobError as e:
                     dropped.append(str(e))
         return cls(**fields), dropped
@@ -173,6 +179,8 @@ class Job:
             d["segwit"] = self.segwit
         if self.network is not None:
             d["network"] = self.network
+        if self.mintime is not None:
+            d["mintime"] = self.mintime
         return d
 
     def to_json(self):
@@ -318,6 +326,9 @@ class PreparedJob:
     notify_suffix_clean: bytes
     #: when the job arrived (seconds, from the injected clock)
     received: float
+    #: the lowest ntime a share may carry: ``NTIME_WINDOW`` below curtime,
+    #: raised to the job's ``mintime`` (median time past, timewarp floor)
+    ntime_min: int = 0
     #: a cache, not a value: the session-independent part of each real
     #: coinbase1 made for this job (``viabtc.stratum.coinbase``), so that
     #: a broadcast builds each account's scriptSig once, not once per session
@@ -369,6 +380,7 @@ class PreparedJob:
             notify_suffix=notify_suffix,
             notify_suffix_clean=notify_suffix_clean,
             received=received,
+            ntime_min=max(job.curtime - NTIME_WINDOW, job.mintime or 0),
         )
 
     def notify_line(self, coinbase1_hex, clean=False):

@@ -11,6 +11,13 @@ never reaches; when one bites the server logs it and counts it in the
 factory's ``counts`` (``limit_*`` monitor keys, docs/security.md has the
 table).
 
+The request rate does not close a connection that exceeds it: a proxy
+multiplexing a farm sends bursts far above any single miner's rate.  Above
+the rate the connection is *throttled* (not read until the bucket has
+refilled, so TCP slows the sender down; ``limit_throttle``), and only a
+connection held back for ``throttle_time`` without once letting the bucket
+fill again is closed as sustained abuse (``limit_rate``).
+
 ``Offenders`` is the memory of abuse: hosts whose connections were closed for
 abuse collect strikes, and from ``ban_strikes`` on each further strike bans
 the host for a doubling time.  It is pure (time is passed in) and bounded.
@@ -35,8 +42,12 @@ class Limits:
     max_connections_per_ip: int = 2_000
     #: sustained requests per second per connection (token bucket) ...
     request_rate: float = 100.0
-    #: ... and the burst a connection may send at once
+    #: ... and the burst a connection may send at once; above them it is
+    #: throttled (not read until the bucket refills) ...
     request_burst: int = 1_000
+    #: ... and closed once it has been throttled this long without a rest
+    #: (the bucket full again once)
+    throttle_time: float = 300.0
     #: seconds from connect to a successful ``mining.authorize``
     auth_timeout: float = 60.0
     #: reply bytes queued for a peer that stopped reading, beyond the
@@ -74,6 +85,7 @@ class Limits:
                 "max_connections_per_ip", int, d.max_connections_per_ip, positive),
             "request_rate": reader.optional("request_rate", float, d.request_rate, positive),
             "request_burst": reader.optional("request_burst", int, d.request_burst, positive),
+            "throttle_time": reader.optional("throttle_time", float, d.throttle_time, positive),
             "auth_timeout": reader.optional("auth_timeout", float, d.auth_timeout, positive),
             "max_send_buffer": reader.optional("max_send_buffer", int, d.max_send_buffer, positive),
             "close_timeout": reader.optional("close_timeout", float, d.close_timeout, positive),

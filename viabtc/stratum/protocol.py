@@ -162,6 +162,10 @@ class StratumServerProtocol(Protocol):
     #: token bucket: requests this connection may still send, as of ``_stamp``
     _tokens = 0.0
     _stamp = 0.0
+    #: over the rate: the reactor call that reads on (None: not throttled),
+    #: and when this run of throttling began (None: the bucket was full since)
+    _throttle = None
+    _throttled_since = None
     #: the transport asked us to stop producing; bytes written since then
     _paused = False
     _unsent = 0
@@ -214,6 +218,8 @@ class StratumServerProtocol(Protocol):
         session = self.session
         if session is None:
             return
+        if self._throttle is not None and self._throttle.active():
+            self._throttle.cancel()
         self.factory.released(self)
         self.factory.count("connection_close")
         session.transition(Input.CLOSE)
@@ -289,6 +295,10 @@ class StratumServerProtocol(Protocol):
             return
         if self._buffer:
             data = self._buffer + data
+        if self._throttle is not None:
+            # Held back: what the transport still delivers waits with the rest.
+            self._buffer = data
+            return
         lines = data.split(b"\n")
         rest = lines.pop()
         now = self._clock.seconds()
@@ -296,15 +306,19 @@ class StratumServerProtocol(Protocol):
         limits = self.limits
         # Token bucket, refilled once per read: a line costs one token.
         tokens = self._tokens + (now - self._stamp) * limits.request_rate
-        if tokens > limits.request_burst:
+        if tokens >= limits.request_burst:
             tokens = limits.request_burst
+            self._throttled_since = None
         self._stamp = now
+        start = tokens
         out = []
         limit = self.settings.max_pkg_size
         for line in lines:
             tokens -= 1
             if tokens < 0:
-                self._rate_limited(out)
+                # Lines cost exactly one token each: the first unread is
+                # lines[start - tokens - 1], found without a per-line count.
+                tokens = self._hold_back(lines, round(start - tokens) - 1, rest, tokens + 1, now, out)
                 break
             if len(line) >= limit:
                 self._too_long(out)
@@ -330,6 +344,44 @@ class StratumServerProtocol(Protocol):
         self.factory.offence(self, "limit_line")
         out.append(_error(None, Reject.OTHER, "Line too long"))
         self.session.transition(Input.CLOSE)
+
+    def _hold_back(self, lines, first, rest, tokens, now, out):
+        """
+        The bucket is empty and ``lines[first:]`` (then ``rest``) are unread:
+        stop reading until it holds them (or a burst), so TCP slows the
+        sender down, and read on then (``_read_on``).  A connection held
+        back for ``limits.throttle_time`` without the bucket filling up once
+        is closed as sustained abuse.  Returns the tokens left.
+        """
+        limits = self.limits
+        if self._throttled_since is None:
+            self._throttled_since = now
+            session = self.session
+            self._log.info("throttling {peer} ({user}): over {rate:g} requests/s",
+                           role=self.context.role, peer=f"{session.host}:{session.port}",
+                           user=session.user, rate=limits.request_rate)
+        elif now - self._throttled_since >= limits.throttle_time:
+            self._rate_limited(out)
+            return tokens
+        pending = lines[first:]
+        pending.append(rest)
+        self._buffer = b"\n".join(pending)
+        wanted = min(len(pending) - 1, limits.request_burst)
+        wait = max(wanted - tokens, 1.0) / limits.request_rate
+        self._throttle = self._clock.callLater(wait, self._read_on)
+        self.transport.pauseProducing()
+        self.factory.count("limit_throttle")
+        return tokens
+
+    def _read_on(self):
+        """The throttle's wait is over: handle the lines held back, then read again."""
+        self._throttle = None
+        session = self.session
+        if session is None or session.state is _CLOSING:
+            return
+        self.dataReceived(b"")
+        if self._throttle is None and session.state is not _CLOSING:
+            self.transport.resumeProducing()
 
     def _rate_limited(self, out):
         self.factory.offence(self, "limit_rate")

@@ -10,7 +10,9 @@ one struct pack and integer compares (architecture §4).
 
 The rules are the seed's (ref §4.5 steps 6-12) with its holes closed
 (ref §12.10): version bits outside the *negotiated* mask and an ``ntime``
-outside ``[curtime - 7200, now + 7200]`` are rejected with their own codes;
+outside ``[curtime - 7200, now + 7200]`` (the lower end raised to the job's
+``mintime``: BIP94's timewarp floor, ``PreparedJob.ntime_min``) are
+rejected with their own codes;
 difficulty is judged with integer targets, never floats; a hash that meets
 the block target is a block candidate even if it misses the session's share
 target (possible on regtest, where blocks are easier than shares).
@@ -151,7 +153,7 @@ def check_share(
     """
     if version_bits & ~version_mask:
         return _INVALID_VERSION_BITS
-    if ntime < job.curtime - NTIME_WINDOW or ntime > now + NTIME_WINDOW or ntime > 0xFFFFFFFF:
+    if ntime < job.ntime_min or ntime > now + NTIME_WINDOW or ntime > 0xFFFFFFFF:
         return _INVALID_NTIME
     coinbase = coinbase_prefix + extranonce2 + job.coinbase2
     root = merkle_root_from_branch(sha256d(coinbase), job.branch)
