@@ -164,6 +164,10 @@ class BlockmasterService(MultiService):
             self._log.warn("svr: {bind} accepts blocks by UDP only while they fit in one datagram; "
                            "jobmasters and blockmasters should use the TCP bind", bind=address.text,
                            role=ROLE)
+        # Links to peer blockmasters live under their own parent, started before the list
+        # adds any (a child added to a parent that is starting would be started twice).
+        self.peer_links = MultiService()
+        self.peer_links.setServiceParent(self)
         self.peer_list = PeerList(self.set_blockmasters, reactor, static=config.blockmasters,
                                   url=config.blockmaster_url, auth=config.request_auth,
                                   interval=config.blockmaster_update_interval)
@@ -187,13 +191,13 @@ class BlockmasterService(MultiService):
             return result
         return d.addBoth(done)
 
-    def _link(self, address, observer, heartbeat_timeout):
+    def _link(self, address, observer, heartbeat_timeout, parent=None):
         client = FailoverClient([address.client_endpoint(self.reactor)],
                                 max_size=self.config.svr.max_pkg_size, secret=self.secret,
                                 heartbeat_timeout=heartbeat_timeout, reactor=self.reactor, role=ROLE)
         link = PeerLink(client, address)
         client.add_observer(observer(self, link))
-        client.setServiceParent(self)
+        client.setServiceParent(self if parent is None else parent)
         return link
 
     def set_blockmasters(self, addresses):
@@ -206,7 +210,8 @@ class BlockmasterService(MultiService):
         for sockaddr, address in wanted.items():
             if sockaddr not in self.blockmasters:
                 self.blockmasters[sockaddr] = self._link(address, _BlockmasterObserver,
-                                                         self.config.blockmaster_timeout)
+                                                         self.config.blockmaster_timeout,
+                                                         self.peer_links)
 
     def startService(self):
         super().startService()

@@ -39,6 +39,10 @@ class TxCache:
         self._seen[wtxid] = now
         return True
 
+    def has_txid(self, txid):
+        """True when a transaction with ``txid`` (internal order) is cached."""
+        return self._txids.get(txid) in self._seen
+
     def lookup(self, key):
         """The transactions whose key is ``key`` (usually none or one)."""
         entries = self._by_key.get(key)
