@@ -14,7 +14,7 @@ from twisted.trial.unittest import TestCase
 from viabtc.bitcoin.hashing import sha256d
 from viabtc.bitcoin.header import BlockHeader
 from viabtc.bitcoin.merkle import merkle_root
-from viabtc.bitcoin.serialize import bip34_height_push, compact_size
+from viabtc.bitcoin.serialize import DecodeError, bip34_height_push, compact_size
 from viabtc.bitcoin.transaction import Transaction, TxIn, TxOut, witness_commitment_script
 from viabtc.p2p.thin import (
     HELLO_BODY,
@@ -38,6 +38,7 @@ from viabtc.p2p.thin import (
     is_hello,
     reconstruct,
     reconstruct_compact,
+    scan_tx,
     split_block,
     tx_key,
 )
@@ -61,8 +62,8 @@ def segwit_block(n=6):
     """
     spends = []
     for i in range(n):
-        witnesses = [[bytes([i]) * 72, b"\x02" * 33]] if i % 2 == 0 else []
-        spends.append(Transaction(2, [TxIn(sha256d(bytes([i])), 0, b"", 0xFFFFFFFD)],
+        witnesses = [[bytes([i % 256]) * 72, b"\x02" * 33]] if i % 2 == 0 else []
+        spends.append(Transaction(2, [TxIn(sha256d(i.to_bytes(4, "little")), 0, b"", 0xFFFFFFFD)],
                                   [TxOut(1000 + i, b"\x00\x14" + bytes(20))], 0, witnesses))
     wroot = merkle_root([bytes(32)] + [tx.wtxid() for tx in spends])
     coinbase = Transaction(1, [TxIn(bytes(32), 0xFFFFFFFF, bip34_height_push(500), 0xFFFFFFFF)],
@@ -192,6 +193,12 @@ class CompactTests(TestCase):
         self.assertEqual(len(compact.encode()), 1 + 80 + 8 + 1 + len(self.txs[0].raw) + 4 + 6 * 14)
         self.assertEqual(reconstruct_compact(decoded, self.txs[1:]).block, self.raw)
 
+    def test_short_ids_are_bip152s(self):
+        from viabtc.bitcoin.shortid import short_id_keys, short_txid
+        compact = CompactBlock.from_block(THIN_SUBMIT, self.header, self.txs, nonce=99)
+        k0, k1 = short_id_keys(self.header, 99)
+        self.assertEqual(compact.short_ids, tuple(short_txid(k0, k1, tx.wtxid) for tx in self.txs[1:]))
+
     def test_missing_by_position(self):
         compact = CompactBlock.from_block(THIN_SUBMIT, self.header, self.txs, nonce=7)
         self.assertEqual(reconstruct_compact(compact, self.txs[2:]), Missing((0,)))
@@ -206,6 +213,40 @@ class CompactTests(TestCase):
         self.assertTrue(is_hello(HELLO_BODY))
         self.assertFalse(is_hello(b"\xff"))
         self.assertFalse(is_hello(b"[]"))
+
+
+class ScanTests(TestCase):
+    """``scan_tx`` is held to ``Transaction.parse``, the reference parser."""
+
+    def reference(self, raw, offset=0):
+        try:
+            tx, end = Transaction.parse(raw, offset)
+        except DecodeError:
+            return None
+        return end, tx.txid(), sha256d(raw[offset:end])
+
+    def scanned(self, raw, offset=0):
+        try:
+            return scan_tx(raw, offset)
+        except ThinBlockError:
+            return None
+
+    def test_real_and_segwit_blocks(self):
+        for raw in (block_bytes("mainnet-100000"), block_bytes("testnet-924634"), segwit_block()):
+            offset = 81
+            while offset < len(raw):
+                expected = self.reference(raw, offset)
+                self.assertEqual(scan_tx(raw, offset), expected)
+                offset = expected[0]
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.data())
+    def test_agrees_with_the_reference_on_mutations(self, data):
+        raw = bytearray(data.draw(st.sampled_from(split_block(segwit_block(4))[1])).raw)
+        for _ in range(data.draw(st.integers(0, 3))):
+            raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
+        raw = bytes(raw[:data.draw(st.integers(0, len(raw)))])
+        self.assertEqual(self.scanned(raw), self.reference(raw))
 
 
 DECODERS = [ThinBlock.decode, CompactBlock.decode, decode_tx_request, decode_tx_reply,
