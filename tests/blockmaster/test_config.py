@@ -45,6 +45,10 @@ class ConfigTests(TestCase):
         self.assertTrue(config.compact)
         self.assertEqual(config.svr.max_pkg_size, 16 << 20)
 
+    def test_trust(self):
+        self.assertIsNone(self.load().trust)
+        self.assertEqual(self.load(trust=["127.0.0.1", "10.0.0.0/8"]).trust, ("127.0.0.1", "10.0.0.0/8"))
+
     def test_lists_may_be_empty_or_absent(self):
         config = self.load(blockmaster=[], bitpeer=[])
         self.assertEqual((config.blockmasters, config.bitpeers, config.blockmaster_url), ((), (), None))
@@ -53,6 +57,7 @@ class ConfigTests(TestCase):
         for changes, key in (({"bitpeer": ["udp@127.0.0.1:5"]}, "bitpeer[0]"),
                              ({"blockmaster_url": "ftp://x"}, "blockmaster_url"),
                              ({"mempool_timeout": 0}, "mempool_timeout"),
+                             ({"trust": ["10.0.0.0/8", "nonsense"]}, "trust[1]"),
                              ({"coin": {"name": "BTC"}}, "coin.")):
             self.assertIn(key, str(self.assertRaises(ConfigError, self.load, **changes)))
 

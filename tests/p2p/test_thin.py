@@ -223,7 +223,12 @@ class ScanTests(TestCase):
             tx, end = Transaction.parse(raw, offset)
         except DecodeError:
             return None
-        return end, tx.txid(), sha256d(raw[offset:end])
+        try:
+            txid = tx.txid()
+        except ValueError:
+            # A negative output value: parsed, but Transaction will not re-serialize it.
+            txid = None
+        return end, txid, sha256d(raw[offset:end])
 
     def scanned(self, raw, offset=0):
         try:
@@ -246,7 +251,10 @@ class ScanTests(TestCase):
         for _ in range(data.draw(st.integers(0, 3))):
             raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
         raw = bytes(raw[:data.draw(st.integers(0, len(raw)))])
-        self.assertEqual(self.scanned(raw), self.reference(raw))
+        scanned, expected = self.scanned(raw), self.reference(raw)
+        if expected is not None and expected[1] is None:
+            scanned, expected = scanned[::2], expected[::2]
+        self.assertEqual(scanned, expected)
 
 
 DECODERS = [ThinBlock.decode, CompactBlock.decode, decode_tx_request, decode_tx_reply,

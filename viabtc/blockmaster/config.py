@@ -16,10 +16,13 @@ is used beside the HTTP list (either may be absent or empty: a lone region
 relays to its bitpeers and node only); ``svr.max_pkg_size`` below
 ``MIN_PKG_SIZE`` is raised to it with a warning, since the sample's 2 MiB
 cannot carry a full block (ref §12.16).  Ours: ``secret`` (HMAC tags on
-every link, our roles only), ``compact`` (offer the compact mode to peer
+every link, our roles only), ``trust`` (IP addresses or networks allowed to
+send to ``svr``; the seed took blocks from anyone, ref §12.1), ``compact`` (offer the compact mode to peer
 blockmasters; default true), ``tx_cache_ttl`` (600 s) and
 ``request_timeout`` (10 s, the seed's state table).
 """
+
+import ipaddress
 
 import attrs
 from twisted.logger import Logger
@@ -65,6 +68,19 @@ def _stream_clients(reader, key):
     return result
 
 
+def _trust(reader):
+    """``trust``: IP addresses or CIDR networks allowed to connect to ``svr``; None: anyone."""
+    entries = reader.list("trust", str, required=False, default=None)
+    if entries is None:
+        return None
+    for i, entry in enumerate(entries):
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ConfigError(f"{reader.path('trust')}[{i}]", f"{entry!r} is not an IP address or network") from None
+    return tuple(entries)
+
+
 @attrs.frozen
 class BlockmasterConfig:
     """Blockmaster's settings, validated."""
@@ -81,6 +97,7 @@ class BlockmasterConfig:
     tx_cache_ttl: float = 600.0
     request_timeout: float = 10.0
     compact: bool = True
+    trust: tuple | None = None
     secret: SecretBlock | None = None
     cli: object = None
     alert: AlertBlock | None = None
@@ -108,6 +125,7 @@ class BlockmasterConfig:
             tx_cache_ttl=reader.optional("tx_cache_ttl", float, 600.0, positive),
             request_timeout=reader.optional("request_timeout", float, 10.0, positive),
             compact=reader.optional("compact", bool, True),
+            trust=_trust(reader),
             secret=SecretBlock.from_reader(reader),
             cli=cli_address(reader),
             alert=optional_block(reader, "alert", AlertBlock),

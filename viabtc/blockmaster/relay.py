@@ -344,9 +344,13 @@ class Relay:
         for tx in txs[1:]:
             self.cache.add(tx, now)
         self.recent[block_hash] = tuple(txs[1:])
+        for tx in txs[1:]:
+            self._recent_keys[tx.key] = tx.raw
         while len(self.recent) > RECENT_LIMIT:
-            self.recent.popitem(last=False)
-        self._recent_keys = {tx.key: tx.raw for block in self.recent.values() for tx in block}
+            _, old = self.recent.popitem(last=False)
+            for tx in old:
+                if self._recent_keys.get(tx.key) is tx.raw:
+                    del self._recent_keys[tx.key]
 
     def stop(self):
         """Cancel the requests in flight."""

@@ -30,6 +30,7 @@ from viabtc.p2p.thin import HELLO, HELLO_BODY, CachedTx, ThinBlockError, is_hell
 from viabtc.rpc.client import FailoverClient
 from viabtc.rpc.codec import Command, Packet
 from viabtc.rpc.interfaces import IDatagramHandler, ILinkObserver, IPacketHandler
+from viabtc.rpc.protocol import TrustedHosts
 from viabtc.service import listen_rpc
 
 ROLE = "blockmaster"
@@ -158,7 +159,8 @@ class BlockmasterService(MultiService):
             blockmasters=lambda: [(link, link.compact) for link in self.blockmasters.values()],
             request_timeout=config.request_timeout, role=ROLE)
         inbound = _Inbound(self)
-        listen_rpc(self, config.svr, reactor, inbound, inbound, secret=self.secret, trust=None,
+        trust = None if config.trust is None else TrustedHosts(config.trust)
+        listen_rpc(self, config.svr, reactor, inbound, inbound, secret=self.secret, trust=trust,
                    role=ROLE)
         for address in config.svr.datagram_binds:
             self._log.warn("svr: {bind} accepts blocks by UDP only while they fit in one datagram; "
