@@ -15,6 +15,11 @@ reconstruction run one after the other, as they would on two idle hosts
 minus the network.  Modes: seed thin blocks (cmd 13) and the compact form
 (cmd 17), each with every transaction already in B's cache and with one
 transaction only A has (fetched by cmd 15 / cmd 18).
+
+Also the relay's own cost without sockets or nodes (``pure``): A's
+``Relay.full_block`` (split, merkle check, thin encoding) and B's
+reconstruction of the thin or compact block, best of 7, for a synthetic
+segwit block of ``--txs`` transactions with all of them in B's cache.
 """
 
 import argparse
@@ -33,6 +38,9 @@ from viabtc.blockmaster.service import BlockmasterService
 from viabtc.config import ConfigReader
 from viabtc.devnet import free_port
 from viabtc.devnet.bcoin import start_bcoin
+from viabtc.blockmaster.relay import POOL, Relay
+from viabtc.blockmaster.txcache import TxCache
+from viabtc.p2p.thin import split_block
 from viabtc.rpc.client import FailoverClient
 from viabtc.rpc.codec import Command, Packet
 
@@ -77,7 +85,7 @@ def config(node, port, peer, compact):
         "blockmaster": [f"tcp@127.0.0.1:{peer}"],
         "coin": {"name": "BTC", "host": "127.0.0.1", "port": node.rpc_port, "user": "viabtc",
                  "pass": node.api_key},
-        "mempool_timeout": 0.2, "compact": compact,
+        "mempool_timeout": 1, "compact": compact,
     }))
 
 
@@ -134,7 +142,72 @@ async def measure(reactor, a, b, compact, private, blocks, txs, coinbases):
     return rows
 
 
+class _Sink:
+    """A stand-in link: keeps what is sent."""
+
+    peer = "sink"
+
+    def __init__(self):
+        self.sent = []
+
+    def send(self, packet):
+        self.sent.append(packet)
+        return True
+
+
+def synthetic_block(count):
+    """A segwit block of ``count`` transactions after the coinbase (half with witnesses), no PoW."""
+    from viabtc.bitcoin.header import BlockHeader
+    from viabtc.bitcoin.merkle import merkle_root
+    from viabtc.bitcoin.serialize import bip34_height_push, compact_size
+    from viabtc.bitcoin.transaction import witness_commitment_script
+    spends = [Transaction(2, [TxIn(hash160(i.to_bytes(4, "little")) + bytes(12), 0, b"", 0xFFFFFFFD)],
+                          [TxOut(1000 + i, b"\x00\x14" + bytes(20)), TxOut(5000, ANYONE_SCRIPT)], 0,
+                          [[bytes(72), bytes(33)]] if i % 2 else [])
+              for i in range(count)]
+    wroot = merkle_root([bytes(32)] + [tx.wtxid() for tx in spends])
+    coinbase = Transaction(1, [TxIn(bytes(32), 0xFFFFFFFF, bip34_height_push(800_000), 0xFFFFFFFF)],
+                           [TxOut(50, ANYONE_SCRIPT), TxOut(0, witness_commitment_script(wroot))], 0,
+                           [[bytes(32)]])
+    root = merkle_root([coinbase.txid()] + [tx.txid() for tx in spends])
+    header = BlockHeader(0x20000000, bytes(32), root, 1_700_000_000, 0x207FFFFF, 0).serialize()
+    txs = [coinbase, *spends]
+    return header + compact_size(len(txs)) + b"".join(tx.serialize() for tx in txs)
+
+
+def pure(count, runs=7):
+    """Best-of-``runs`` ms: A's full_block, B's rebuild of the seed thin block and of the compact one."""
+    raw = synthetic_block(count)
+    _, txs = split_block(raw)
+    best = {}
+    for compact in (False, True):
+        for _ in range(runs):
+            out = _Sink()
+            a = Relay(cache=TxCache(), clock=task.Clock(), submit=lambda b, h: None,
+                      local_height=lambda: 0, bitpeers=list, blockmasters=lambda: [(out, compact)])
+            cache = TxCache()
+            for tx in txs[1:]:
+                cache.add(tx, 0)
+            b = Relay(cache=cache, clock=task.Clock(), submit=lambda b, h: None,
+                      local_height=lambda: 0, bitpeers=list, blockmasters=list)
+            t0 = time.perf_counter()
+            a.full_block(POOL, raw)
+            t1 = time.perf_counter()
+            b.packet(_Sink(), out.sent[0])
+            t2 = time.perf_counter()
+            assert b.submitted, "the pure relay did not rebuild the block"
+            name = "compact" if compact else "seed"
+            for part, ms in ((f"a_full_block_{name}_ms", (t1 - t0) * 1000),
+                             (f"b_rebuild_{name}_ms", (t2 - t1) * 1000)):
+                best[part] = min(best.get(part, ms), ms)
+    best["txs"] = count + 1
+    best["bytes"] = len(raw)
+    return best
+
+
 async def main(reactor, options):
+    measured = pure(options.txs)
+    print(f"   pure: {measured}", file=sys.stderr, flush=True)
     a = start_bcoin()
     b = start_bcoin()
     try:
@@ -149,6 +222,7 @@ async def main(reactor, options):
                                               coinbases)
                 print(f"   {name}: " + ", ".join(f"{r['to_submit_ms']:.1f}/{r['to_best_chain_ms']:.0f} ms"
                                                  for r in results[name]), file=sys.stderr, flush=True)
+        results["pure"] = measured
         print(json.dumps({"event": "result", "relay": results}), flush=True)
     finally:
         a.stop()

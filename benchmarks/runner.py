@@ -474,7 +474,13 @@ def summary(results):
                      _spread((r["to_sent_ms"] for r in block), 1)))
         rows.append(("block share -> submitblock at the node", "-",
                      _spread((r["to_submitblock_ms"] for r in block), 1)))
-    for mode, relayed in sorted(results.get("relay", {}).items()):
+    relay = dict(results.get("relay", {}))
+    pure = relay.pop("pure", None)
+    if pure:
+        rows.append((f"blockmaster relay, no sockets ({pure['txs']} txs): A encodes / B rebuilds, seed; compact",
+                     "-", f"{pure['a_full_block_seed_ms']:.1f} / {pure['b_rebuild_seed_ms']:.1f} ms; "
+                          f"{pure['a_full_block_compact_ms']:.1f} / {pure['b_rebuild_compact_ms']:.1f} ms"))
+    for mode, relayed in sorted(relay.items()):
         rows.append((f"blockmaster relay A -> B, {mode} ({relayed[0]['txs']} txs): submitblock issued / in B's chain",
                      "-", f"{_spread([r['to_submit_ms'] for r in relayed], 1)} / "
                           f"{_spread([r['to_best_chain_ms'] for r in relayed])}"))
