@@ -6,6 +6,8 @@ are stand-ins recording what is sent (``Link``); blocks are the segwit
 test block of ``tests.p2p.test_thin`` and real mainnet/testnet blocks.
 """
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.internet.task import Clock
 from twisted.trial.unittest import TestCase
 
@@ -248,3 +250,20 @@ class ThinTests(RelayCase):
         self.relay.full_block(FOREIGN, raw)
         self.assertEqual(self.submits[0][0], raw)
         self.assertEqual(Command(self.bitpeer.sent[0].command), Command.UPDATE_BLOCK)
+
+
+class BadInputTests(RelayCase):
+    @settings(max_examples=300, deadline=None)
+    @given(st.sampled_from([10, 12, 13, 14, 15, 16, 17, 18, 99]), st.sampled_from(list(PacketType)),
+           st.integers(0, 3), st.binary(max_size=300), st.booleans())
+    def test_any_packet_is_answered_or_dropped_never_raised(self, command, kind, sequence, body, udp):
+        conn = None if udp else Link("anyone")
+        if command in (10, 12):
+            self.relay.full_block(POOL if command == 10 else FOREIGN, body, conn)
+        else:
+            self.relay.packet(conn, Packet(command, body, kind, sequence))
+        self.assertEqual(self.submits, [])
+
+    def test_requests_by_datagram_are_ignored(self):
+        self.relay.packet(None, Packet(15, encode_tx_request([b"\x00" * 8]), PacketType.REQUEST))
+        self.assertEqual(self.relay.counters, {})

@@ -28,7 +28,9 @@ from tests.integration.processes import Processes
 from tests.roles import RoleTapChecks
 from tests.support import wait_for
 from viabtc.blockmaster import tap
+from viabtc.blockmaster.commands import blockmaster_commands
 from viabtc.blockmaster.config import BlockmasterConfig
+from viabtc.config import ConfigReader
 from viabtc.blockmaster.service import BlockmasterService
 from viabtc.devnet import free_port
 from viabtc.rpc.client import FailoverClient
@@ -56,6 +58,20 @@ class OptionsTests(RoleTapChecks, TestCase):
     good = local_config()
     bad = local_config(bitpeer=["tcp@127.0.0.1:0"])
     bad_key = "bitpeer[0]"
+
+
+class CommandTests(TestCase):
+    def test_cli_commands(self):
+        config = BlockmasterConfig.from_reader(ConfigReader(local_config(
+            bitpeer=["tcp@127.0.0.1:5100"], blockmaster=["tcp@127.0.0.1:5002"])))
+        service = BlockmasterService(config, reactor)
+        service.set_blockmasters(config.blockmasters)
+        commands = blockmaster_commands(service)
+        self.assertEqual(commands["tx_info"]([]), "tx count: 0\n")
+        self.assertEqual(commands["status"]([]).splitlines(),
+                         ["height None cache 0 pending 0", "bitpeer tcp@127.0.0.1:5100 connected no",
+                          "blockmaster tcp@127.0.0.1:5002 connected no"])
+        self.assertEqual(sorted(commands), ["blocknotify", "status", "tx_info"])
 
 
 class ListResource(Resource):

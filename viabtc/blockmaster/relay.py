@@ -152,6 +152,10 @@ class Relay:
         for a datagram, which cannot be answered).  Malformed bodies are
         logged and dropped.
         """
+        if conn is None and packet.command in (Command.THIN_BLOCK_TX, COMPACT_TX):
+            self._log.warn("ignored command {command} by datagram: requests and replies need a "
+                           "connection", command=packet.command, role=self.role)
+            return
         try:
             if packet.command in (THIN_SUBMIT, THIN_UPDATE):
                 self._thin(conn, _KIND_OF_THIN[packet.command], ThinBlock.decode(packet.body))
