@@ -9,7 +9,13 @@ merkle root is never submitted.
 from twisted.internet import defer
 from twisted.trial.unittest import TestCase
 
-from tests.blockmaster.regions import ANYONE_ADDRESS, jobmaster_link, push_pool_block, spend_coinbase, start_regions
+from tests.blockmaster.regions import (
+    ANYONE_ADDRESS,
+    jobmaster_link,
+    push_pool_block,
+    spend_coinbase,
+    start_regions,
+)
 from tests.support import wait_for
 from viabtc.bitcoin.hashing import hash_from_display_hex
 from viabtc.p2p.thin import ThinBlock, split_block

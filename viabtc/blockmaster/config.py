@@ -64,7 +64,8 @@ def _stream_clients(reader, key):
     result = reader.addresses(key, side="client")
     for i, address in enumerate(result):
         if address.is_datagram:
-            raise ConfigError(f"{reader.path(key)}[{i}]", f"{address.text!r}: blocks need a stream (tcp@) address")
+            raise ConfigError(f"{reader.path(key)}[{i}]",
+                              f"{address.text!r}: blocks need a stream (tcp@) address")
     return result
 
 
@@ -77,7 +78,8 @@ def _trust(reader):
         try:
             ipaddress.ip_network(entry, strict=False)
         except ValueError:
-            raise ConfigError(f"{reader.path('trust')}[{i}]", f"{entry!r} is not an IP address or network") from None
+            raise ConfigError(f"{reader.path('trust')}[{i}]",
+                              f"{entry!r} is not an IP address or network") from None
     return tuple(entries)
 
 
