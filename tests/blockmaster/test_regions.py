@@ -1,12 +1,12 @@
 """
 Region to region with real bcoin nodes: a pool block pushed (cmd 10) into
-region A's blockmaster reaches region B's node through the thin-block
-relay; a transaction only A has is fetched by cmd 15 (seed mode) or cmd 18
+region A's blockmaster, by a test's RPC client or by our jobmaster's own
+``BlockCourier``, reaches region B's node through the thin-block relay; a transaction only A has is fetched by cmd 15 (seed mode) or cmd 18
 (compact mode); a thin block whose transactions do not make its header's
 merkle root is never submitted.
 """
 
-from twisted.internet import defer
+from twisted.internet import defer, reactor
 from twisted.trial.unittest import TestCase
 
 from tests.blockmaster.regions import (
@@ -17,7 +17,13 @@ from tests.blockmaster.regions import (
     start_regions,
 )
 from tests.support import wait_for
-from viabtc.bitcoin.hashing import hash_from_display_hex
+from tests.node.blocks import mine_block
+from viabtc.bitcoin.hashing import hash_from_display_hex, hash_to_display_hex
+from viabtc.jobmaster.candidate import Candidate
+from viabtc.jobmaster.courier import BlockCourier
+from viabtc.node.jsonrpc import NodeConfig, NodeGroup
+from viabtc.node.submit import BlockSubmitter
+from viabtc.node.template import Template
 from viabtc.p2p.thin import ThinBlock, split_block
 from viabtc.rpc.codec import Packet
 
@@ -82,3 +88,34 @@ class RegionRelayTests(TestCase):
         push_pool_block(jobmaster, a, block_hash)
         yield defer.ensureDeferred(wait_for(lambda: b.rpc("getbestblockhash") == block_hash,
                                             what="the true block on node B"))
+
+    @defer.inlineCallbacks
+    def test_block_found_by_the_pool_reaches_both_nodes_through_the_courier(self):
+        """
+        A block no node has yet, built on A's template as the jobmaster
+        builds it, delivered by the jobmaster's ``BlockCourier``: cmd 10 to
+        A's blockmaster, which relays it to B (asking for the transaction
+        only A has) while the courier submits it to A.
+        """
+        a, b, sa, sb = yield start_regions(self, compact=True)
+        link = yield jobmaster_link(self, sa)
+        spent = type(self)._spendable.pop(0)
+        a.rpc("sendrawtransaction", spend_coinbase(a, spent))
+        yield defer.ensureDeferred(wait_for(lambda: len(a.rpc("getrawmempool")) == 1, what="A's mempool"))
+        template = Template.from_rpc(a.rpc("getblocktemplate", {"rules": ["segwit"]}))
+        self.assertEqual(len(template.transactions), 1)
+        block, block_hash = mine_block(template)
+        nodes = NodeGroup.from_configs([NodeConfig.from_host("127.0.0.1", a.rpc_port, user="x",
+                                                             password=a.api_key)])
+        self.addCleanup(nodes.close)
+        courier = BlockCourier(BlockSubmitter(nodes), nodes, [link], self.mktemp(), reactor)
+        self.addCleanup(courier.stop)
+        candidate = Candidate(head=block, transactions=b"", transactions_hex=b"",
+                              block_hash=block_hash, height=template.height, job_id="1")
+        courier.deliver(candidate)
+        display = hash_to_display_hex(block_hash)
+        yield defer.ensureDeferred(wait_for(
+            lambda: b.rpc("getbestblockhash") == display == a.rpc("getbestblockhash"),
+            what="the block on both nodes"))
+        self.assertIn(("pool", display), sb.relay.submitted)
+        self.assertEqual(sb.relay.counters["requests"], 1)
