@@ -240,6 +240,15 @@ class ThinTests(RelayCase):
         self.assertEqual(self.relay.counters["bad_message"], 3)
         self.assertEqual(self.submits, [])
 
+    def test_waiting_thin_blocks_are_bounded(self):
+        from viabtc.blockmaster.relay import PENDING_LIMIT
+        conn = Link("flooder")
+        for i in range(PENDING_LIMIT + 3):
+            header = self.header[:76] + i.to_bytes(4, "little")
+            self.relay.packet(conn, Packet(13, ThinBlock(header, self.txs[0].raw, (b"\x01" * 8,)).encode()))
+        self.assertEqual(len(self.relay.pending), PENDING_LIMIT)
+        self.assertEqual(self.relay.counters["pending_full"], 3)
+
     def test_datagram_thin_block_cannot_ask(self):
         self.relay.packet(None, self.thin_packet())
         self.assertEqual(self.relay.pending, {})

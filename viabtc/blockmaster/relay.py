@@ -70,6 +70,9 @@ _RAW_OF_KIND = {POOL: Command.SUBMIT_BLOCK, FOREIGN: Command.UPDATE_BLOCK}
 SEEN_LIMIT = 4096
 #: Recent blocks kept to answer requests for their transactions.
 RECENT_LIMIT = 16
+#: Thin blocks waiting for transactions at once; more are dropped (a flood
+#: of thin blocks naming unknown transactions must not hold megabytes each).
+PENDING_LIMIT = 64
 
 
 @attrs.define
@@ -218,6 +221,12 @@ class Relay:
             self._log.warn("block {hash}: {count} transaction(s) missing and no connection to ask "
                            "(datagram); dropped", hash=_display(pending.message.block_hash),
                            count=len(positions), role=self.role)
+            return
+        if len(self.pending) >= PENDING_LIMIT:
+            self.counters["pending_full"] += 1
+            self._log.warn("block {hash}: {limit} thin blocks already wait for transactions; dropped",
+                           hash=_display(pending.message.block_hash), limit=PENDING_LIMIT,
+                           role=self.role)
             return
         self._next_sequence = (self._next_sequence % 0xFFFFFFFF) + 1
         sequence = self._next_sequence
