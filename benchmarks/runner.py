@@ -383,11 +383,22 @@ class Suite:
         self.stop_gateway()
         self.results["profile"] = path
 
+    def relay(self):
+        """Region-to-region blockmaster relay (``benchmarks.relay``): two bcoin nodes, no pinning."""
+        blocks, txs = (2, 50) if self.quick else (5, 1000)
+        proc = Proc("benchmarks.relay", "--blocks", blocks, "--txs", txs)
+        self.results["relay"] = proc.expect("result", 900)["relay"]
+        proc.stop()
+
     def run(self):
         os.makedirs(self.options.out, exist_ok=True)
         only = set(filter(None, self.options.only.split(",")))
         if not only or "micro" in only:
             self.micro()
+        if not only or "relay" in only:
+            self.relay()
+        if only and not only - {"micro", "relay"}:
+            return self.results
         node_args = []
         if not only or "block" in only:
             self.start_node()
@@ -463,6 +474,16 @@ def summary(results):
                      _spread((r["to_sent_ms"] for r in block), 1)))
         rows.append(("block share -> submitblock at the node", "-",
                      _spread((r["to_submitblock_ms"] for r in block), 1)))
+    relay = dict(results.get("relay", {}))
+    pure = relay.pop("pure", None)
+    if pure:
+        rows.append((f"blockmaster relay, no sockets ({pure['txs']} txs): A encodes / B rebuilds, seed; compact",
+                     "-", f"{pure['a_full_block_seed_ms']:.1f} / {pure['b_rebuild_seed_ms']:.1f} ms; "
+                          f"{pure['a_full_block_compact_ms']:.1f} / {pure['b_rebuild_compact_ms']:.1f} ms"))
+    for mode, relayed in sorted(relay.items()):
+        rows.append((f"blockmaster relay A -> B, {mode} ({relayed[0]['txs']} txs): submitblock issued / in B's chain",
+                     "-", f"{_spread([r['to_submit_ms'] for r in relayed], 1)} / "
+                          f"{_spread([r['to_best_chain_ms'] for r in relayed])}"))
     micro = results.get("micro", {})
     jm = micro.get("jobmaster_template")
     if jm:

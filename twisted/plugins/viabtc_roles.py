@@ -43,3 +43,9 @@ viabtcPoolbench = ServiceMaker(
     "Watches other pools' Stratum jobs and hints new heights to the jobmaster.",
     "viabtc-poolbench",
 )
+viabtcBlockmaster = ServiceMaker(
+    "viabtc-blockmaster",
+    "viabtc.blockmaster.tap",
+    "Relays the pool's and foreign blocks between regions as thin blocks.",
+    "viabtc-blockmaster",
+)
