@@ -46,7 +46,6 @@ from tests.support import bcoin_node, redis_server
 SEED_CONFIGS = os.path.join(os.path.dirname(__file__), "data", "seed-configs")
 
 #: role -> (its sample, extra files written beside it: name -> sample).
-#: mineragent, bitpeer and blockmaster join here when they exist.
 SAMPLES = {
     "jobmaster": ("jobmaster.json", {}),
     "gateway": ("gateway.json", {}),
@@ -56,6 +55,7 @@ SAMPLES = {
     "metarelay": ("metarelay.json", {}),
     "alertcenter": ("alertcenter.json", {}),
     "poolbench": ("poolbench.json", {}),
+    "blockmaster": ("blockmaster.json", {}),
 }
 
 #: Sample ports of the daemons roles talk to: the coin daemon and Redis.
