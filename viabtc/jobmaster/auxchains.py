@@ -59,12 +59,15 @@ class AuxChain:
         self.height = None
         self.fetched_at = None
         self.failing = False
+        self._closed = False
         self._polling = None
+        #: hashes of the blocks submitted (each block is submitted once)
+        self.submitted = set()
 
     def poll(self):
         """One poll (skipped while the previous one is still waiting); a Deferred."""
-        if self._polling is not None:
-            return self._polling
+        if self._polling is not None or self._closed:
+            return self._polling or defer.succeed(None)
         d = self._polling = defer.ensureDeferred(self._poll())
         d.addBoth(self._polled)
         return d
@@ -104,6 +107,8 @@ class AuxChain:
             self._changed()
 
     def _failed(self, error):
+        if self._closed:
+            return
         if not self.failing:
             self.failing = True
             self._log.critical("aux chain {name} unavailable, mining without it: {error}",
@@ -125,9 +130,19 @@ class AuxChain:
 
     def close(self):
         """Stop: the poll in flight is cancelled, idle connections closed."""
+        self._closed = True
         if self._polling is not None:
             self._polling.cancel()
         return self._nodes.close()
+
+    def first_submission(self, block_hash):
+        """True the first time ``block_hash`` is to be submitted (then remembered)."""
+        if block_hash in self.submitted:
+            return False
+        if len(self.submitted) >= 10_000:
+            self.submitted.clear()
+        self.submitted.add(block_hash)
+        return True
 
     def submit(self, display_hash, auxpow_hex):
         """Submit a found block's AuxPoW; a Deferred with the daemon's result."""

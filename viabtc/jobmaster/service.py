@@ -36,7 +36,7 @@ from viabtc.jobmaster.gateways import GatewayHub
 from viabtc.jobmaster.jobs import check_coinbase_text
 from viabtc.jobmaster.merge import aux_proof, describe
 from viabtc.jobmaster.messages import BadMessage, parse_height_hint
-from viabtc.jobmaster.work import Work
+from viabtc.jobmaster.work import MAX_JOBS, Work
 from viabtc.node.jsonrpc import NodeConfig, NodeGroup
 from viabtc.rpc.client import FailoverClient
 from viabtc.rpc.codec import Command
@@ -101,6 +101,10 @@ class JobmasterService(MultiService):
         self.chain_ok = False
         self.aux = self._aux_chains(config.merged, reactor)
         self._aux_call = None
+        #: recent jobs with aux work, by id: a clean job retires a job for
+        #: the main chain, not for the aux chains (a share on it is still
+        #: valid aux work), so aux reports look their job up here
+        self._aux_jobs = {}
         self.work = Work(config.settings, reactor, self._publish, self._request_template,
                          config.job_rebroadcast_timeout, config.spv_mining_timeout,
                          merge=self.aux.work if self.aux is not None else None)
@@ -299,6 +303,11 @@ class JobmasterService(MultiService):
 
     def _publish(self, context):
         job = context.job
+        if context.merge is not None:
+            self._aux_jobs.pop(job.job_id, None)
+            self._aux_jobs[job.job_id] = context
+            if len(self._aux_jobs) > MAX_JOBS:
+                del self._aux_jobs[next(iter(self._aux_jobs))]
         count = self.hub.broadcast_job(job)
         self._log.info("job {job_id} height {height}{kind}{clean} sent to {count} gateway(s)",
                        job_id=job.job_id, height=job.height,
@@ -353,8 +362,8 @@ class JobmasterService(MultiService):
         AuxPoW built, checked as the aux chain will check it, and submitted
         (a Deferred, or None when it cannot be).
         """
-        context = self.work.lookup(found.job_id)
-        entry = context.merge.entry(found.name) if context is not None and context.merge else None
+        context = self._aux_jobs.get(found.job_id)
+        entry = context.merge.entry(found.name) if context is not None else None
         chain = self.aux.get(found.name) if self.aux is not None else None
         if entry is None or chain is None:
             self._log.critical("aux block {name} from {peer} names job {job_id}, which mines no "
@@ -369,6 +378,10 @@ class JobmasterService(MultiService):
             self._log.critical("aux block {name} from {peer} for job {job_id} is not valid: "
                                "{error}", name=found.name, peer=peer, job_id=found.job_id,
                                error=str(e), role="jobmaster")
+            return None
+        if not chain.first_submission(block.block_hash):
+            self._log.info("aux block {name} {hash} already submitted; another share for it "
+                           "ignored", name=found.name, hash=block.display_hash, role="jobmaster")
             return None
         d = chain.submit(block.display_hash, auxpow.hex())
         self._log.info("aux block {name} {hash} found (parent {parent}, job {job_id}, gateway "
@@ -386,6 +399,8 @@ class JobmasterService(MultiService):
             chain.notify()
 
         def failed(failure):
+            # Not delivered: another share for the block may try again.
+            chain.submitted.discard(block.block_hash)
             self._log.critical("aux block {name} {hash} not submitted: {error}", name=found.name,
                                hash=block.display_hash, error=failure.getErrorMessage(),
                                role="jobmaster")
