@@ -1,9 +1,11 @@
 """
-An aux chain daemon STAND-IN for the merged-mining tests: no Namecoin-style
-daemon is on the package registries, so this small Twisted JSON-RPC server
-plays one (a fake in the house rules' sense, named as a stand-in).
+Aux chain daemon STAND-INS for the merged-mining tests: no Namecoin-style
+daemon, RSK node or VCASH node is on the package registries, so small
+Twisted HTTP servers play them (fakes in the house rules' sense, named as
+stand-ins): ``AuxDaemonStandIn`` (Namecoin-style), ``RskStandIn`` and
+``VcashStandIn``.
 
-It answers what the jobmaster calls — ``getblockcount``, ``getauxblock()``,
+``AuxDaemonStandIn`` answers what the jobmaster calls — ``getblockcount``, ``getauxblock()``,
 ``createauxblock(address)``, ``submitauxblock(hash, auxpow)`` and
 ``getauxblock(hash, auxpow)`` — with Namecoin Core's reply shape (``hash``,
 ``chainid``, ``previousblockhash``, ``coinbasevalue``, ``bits``,
@@ -13,9 +15,10 @@ an accepted submission moves the chain to the next height.
 Every AuxPoW it receives is verified the way Namecoin Core's
 ``CAuxPow::check`` and ``CheckProofOfWork`` do, by ``verify_auxpow`` below:
 a separate, deliberately plain reading of the bytes with ``hashlib`` and
-``struct`` that shares no code with ``viabtc.bitcoin.auxpow``.  The
-daemon can also be stopped (listening port closed and every connection
-cut), restarted on the same port, and slowed down.
+``struct`` that shares no code with ``viabtc.bitcoin.auxpow``.  The RSK
+and VCASH stand-ins check their submissions in the same plain way.  Each
+can be stopped (listening port closed and every connection cut) and
+restarted on the same port; the Namecoin-style one can be slowed down.
 """
 
 import hashlib
@@ -263,3 +266,196 @@ class AuxDaemonStandIn(resource.Resource):
                  "user": "aux", "pass": "aux"}
         entry.update(extra)
         return entry
+
+
+def _merkle_root_from_branch(leaf, branch):
+    for sibling in branch:
+        leaf = _dsha(leaf + sibling)
+    return leaf
+
+
+def _outputs(coinbase):
+    """The output scripts of a legacy coinbase transaction."""
+    at = 4
+    n_in, at = _varint(coinbase, at)
+    for _ in range(n_in):
+        at += 36
+        n, at = _varint(coinbase, at)
+        at += n + 4
+    n_out, at = _varint(coinbase, at)
+    scripts = []
+    for _ in range(n_out):
+        at += 8
+        n, at = _varint(coinbase, at)
+        scripts.append(coinbase[at:at + n])
+        at += n
+    return scripts
+
+
+class _JSONResource(resource.Resource):
+    """What the RSK and VCASH stand-ins share: listening, stopping, call records."""
+
+    isLeaf = True
+
+    def __init__(self, name, reactor=None):
+        super().__init__()
+        self.name = name
+        self.accepted = []
+        self.rejected = []
+        self.calls = []
+        self.reactor = reactor or default_reactor
+        self.port = None
+        self._factory = WrappingFactory(server.Site(self))
+        self._port_number = 0
+
+    async def start(self, port=0):
+        endpoint = TCP4ServerEndpoint(self.reactor, port or self._port_number, interface="127.0.0.1")
+        self.port = await endpoint.listen(self._factory)
+        self._port_number = self.port.getHost().port
+        return self._port_number
+
+    @property
+    def port_number(self):
+        return self._port_number
+
+    async def stop(self):
+        if self.port is not None:
+            port, self.port = self.port, None
+            await port.stopListening()
+        for protocol in list(self._factory.protocols):
+            protocol.transport.abortConnection()
+
+    def coin_config(self, **extra):
+        entry = {"name": self.name, "host": "127.0.0.1", "port": self._port_number,
+                 "user": "aux", "pass": "aux"}
+        entry.update(extra)
+        return entry
+
+    def _json(self, request, value):
+        request.setHeader(b"content-type", b"application/json")
+        return json.dumps(value).encode()
+
+
+class RskStandIn(_JSONResource):
+    """
+    An RSK node STAND-IN (rskj's ``mnr_*`` and the ``eth_*`` calls the
+    jobmaster makes).  ``mnr_submitBitcoinBlockPartialMerkle`` is checked as
+    rskj checks it: the coinbase's last ``RSKBLOCK:`` tag names the current
+    work, the coinbase txid and branch (internal order) rebuild the header's
+    merkle root in a tree of the given transaction count (hex, coinbase
+    included: the branch must be exactly as long as that tree is high), and
+    the header's hash meets the target.
+    """
+
+    def __init__(self, name="RSK", target=2**256 - 1, reactor=None):
+        super().__init__(name, reactor)
+        self.target = target
+        self.number = 500
+
+    def work_hash(self):
+        return _dsha(f"rsk/{self.number}".encode())
+
+    def check(self, work_hash, header_hex, coinbase_hex, hashes_text, count_hex):
+        header, coinbase = bytes.fromhex(header_hex), bytes.fromhex(coinbase_hex)
+        if bytes.fromhex(work_hash) != self.work_hash():
+            return "work not found"
+        tagged = [s for s in _outputs(coinbase) if b"RSKBLOCK:" in s]
+        if not tagged or not tagged[-1].endswith(b"RSKBLOCK:" + self.work_hash()):
+            return "coinbase has no RSKBLOCK tag for the work"
+        hashes = [bytes.fromhex(h) for h in hashes_text.split()]
+        count = int(count_hex, 16)
+        height = (count - 1).bit_length()
+        if len(hashes) != height + 1:
+            return f"{len(hashes)} merkle hashes for a tree of {count} transactions"
+        if hashes[0] != _dsha(coinbase):
+            return "first merkle hash is not the coinbase txid"
+        if _merkle_root_from_branch(hashes[0], hashes[1:]) != header[36:68]:
+            return "merkle root mismatch"
+        if int.from_bytes(_dsha(header), "little") > self.target:
+            return "header does not meet the RSK target"
+        return None
+
+    def render_POST(self, request):
+        body = json.loads(request.content.read())
+        method, params = body["method"], body.get("params") or []
+        self.calls.append(method)
+        if method == "eth_blockNumber":
+            result = hex(self.number)
+        elif method == "mnr_getWork":
+            result = {"blockHashForMergedMining": "0x" + self.work_hash().hex(),
+                      "target": "0x" + format(self.target, "064x"), "feesPaidToMiner": "0",
+                      "notify": False,
+                      "parentBlockHash": "0x" + _dsha(f"rsk-block/{self.number}".encode()).hex()}
+        elif method == "eth_getBlockByHash":
+            result = {"number": hex(self.number)}
+        elif method == "mnr_submitBitcoinBlockPartialMerkle" and len(params) == 5:
+            try:
+                reason = self.check(*params)
+            except (IndexError, ValueError, TypeError):
+                reason = "bad encoding"
+            if reason is None:
+                self.accepted.append((params[0], None))
+                self.number += 1
+                word = b"IMPORTED_BEST"
+            else:
+                self.rejected.append((params[0], reason))
+                word = b"INVALID_BLOCK"
+            result = {"blockImportedResult": "0x" + word.hex(), "blockHash": "0x" + "00" * 32,
+                      "blockIncludedHeight": hex(self.number)}
+        else:
+            return self._json(request, {"jsonrpc": "2.0", "id": body.get("id"), "result": None,
+                                        "error": {"code": -32601, "message": "no such method"}})
+        return self._json(request, {"jsonrpc": "2.0", "id": body.get("id"), "result": result})
+
+
+class VcashStandIn(_JSONResource):
+    """
+    A VCASH pool API STAND-IN: ``GET /v1/pool/getauxblock`` gives the
+    current header hash, height and bits; ``POST /v1/pool/submitauxblock``
+    is checked: the coinbase pays the VCASH output for the header hash, the
+    branch (display order, concatenated) rebuilds the header's merkle root,
+    and the header's hash meets the target of ``bits``.
+    """
+
+    def __init__(self, name="VCASH", bits=0x207FFFFF, reactor=None):
+        super().__init__(name, reactor)
+        self.bits = bits
+        exponent, mantissa = bits >> 24, bits & 0xFFFFFF
+        self.target = mantissa << (8 * (exponent - 3))
+        self.height = 900
+
+    def header_hash(self):
+        return _dsha(f"vcash/{self.height}".encode())
+
+    def check(self, body):
+        if body.get("header_hash") != self.header_hash().hex():
+            return "unknown header hash"
+        header, coinbase = bytes.fromhex(body["btc_header"]), bytes.fromhex(body["btc_coinbase"])
+        if b"\x6a\x24\xb9\xe1\x1b\x6d" + self.header_hash() not in _outputs(coinbase):
+            return "coinbase has no VCASH output"
+        text = body["btc_merkle_branch"]
+        branch = [bytes.fromhex(text[i:i + 64])[::-1] for i in range(0, len(text), 64)]
+        if _merkle_root_from_branch(_dsha(coinbase), branch) != header[36:68]:
+            return "merkle root mismatch"
+        if int.from_bytes(_dsha(header), "little") > self.target:
+            return "header does not meet the VCASH target"
+        return None
+
+    def render_GET(self, request):
+        self.calls.append(request.path.decode())
+        return self._json(request, {"height": self.height, "cur_hash": self.header_hash().hex(),
+                                    "bits": self.bits})
+
+    def render_POST(self, request):
+        self.calls.append(request.path.decode())
+        body = json.loads(request.content.read())
+        try:
+            reason = self.check(body)
+        except (IndexError, ValueError, TypeError, KeyError):
+            reason = "bad encoding"
+        if reason is None:
+            self.accepted.append((body["header_hash"], None))
+            self.height += 1
+            return self._json(request, {"result": True})
+        self.rejected.append((body.get("header_hash"), reason))
+        return self._json(request, {"error": reason})

@@ -1,10 +1,12 @@
 """
-Merged mining end to end: two aux chains mined at once with the main chain.
+Merged mining end to end: two aux chains, RSK and VCASH mined at once with
+the main chain.
 
-A real bcoin regtest node is the main chain; two aux daemon stand-ins
-(``tests.auxdaemon``: no Namecoin-style daemon is on the package
-registries) play a ``getauxblock`` chain and a ``createauxblock`` chain,
-each checking every AuxPoW it receives the way Namecoin Core does.  The
+A real bcoin regtest node is the main chain; stand-ins (``tests.auxdaemon``:
+no Namecoin-style daemon, RSK or VCASH node is on the package registries)
+play a ``getauxblock`` chain and a ``createauxblock`` chain, each checking
+every AuxPoW it receives the way Namecoin Core does, an RSK node checking
+the partial merkle proofs as rskj does, and a VCASH pool API.  The
 jobmaster, the gateway and the metawriter run as real ``twistd`` processes
 with a real redis-server, and ``viabtc-miner`` mines through the gateway.
 
@@ -12,7 +14,7 @@ The aux chains accept blocks while the node keeps accepting main blocks;
 one aux daemon is then stopped: every new main height still gets its job
 and blocks, the other aux chain keeps being mined; restarted, its mining
 resumes.  Redis's ``newblock`` list ends up with records for the main chain
-and for both aux chains, with the aux block hashes the daemons accepted.
+and for every aux chain, with the aux block hashes the daemons accepted.
 """
 
 import json
@@ -29,13 +31,14 @@ from viabtc.bitcoin.auxpow import MERGED_MINING_HEADER
 from viabtc.bitcoin.block import parse_block
 from viabtc.devnet import free_port
 
-from tests.auxdaemon import AuxDaemonStandIn
+from tests.auxdaemon import AuxDaemonStandIn, RskStandIn, VcashStandIn
 from tests.integration.processes import Processes
 from tests.support import bcoin_node, redis_server
 
 #: Bound of each wait, on a loaded machine.
 DEADLINE = 240.0
-STALE = "stale or unknown block hash"
+#: What each stand-in says to a second share for a block it has moved past.
+STALE = {"stale or unknown block hash", "work not found", "unknown header hash"}
 _JOB_LINE = re.compile(r"job [0-9a-f]+ height (\d+)")
 
 
@@ -62,7 +65,7 @@ class MergedMiningThroughThePool(TestCase):
     async def height(self, node):
         return await in_thread(node.rpc, "getblockcount")
 
-    async def test_two_aux_chains_mined_with_the_main_chain(self):
+    async def test_aux_chains_mined_with_the_main_chain(self):
         directory = os.path.abspath(self.mktemp())
         os.makedirs(directory)
         procs = Processes(self, directory)
@@ -73,7 +76,8 @@ class MergedMiningThroughThePool(TestCase):
         redis = redis_server(self)
         nmc = AuxDaemonStandIn("NMC", 1)
         sys_ = AuxDaemonStandIn("SYS", 2)
-        for daemon in (nmc, sys_):
+        rsk, vcash = RskStandIn(), VcashStandIn()
+        for daemon in (nmc, sys_, rsk, vcash):
             await daemon.start()
             self.addCleanup(daemon.stop)
 
@@ -102,6 +106,9 @@ class MergedMiningThroughThePool(TestCase):
             "aux_merkle_size": 4,
             "aux_merkle_nonce": 0,
             "aux_job_timeout": 15,
+            "rsk_coin": rsk.coin_config(),
+            "rsk_job_interval": 1,
+            "vcash_coin": vcash.coin_config(),
             "pool_name": "viabtc-mm",
             "coinbase_account": True,
             "found_blocks_dir": os.path.join(directory, "found"),
@@ -126,12 +133,13 @@ class MergedMiningThroughThePool(TestCase):
         })
         await procs.wait_port("gateway", stratum_port)
         start = await self.height(node)
+        rsk_start = rsk.number
         procs.miner("miner", "-o", f"stratum+tcp://127.0.0.1:{stratum_port}", "-u", "alice.rig1",
                     "--max-blocks", "1000", "--report-interval", "5")
 
         # Both aux chains and the main chain get blocks.
-        await self.wait(procs, "aux blocks on both chains",
-                        lambda: len(nmc.accepted) >= 2 and len(sys_.accepted) >= 2)
+        await self.wait(procs, "blocks on every aux chain",
+                        lambda: all(len(d.accepted) >= 2 for d in (nmc, sys_, rsk, vcash)))
         self.assertGreater(await self.height(node), start)
 
         # The NMC daemon dies: main blocks and their jobs keep coming, SYS
@@ -162,8 +170,8 @@ class MergedMiningThroughThePool(TestCase):
         end = await self.height(node)
         # Every AuxPoW a daemon refused was for a block it had moved past
         # (two shares racing for one aux block), never a bad proof.
-        for daemon in (nmc, sys_):
-            self.assertEqual({reason for _, reason in daemon.rejected} - {STALE}, set())
+        for daemon in (nmc, sys_, rsk, vcash):
+            self.assertEqual({reason for _, reason in daemon.rejected} - STALE, set())
 
         # Main blocks carry the commitment once, in the 100-byte scriptSig.
         for h in range(start + 1, end + 1):
@@ -184,11 +192,14 @@ class MergedMiningThroughThePool(TestCase):
             for entry in entries:
                 by_name.setdefault(entry["name"], set()).add(entry["hash"])
             ok = (main_hashes <= by_name.get("BTC", set())
-                  and {h for h, _ in nmc.accepted} <= by_name.get("NMC", set())
-                  and {h for h, _ in sys_.accepted} <= by_name.get("SYS", set()))
+                  and all({h for h, _ in d.accepted} <= by_name.get(d.name, set())
+                          for d in (nmc, sys_, vcash))
+                  and "RSK" in by_name)
             return entries if ok else None
 
         entries = await self.wait(procs, "newblock records", recorded,
                                   alive=("jobmaster", "metawriter"))
         self.assertEqual({e["user"] for e in entries}, {"alice"})
-        self.assertEqual({e["name"] for e in entries}, {"BTC", "NMC", "SYS"})
+        self.assertEqual({e["name"] for e in entries}, {"BTC", "NMC", "SYS", "RSK", "VCASH"})
+        # RSK's record carries the RSK height mined, in hex, as the seed's does.
+        self.assertTrue(all(int(e["hash"], 16) > rsk_start for e in entries if e["name"] == "RSK"))

@@ -10,10 +10,12 @@ from twisted.logger import LogLevel, capturedLogs
 from twisted.trial.unittest import TestCase
 
 from viabtc.config import NodeEntry
-from viabtc.jobmaster.auxchains import AuxChain, AuxChains, AuxCoinConfig
+from viabtc.jobmaster.auxchains import (
+    AuxChain, AuxChains, AuxCoinConfig, RskChain, VcashChain, VcashHTTP, rsk_imported,
+)
 from viabtc.node.jsonrpc import NodeConfig, NodeGroup
 
-from tests.auxdaemon import AuxDaemonStandIn
+from tests.auxdaemon import AuxDaemonStandIn, RskStandIn, VcashStandIn
 
 
 class Clock:
@@ -83,7 +85,7 @@ class AuxChainTests(TestCase):
         chain = self.chain(daemon, address="n1pool")
         await chain.poll()
         self.assertEqual(daemon.calls, ["getblockcount", "createauxblock"])
-        result = await chain.submit(chain.block.display_hash, "00")
+        result = await chain.submit((chain.block.display_hash, "00"))
         self.assertIs(result, False)
         self.assertEqual(daemon.calls[-1], "submitauxblock")
         self.assertEqual(daemon.rejected, [(chain.block.display_hash, "bad-auxpow-encoding")])
@@ -92,7 +94,7 @@ class AuxChainTests(TestCase):
         daemon = await self.daemon()
         chain = self.chain(daemon)
         await chain.poll()
-        self.assertIs(await chain.submit(chain.block.display_hash, "00"), False)
+        self.assertIs(await chain.submit((chain.block.display_hash, "00")), False)
         self.assertEqual(daemon.calls[-1], "getauxblock")
 
     async def test_dead_daemon_dropped_with_one_alert_then_back(self):
@@ -174,3 +176,64 @@ class AuxChainsTests(TestCase):
         self.assertEqual(len([e for e in events if e["log_level"] is LogLevel.critical]), 1)
         self.assertIs(aux.get("SYS"), chains[1])
         self.assertIsNone(aux.get("BTC"))
+
+
+class RskVcashChainTests(TestCase):
+
+    def test_rsk_imported(self):
+        self.assertTrue(rsk_imported({"blockImportedResult": "0x" + b"IMPORTED_BEST".hex()}))
+        self.assertTrue(rsk_imported({"blockImportedResult": b"IMPORTED_NOT_BEST".hex()}))
+        self.assertFalse(rsk_imported({"blockImportedResult": "0x" + b"INVALID_BLOCK".hex()}))
+        self.assertFalse(rsk_imported(None))
+        self.assertFalse(rsk_imported({"blockImportedResult": "0xzz"}))
+
+    async def test_rsk_work_and_job_interval(self):
+        rsk = RskStandIn()
+        await rsk.start()
+        self.addCleanup(rsk.stop)
+        entry = NodeEntry(host="127.0.0.1", port=rsk.port_number, user="u", password="p")
+        nodes = NodeGroup.from_configs([NodeConfig.from_entry(entry)], reactor)
+        clock = Clock()
+        changes = []
+        chain = RskChain("RSK", nodes, clock, 15.0, 30.0, lambda: changes.append(chain.work))
+        self.addCleanup(chain.close)
+        await chain.poll()
+        self.assertEqual(rsk.calls, ["eth_blockNumber", "mnr_getWork", "eth_getBlockByHash"])
+        self.assertEqual((chain.work.block_hash, chain.work.height), (rsk.work_hash(), 501))
+        # New RSK work within rsk_job_interval waits; after it, it reaches jobs.
+        rsk.number += 1
+        clock.offset += 10
+        await chain.poll()
+        self.assertEqual(len(changes), 1)
+        self.assertIsNotNone(chain.pending)
+        clock.offset += 20
+        await chain.poll()
+        self.assertEqual(len(changes), 2)
+        self.assertEqual(chain.work.block_hash, rsk.work_hash())
+        # A found block: submitted with the partial merkle call; imported.
+        with capturedLogs():
+            self.assertIs(await chain.submit((rsk.work_hash().hex(), "00" * 80, "00", "", "1")),
+                          False)
+        self.assertEqual(rsk.calls[-1], "mnr_submitBitcoinBlockPartialMerkle")
+
+    async def test_vcash_work(self):
+        vcash = VcashStandIn()
+        await vcash.start()
+        self.addCleanup(vcash.stop)
+        entry = NodeEntry(host="127.0.0.1", port=vcash.port_number, user="u", password="p")
+        changes = []
+        chain = VcashChain("VCASH", VcashHTTP(entry, reactor), reactor, lambda: changes.append(1))
+        self.addCleanup(chain.close)
+        await chain.poll()
+        self.assertEqual((chain.work.height, chain.work.block_hash), (900, vcash.header_hash()))
+        await chain.poll()
+        self.assertEqual(len(changes), 1)
+        vcash.height += 1
+        await chain.poll()
+        self.assertEqual(len(changes), 2)
+        self.assertIs(await chain.submit({"header_hash": "00"}), False)
+        self.assertEqual(vcash.rejected, [("00", "unknown header hash")])
+        await vcash.stop()
+        with capturedLogs():
+            await chain.poll()
+        self.assertIsNone(chain.work)

@@ -13,14 +13,16 @@ from viabtc.bitcoin.auxpow import COMMITMENT_SIZE, MERGED_MINING_HEADER, expecte
 from viabtc.bitcoin.coinbase import tag_budget
 from viabtc.bitcoin.hashing import sha256d
 from viabtc.bitcoin.network import REGTEST
-from viabtc.bitcoin.transaction import Transaction
+from viabtc.bitcoin.transaction import Transaction, TxOut
 from viabtc.jobmaster.candidate import BadCandidate, check_candidate
 from viabtc.jobmaster.jobs import JobSettings, Payout, build_empty_job, build_job
-from viabtc.jobmaster.merge import AuxBlock, aux_proof, merge
+from viabtc.jobmaster.merge import (
+    AuxBlock, RskWork, VcashWork, aux_proof, merge, rsk_submission, vcash_submission,
+)
 from viabtc.jobmaster.messages import parse_found_block
 from viabtc.stratum.job import Job, PreparedJob
 
-from tests.auxdaemon import verify_auxpow
+from tests.auxdaemon import RskStandIn, VcashStandIn, verify_auxpow
 from tests.jobmaster.mining import solve
 from tests.jobmaster.templates import aux_block, make_template
 
@@ -161,3 +163,81 @@ class AuxProofTests(TestCase):
         self.assertIn("missing chain merkle root", verify_auxpow(raw, sha256d(b"x"), 1, EASY))
         self.assertIn("high-hash", verify_auxpow(raw, entry.block.block_hash, 1, 1))
         self.assertEqual(verify_auxpow(raw[:-1], entry.block.block_hash, 1, EASY), "bad-auxpow-encoding")
+
+
+def rsk_work(stand_in):
+    reply = {"blockHashForMergedMining": "0x" + stand_in.work_hash().hex(),
+             "target": "0x" + format(stand_in.target, "064x"), "parentBlockHash": "0x" + "11" * 32}
+    return RskWork.from_reply("RSK", reply, stand_in.number + 1)
+
+
+def vcash_work(stand_in):
+    return VcashWork.from_reply("VCASH", {"height": stand_in.height,
+                                          "cur_hash": stand_in.header_hash().hex(),
+                                          "bits": stand_in.bits})
+
+
+class RskVcashTests(TestCase):
+    """RSK's and VCASH's outputs and submissions, checked by their stand-ins' plain checks."""
+
+    def test_rsk_work_from_reply(self):
+        work = RskWork.from_reply("RSK", {"blockHashForMergedMining": "0x" + "ab" * 32,
+                                          "target": "0x5555" + "55" * 30}, 0x77)
+        self.assertEqual(work.output(), TxOut(0, b"\x6a\x29RSKBLOCK:" + bytes.fromhex("ab" * 32)))
+        self.assertEqual(len(work.output().script), 43)
+        # The seed's auxes entry: the height mined (hex) as the "hash".
+        self.assertEqual(work.aux().to_dict(), {"aux_name": "RSK", "aux_hash": "77",
+                                                "aux_target": "5555" + "55" * 30})
+        # A short target is padded: a gateway needs 64 hex digits (ref §12.14).
+        short = RskWork.from_reply("RSK", {"blockHashForMergedMining": "ab" * 32, "target": "0xffff"}, 1)
+        self.assertEqual(short.aux().aux_target, "0" * 60 + "ffff")
+        for bad in ({}, {"blockHashForMergedMining": "0x12", "target": "0x1"},
+                    {"blockHashForMergedMining": "ab" * 32, "target": "0x0"}):
+            self.assertRaises(ValueError, RskWork.from_reply, "RSK", bad, 1)
+
+    def test_vcash_work_from_reply(self):
+        work = VcashWork.from_reply("VCASH", {"height": 5, "cur_hash": "cd" * 32, "bits": 0x1D00FFFF})
+        self.assertEqual(work.output().script, bytes.fromhex("6a24b9e11b6d") + bytes.fromhex("cd" * 32))
+        self.assertEqual(len(work.output().script), 38)
+        self.assertEqual(work.aux().aux_target, format(0xFFFF << 208, "064x"))
+        self.assertRaises(ValueError, VcashWork.from_reply, "VCASH", {"height": 5, "cur_hash": "cd"})
+
+    def test_outputs_in_the_seeds_order(self):
+        rsk, vcash = RskStandIn(), VcashStandIn()
+        work, _ = merge([aux_block("NMC", 1)], 4, 0, rsk_work(rsk), vcash_work(vcash))
+        job, context = build_job(make_template(), settings(), 1, True, merge=work)
+        tx = Transaction.parse(bytes.fromhex(job.coinbase1) + b"\x01\x00" + bytes.fromhex(job.coinbase2))[0]
+        scripts = [out.script for out in tx.outputs]
+        self.assertTrue(scripts[1].startswith(b"\x6a\x29RSKBLOCK:"))
+        self.assertTrue(scripts[2].startswith(bytes.fromhex("6a24b9e11b6d")))
+        self.assertTrue(scripts[3].startswith(bytes.fromhex("6a24aa21a9ed")))  # witness commitment last
+        self.assertEqual([a.aux_name for a in job.auxes], ["NMC", "RSK", "VCASH"])
+        # Empty-block jobs: RSK but no VCASH output (as the seed).
+        empty, _ = build_empty_job(context, context.height + 1, sha256d(b"hint"), context.nbits,
+                                   1_700_000_100, settings(), 2, True, merge=work)
+        self.assertIn(b"RSKBLOCK:", bytes.fromhex(empty.coinbase2))
+        self.assertNotIn(bytes.fromhex("b9e11b6d"), bytes.fromhex(empty.coinbase2))
+
+    def test_rsk_alone_has_no_commitment(self):
+        work, _ = merge([], 1, 0, rsk_work(RskStandIn()))
+        job, context = build_job(make_template(coinbaseaux=b"\x01"), settings(), 1, True, merge=work)
+        self.assertEqual(job.coinbaseaux, "01")
+        self.assertEqual([a.aux_name for a in job.auxes], ["RSK"])
+
+    def test_submissions_accepted_by_the_stand_ins(self):
+        rsk, vcash = RskStandIn(), VcashStandIn()
+        for n_txs in (0, 1, 2, 4, 6):
+            work, _ = merge([], 1, 0, rsk_work(rsk), vcash_work(vcash))
+            job, context = build_job(make_template(n_txs=n_txs), settings(), 1, True, merge=work)
+            found = parse_found_block(json.dumps(dict(solve(job), type="aux", name="RSK")))
+            params = rsk_submission(work.rsk, found, context)
+            self.assertEqual(params[4], format(n_txs + 1, "x"))
+            self.assertIsNone(rsk.check(*params))
+            # The seed's count, without the coinbase, is refused whenever it
+            # gives another tree height (here for 0, 1, 2 and 4 other transactions).
+            def tree_height(count):
+                return (count - 1).bit_length()
+
+            if tree_height(n_txs) != tree_height(n_txs + 1):
+                self.assertIsNotNone(rsk.check(*params[:4], format(n_txs, "x")))
+            self.assertIsNone(vcash.check(vcash_submission(work.vcash, found, context)))

@@ -3,10 +3,10 @@
 The jobmaster's configuration: the seed's ``jobmaster.json`` (ref §10) plus
 our keys.
 
-The seed's sample must load unchanged, so the RSK and VCASH keys and the
-keys the seed itself never used are accepted and reported as ignored;
-Namecoin-style aux chains (``aux_coin`` and the ``aux_merkle_*`` keys) are
-read and mined.  What the
+The seed's sample must load unchanged, so the keys the seed itself never
+used are accepted and reported as ignored; the merged-mining keys
+(``aux_coin``, ``aux_merkle_*``, ``aux_job_timeout``, ``rsk_coin``,
+``rsk_job_interval``, ``vcash_coin``) are read and mined.  What the
 seed got wrong is checked here, at start-up, with one line naming the key:
 payout addresses are verified (checksum, network, any kind) and the pool's
 tag texts must fit in the 100-byte coinbase scriptSig at any height.
@@ -47,12 +47,10 @@ from viabtc.jobmaster.auxchains import AuxCoinConfig
 from viabtc.jobmaster.jobs import JobSettings, Payout, check_coinbase_text
 from viabtc.jobmaster.merge import check_chain_ids
 
-#: Keys of the seed's jobmaster config that we accept and ignore: RSK and
-#: VCASH merged mining (not implemented), and keys the seed itself never
-#: read (§12.23).
+#: Keys of the seed's jobmaster config that we accept and ignore: keys the
+#: seed itself never read (§12.23).
 IGNORED_KEYS = SEED_IGNORED | frozenset({
-    "rsk_coin", "vcash_coin", "rsk_job_interval", "http_svr", "jobmonitor", "ip_banned_time",
-    "brother",
+    "http_svr", "jobmonitor", "ip_banned_time", "brother",
 })
 
 _log = Logger(namespace="viabtc.jobmaster.config")
@@ -98,19 +96,58 @@ def _payout(reader, network):
 class MergedMiningConfig:
     """
     ``aux_coin`` (an array, or one object), ``aux_merkle_size`` (a power of
-    two), ``aux_merkle_nonce`` and ``aux_job_timeout`` (seconds): the seed
-    requires the last three; here they are required only with aux chains.
-    Our key ``chain_id`` in an ``aux_coin`` entry lets slot collisions be
-    refused at start-up (otherwise they are found once the daemons answer).
+    two), ``aux_merkle_nonce`` and ``aux_job_timeout`` (seconds); ``rsk_coin``
+    and ``rsk_job_interval`` (seconds, 30); ``vcash_coin``.  The seed
+    requires the ``aux_*`` numbers; here they are required only when some
+    chain is mined (``aux_merkle_*`` only with ``aux_coin``).  Our key
+    ``chain_id`` in an ``aux_coin`` entry lets slot collisions be refused at
+    start-up (otherwise they are found once the daemons answer).
     """
 
     coins: tuple
     size: int
     nonce: int
     job_timeout: float
+    rsk: CoinRPCBlock | None = None
+    rsk_job_interval: float = 30.0
+    vcash: CoinRPCBlock | None = None
 
     @classmethod
     def from_reader(cls, reader):
+        coins = cls._coins(reader)
+        rsk_section = reader.section("rsk_coin", required=False)
+        rsk = CoinRPCBlock.from_reader(rsk_section) if rsk_section is not None else None
+        rsk_interval = reader.optional("rsk_job_interval", float, 30.0, positive)
+        vcash_section = reader.section("vcash_coin", required=False)
+        vcash = CoinRPCBlock.from_reader(vcash_section) if vcash_section is not None else None
+        if not coins and rsk is None and vcash is None:
+            for key in ("aux_merkle_size", "aux_merkle_nonce", "aux_job_timeout"):
+                reader.optional(key, object, None)
+            return None
+        names = [c.name for c in coins] + [b.name for b in (rsk, vcash) if b is not None]
+        if len(set(names)) != len(names):
+            raise ConfigError("aux_coin", f"aux chain names must differ: {names}")
+        timeout = reader.required("aux_job_timeout", float, positive)
+        if not coins:
+            for key in ("aux_merkle_size", "aux_merkle_nonce"):
+                reader.optional(key, object, None)
+            return cls((), 1, 0, timeout, rsk, rsk_interval, vcash)
+        try:
+            size = check_tree_size(reader.required("aux_merkle_size", int))
+        except ValueError as e:
+            raise ConfigError("aux_merkle_size", str(e)) from None
+        if size < len(coins):
+            raise ConfigError("aux_merkle_size", f"{size} slots cannot hold {len(coins)} aux chains")
+        nonce = reader.required("aux_merkle_nonce", int, in_range(0, 2**32 - 1))
+        known = [c.chain_id for c in coins if c.chain_id is not None]
+        try:
+            check_chain_ids(known, size, nonce)
+        except SlotCollision as e:
+            raise ConfigError("aux_merkle_nonce", str(e)) from None
+        return cls(tuple(coins), size, nonce, timeout, rsk, rsk_interval, vcash)
+
+    @staticmethod
+    def _coins(reader):
         coins = []
         for section in reader.sections("aux_coin", required=False, single=True):
             block = CoinRPCBlock.from_reader(section)
@@ -119,27 +156,7 @@ class MergedMiningConfig:
                 address=section.optional("address", str, None) or None,
                 chain_id=section.optional("chain_id", int, None, in_range(0, 2**31 - 1)),
             ))
-        if not coins:
-            for key in ("aux_merkle_size", "aux_merkle_nonce", "aux_job_timeout"):
-                reader.optional(key, object, None)
-            return None
-        names = [c.name for c in coins]
-        if len(set(names)) != len(names):
-            raise ConfigError("aux_coin", f"names must differ: {names}")
-        try:
-            size = check_tree_size(reader.required("aux_merkle_size", int))
-        except ValueError as e:
-            raise ConfigError("aux_merkle_size", str(e)) from None
-        if size < len(coins):
-            raise ConfigError("aux_merkle_size", f"{size} slots cannot hold {len(coins)} aux chains")
-        nonce = reader.required("aux_merkle_nonce", int, in_range(0, 2**32 - 1))
-        timeout = reader.required("aux_job_timeout", float, positive)
-        known = [c.chain_id for c in coins if c.chain_id is not None]
-        try:
-            check_chain_ids(known, size, nonce)
-        except SlotCollision as e:
-            raise ConfigError("aux_merkle_nonce", str(e)) from None
-        return cls(tuple(coins), size, nonce, timeout)
+        return coins
 
 
 @attrs.frozen
@@ -176,7 +193,7 @@ class JobmasterConfig:
         payout = _payout(reader, network)
         main_coin = CoinRPCBlock.from_reader(reader.section("main_coin"))
         merged = MergedMiningConfig.from_reader(reader)
-        aux_room = COMMITMENT_SIZE if merged is not None else 0
+        aux_room = COMMITMENT_SIZE if merged is not None and merged.coins else 0
         pool_name = reader.optional("pool_name", str, "")
         message = reader.optional("coinbase_message", str, "")
         try:

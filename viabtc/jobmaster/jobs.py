@@ -197,10 +197,10 @@ def _job(job_id, clean, settings, *, version, curtime, nbits, height, prevhash,
 
 
 def _auxes(coinbaseaux, merge):
-    """The job's aux targets: only when the coinbase does carry the commitment."""
-    if merge is None or not coinbaseaux.startswith(merge.commitment):
+    """The job's aux targets: the tree's only when the coinbase does carry its commitment."""
+    if merge is None:
         return ()
-    return merge.auxes()
+    return merge.auxes(committed=bool(merge.commitment) and coinbaseaux.startswith(merge.commitment))
 
 
 def witness_commitment_output(template):
@@ -225,6 +225,8 @@ def build_job(template, settings, job_id, clean, merge=None):
     """
     segwit = settings.segwit_commitment and template.segwit_active
     outputs = settings.payout.outputs(template.coinbase_value)
+    if merge is not None:
+        outputs.extend(merge.outputs())
     if segwit:
         outputs.append(witness_commitment_output(template))
     coinbase1, coinbase2 = coinbase_halves(outputs)
@@ -259,6 +261,8 @@ def build_empty_job(base, height, prevhash, nbits, curtime, settings, job_id, cl
     ``base`` (the current job's context).
     """
     outputs = settings.payout.outputs(block_subsidy(height, settings.network))
+    if merge is not None:
+        outputs.extend(merge.outputs(empty=True))
     coinbase1, coinbase2 = coinbase_halves(outputs)
     template_aux = base.coinbaseaux
     if base.merge is not None and template_aux.startswith(base.merge.commitment):

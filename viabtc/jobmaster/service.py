@@ -26,7 +26,9 @@ from zope.interface import implementer
 from viabtc.bitcoin.hashing import hash_to_display_hex
 from viabtc.cli import cli_service
 from viabtc.bitcoin.auxpow import COMMITMENT_SIZE
-from viabtc.jobmaster.auxchains import AUX_CALL_TIMEOUT, AuxChain, AuxChains
+from viabtc.jobmaster.auxchains import (
+    AUX_CALL_TIMEOUT, AuxChain, AuxChains, RskChain, VcashChain, VcashHTTP,
+)
 from viabtc.jobmaster.bans import BanList
 from viabtc.jobmaster.candidate import BadCandidate, check_candidate
 from viabtc.jobmaster.chain import ChainMismatch, ChainWatch
@@ -34,7 +36,7 @@ from viabtc.jobmaster.commands import jobmaster_commands
 from viabtc.jobmaster.courier import BlockCourier
 from viabtc.jobmaster.gateways import GatewayHub
 from viabtc.jobmaster.jobs import check_coinbase_text
-from viabtc.jobmaster.merge import aux_proof, describe
+from viabtc.jobmaster.merge import describe
 from viabtc.jobmaster.messages import BadMessage, parse_height_hint
 from viabtc.jobmaster.work import MAX_JOBS, Work
 from viabtc.node.jsonrpc import NodeConfig, NodeGroup
@@ -158,13 +160,21 @@ class JobmasterService(MultiService):
         """The ``AuxChains`` of the config's ``aux_coin`` entries, or None."""
         if merged is None:
             return None
-        chains = []
-        for coin in merged.coins:
-            nodes = NodeGroup.from_configs(
-                [NodeConfig.from_entry(entry, timeout=AUX_CALL_TIMEOUT) for entry in coin.nodes],
+        def nodes(entries):
+            return NodeGroup.from_configs(
+                [NodeConfig.from_entry(entry, timeout=AUX_CALL_TIMEOUT) for entry in entries],
                 reactor)
-            chains.append(AuxChain(coin, nodes, reactor, merged.job_timeout, self._aux_changed))
-        return AuxChains(chains, merged.size, merged.nonce)
+
+        chains = [AuxChain(coin, nodes(coin.nodes), reactor, merged.job_timeout, self._aux_changed)
+                  for coin in merged.coins]
+        rsk = vcash = None
+        if merged.rsk is not None:
+            rsk = RskChain(merged.rsk.name, nodes(merged.rsk.nodes), reactor, merged.job_timeout,
+                           merged.rsk_job_interval, self._aux_changed)
+        if merged.vcash is not None:
+            vcash = VcashChain(merged.vcash.name, VcashHTTP(merged.vcash.nodes[0], reactor),
+                               reactor, self._aux_changed)
+        return AuxChains(chains, merged.size, merged.nonce, rsk, vcash)
 
     def _aux_changed(self):
         # Several chains may change in one turn: one new job for all of them.
@@ -204,8 +214,7 @@ class JobmasterService(MultiService):
         if self._aux_call is not None and self._aux_call.active():
             self._aux_call.cancel()
         if self.aux is not None:
-            for chain in self.aux:
-                chain.close()
+            self.aux.close()
         if self._chain_call is not None and self._chain_call.active():
             self._chain_call.cancel()
         stopped = defer.gatherResults([
@@ -363,47 +372,45 @@ class JobmasterService(MultiService):
         (a Deferred, or None when it cannot be).
         """
         context = self._aux_jobs.get(found.job_id)
-        entry = context.merge.entry(found.name) if context is not None else None
         chain = self.aux.get(found.name) if self.aux is not None else None
-        if entry is None or chain is None:
+        target = chain.target_in(context.merge) if context is not None and chain else None
+        if target is None:
             self._log.critical("aux block {name} from {peer} names job {job_id}, which mines no "
                                "such aux chain; dropped", name=found.name, peer=peer,
                                job_id=found.job_id, role="jobmaster")
             return None
-        block = entry.block
         try:
-            check_candidate(found, context, target=block.target)
-            auxpow = aux_proof(found, context, entry)
+            check_candidate(found, context, target=target)
+            block_hash, shown, params = chain.prepare(found, context)
         except (BadCandidate, ValueError) as e:
             self._log.critical("aux block {name} from {peer} for job {job_id} is not valid: "
                                "{error}", name=found.name, peer=peer, job_id=found.job_id,
                                error=str(e), role="jobmaster")
             return None
-        if not chain.first_submission(block.block_hash):
+        if not chain.first_submission(block_hash):
             self._log.info("aux block {name} {hash} already submitted; another share for it "
-                           "ignored", name=found.name, hash=block.display_hash, role="jobmaster")
+                           "ignored", name=found.name, hash=shown, role="jobmaster")
             return None
-        d = chain.submit(block.display_hash, auxpow.hex())
+        d = chain.submit(params)
         self._log.info("aux block {name} {hash} found (parent {parent}, job {job_id}, gateway "
-                       "{peer}); submitting", name=found.name, hash=block.display_hash,
+                       "{peer}); submitting", name=found.name, hash=shown,
                        parent=hash_to_display_hex(found.block_hash), job_id=found.job_id,
                        peer=peer, role="jobmaster")
 
-        def submitted(result):
-            if result is False:
-                self._log.critical("aux chain {name} rejected block {hash}", name=found.name,
-                                   hash=block.display_hash, role="jobmaster")
-            else:
+        def submitted(accepted):
+            if accepted:
                 self._log.info("aux chain {name} accepted block {hash}", name=found.name,
-                               hash=block.display_hash, role="jobmaster")
+                               hash=shown, role="jobmaster")
+            else:
+                self._log.critical("aux chain {name} rejected block {hash}", name=found.name,
+                                   hash=shown, role="jobmaster")
             chain.notify()
 
         def failed(failure):
             # Not delivered: another share for the block may try again.
-            chain.submitted.discard(block.block_hash)
+            chain.submitted.discard(block_hash)
             self._log.critical("aux block {name} {hash} not submitted: {error}", name=found.name,
-                               hash=block.display_hash, error=failure.getErrorMessage(),
-                               role="jobmaster")
+                               hash=shown, error=failure.getErrorMessage(), role="jobmaster")
 
         return d.addCallbacks(submitted, failed)
 
@@ -413,10 +420,8 @@ class JobmasterService(MultiService):
             return ["no aux chains configured"]
         lines = []
         for chain in self.aux:
-            block = chain.block
             state = "failing" if chain.failing else "ok"
-            lines.append(f"{chain.name}: {state} height {chain.height} "
-                         f"block {block.display_hash if block else '-'}")
+            lines.append(f"{chain.name}: {state}, work {chain.work if chain.work else '-'}")
         current = self.work.current
         lines.append(f"current job: {describe(current.merge if current else None)}")
         return lines
