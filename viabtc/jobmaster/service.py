@@ -105,7 +105,9 @@ class JobmasterService(MultiService):
         self._aux_call = None
         #: recent jobs with aux work, by id: a clean job retires a job for
         #: the main chain, not for the aux chains (a share on it is still
-        #: valid aux work), so aux reports look their job up here
+        #: valid aux work), so aux reports look their job up here.  Kept
+        #: without the template's transactions (only their count matters to
+        #: an aux proof), so a hundred jobs cost kilobytes, not a hundred blocks.
         self._aux_jobs = {}
         self.work = Work(config.settings, reactor, self._publish, self._request_template,
                          config.job_rebroadcast_timeout, config.spv_mining_timeout,
@@ -314,7 +316,9 @@ class JobmasterService(MultiService):
         job = context.job
         if context.merge is not None:
             self._aux_jobs.pop(job.job_id, None)
-            self._aux_jobs[job.job_id] = context
+            self._aux_jobs[job.job_id] = attrs.evolve(
+                context, transactions=(b"",) * len(context.transactions),
+                transactions_bytes=b"", transactions_hex=b"")
             if len(self._aux_jobs) > MAX_JOBS:
                 del self._aux_jobs[next(iter(self._aux_jobs))]
         count = self.hub.broadcast_job(job)
