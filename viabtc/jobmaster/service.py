@@ -425,7 +425,11 @@ class JobmasterService(MultiService):
         lines = []
         for chain in self.aux:
             state = "failing" if chain.failing else "ok"
-            lines.append(f"{chain.name}: {state}, work {chain.work if chain.work else '-'}")
+            work = chain.work
+            shown = "-" if work is None else (
+                f"{getattr(work, 'display_hash', None) or work.block_hash.hex()} "
+                f"height {work.height}")
+            lines.append(f"{chain.name}: {state}, work {shown}")
         current = self.work.current
         lines.append(f"current job: {describe(current.merge if current else None)}")
         return lines
