@@ -95,6 +95,11 @@ class MergedJobTests(TestCase):
         self.assertEqual(body["auxes"][0], {"aux_name": "NMC", "aux_hash": nmc.display_hash,
                                             "aux_target": format(0x0000FFFF << 200, "064x")})
         self.assertEqual(len(body["auxes"]), 2)
+        # The seed's bytes: compact JSON, its key order, auxes last.
+        self.assertIn(b',"aux_target":"","merkle_branch":[', job.to_json())
+        self.assertIn(('"auxes":[{"aux_name":"NMC","aux_hash":"%s","aux_target":"%064x"},'
+                       % (nmc.display_hash, 0x0000FFFF << 200)).encode(), job.to_json())
+        self.assertIn(b'"],"auxes":[{"aux_name"', job.to_json())
         # What a gateway (ours or the seed's) reads back.
         prepared = PreparedJob.prepare(Job.from_json(job.to_json()), 0.0)
         self.assertEqual([t.target for t in prepared.aux_targets], [0x0000FFFF << 200, EASY])
