@@ -148,26 +148,31 @@ class MergedMiningThroughThePool(TestCase):
         # The NMC daemon dies: main blocks and their jobs keep coming, SYS
         # keeps being mined, NMC is left out of the work.
         await nmc.stop()
-        stopped_at = await self.height(node)
-        sys_before, nmc_before = len(sys_.accepted), len(nmc.accepted)
+        nmc_before = len(nmc.accepted)
 
+        def jobmaster_log():
+            with open(procs.log_path("jobmaster")) as f:
+                return f.read()
+
+        await self.wait(procs, "the NMC alert",
+                        lambda: "aux chain NMC unavailable, mining without it" in jobmaster_log())
+        dropped_at = await self.height(node)
+        sys_before = len(sys_.accepted)
 
         async def mined_without_nmc():
-            return await self.height(node) >= stopped_at + 4 and len(sys_.accepted) >= sys_before + 2
+            return await self.height(node) >= dropped_at + 4 and len(sys_.accepted) >= sys_before + 2
 
         await self.wait(procs, "main and SYS blocks with NMC down", mined_without_nmc)
         resumed_at = await self.height(node)
         self.assertEqual(len(nmc.accepted), nmc_before)
-        log = open(procs.log_path("jobmaster")).read()
-        self.assertIn("aux chain NMC unavailable, mining without it", log)
-        job_heights = {int(h) for h in _JOB_LINE.findall(log)}
-        self.assertLessEqual(set(range(stopped_at + 1, resumed_at + 1)), job_heights,
+        job_heights = {int(h) for h in _JOB_LINE.findall(jobmaster_log())}
+        self.assertLessEqual(set(range(dropped_at + 1, resumed_at + 1)), job_heights,
                              "every new main height got a job while NMC was down")
 
         # Back: NMC mining resumes.
         await nmc.start()
         await self.wait(procs, "NMC blocks again", lambda: len(nmc.accepted) >= nmc_before + 2)
-        self.assertIn("aux chain NMC answers again", open(procs.log_path("jobmaster")).read())
+        self.assertIn("aux chain NMC answers again", jobmaster_log())
 
         self.assertIn(await procs.terminate("miner"), (0, -signal.SIGTERM))
         end = await self.height(node)
