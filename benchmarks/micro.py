@@ -31,7 +31,7 @@ from viabtc.jobmaster.jobs import build_job
 from viabtc.jobmaster.messages import parse_found_block
 from viabtc.node.template import Template
 from viabtc.rpc.codec import Command, Packet, PacketDecoder, encode
-from viabtc.stratum.job import Job, PreparedJob
+from viabtc.stratum.job import Aux, Job, PreparedJob
 from viabtc.stratum.share import ShareTarget, check_share
 from viabtc.stratum.vardiff import VarDiff
 
@@ -98,9 +98,23 @@ def open_session(factory, host="127.0.0.2", port=40000):
     return proto, transport, spec
 
 
-def measure_share_check(shares=20000):
-    """``check_share`` alone on the mainnet-like job: microseconds per valid share."""
+#: Merged-mining targets of a mainnet-like job (Namecoin-style chains, RSK,
+#: VCASH): far harder than a share, so, as in real mining, no share meets them.
+AUX_TARGETS = (0x0000000000000000000a0000 << 160, 0x0000000000000000001f0000 << 160,
+               0x00000000000000000fff0000 << 160, 0x000000000000000000ff0000 << 160)
+
+
+def measure_share_check(shares=20000, auxes=0):
+    """
+    ``check_share`` alone on the mainnet-like job (with ``auxes`` aux
+    targets): microseconds per valid share.
+    """
     prepared, _ = prepared_mainnet_job()
+    if auxes:
+        job = attrs.evolve(prepared.job, auxes=[
+            Aux(f"AUX{i}", "00" * 32, format(target, "064x"))
+            for i, target in zip(range(auxes), AUX_TARGETS)])
+        prepared = PreparedJob.prepare(job, CURTIME)
     context = BenchContext()
     context.jobs.add(prepared)
     factory = bench_factory(context, _Clock())
@@ -398,6 +412,7 @@ def run_all(quick=False, profile=None):
     n = 10000 if quick else 40000
     return {
         "share_check": measure_share_check(n // 2),
+        "share_check_aux": measure_share_check(n // 2, auxes=4),
         "protocol": measure_protocol(n, profile=profile),
         "vardiff": measure_vardiff(n),
         "broadcast": measure_broadcast(2000 if quick else 10000),

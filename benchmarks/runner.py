@@ -496,6 +496,8 @@ def summary(results):
         rows.append(("in-process share path (no sockets)", "-", f"{micro['protocol']['shares_per_s']:,.0f} shares/s"))
     if micro.get("share_check"):
         rows.append(("check_share alone, 12-level branch", "-", f"{micro['share_check']['us_per_share']:.1f} us/share"))
+    if micro.get("share_check_aux"):
+        rows.append(("check_share, same job with 4 aux targets", "-", f"{micro['share_check_aux']['us_per_share']:.1f} us/share"))
     if not rows:
         return "(no measure in this run)"
     width = [max(len(r[i]) for r in rows) for i in range(3)]

@@ -278,6 +278,25 @@ class GatewayServiceTests(TestCase):
             root = sha256d(root + sibling)
         self.assertEqual(header[36:68], root)
 
+    async def test_aux_share_goes_to_jobmaster_with_the_aux_name(self):
+        """A share meeting an aux target but not the block's: cmd 2 "aux" and a newblock record."""
+        aux = {"aux_name": "NMC", "aux_hash": "ab" * 32, "aux_target": "ff" * 32}
+        hard = {"aux_name": "SYS", "aux_hash": "cd" * 32, "aux_target": "00" * 31 + "01"}
+        await self.start(job=job_body(auxes=[aux, hard]))
+        miner = await self.miner()
+        notify = miner.notifications("mining.notify")[0]
+        en2, ntime, nonce, digest = solve(notify, miner.extranonce1, DIFFICULTY)
+        reply = await miner.call("mining.submit", ["alice.rig1", "1", en2, ntime, nonce])
+        self.assertIs(reply["result"], True)
+        (found,) = await wait_for(self.jobmaster.found_blocks, what="cmd 2")
+        self.assertEqual((found["type"], found["name"], found["job_id"]), ("aux", "NMC", "1"))
+        self.assertEqual(found["hash"], hash_to_display_hex(digest))
+        self.assertEqual(sha256d(bytes.fromhex(found["block_head"])), digest)
+        (block,) = await wait_for(lambda: self.writer.records(records.META_BLOCK), what="the block record")
+        record = block[1]
+        self.assertEqual((record.user, record.worker, record.name, record.hash),
+                         ("alice", "rig1", "NMC", "ab" * 32))
+
     def record(self, writer, name, writes):
         """
         Note each write's target (on the jobmaster link only cmd 2, not

@@ -8,6 +8,7 @@ from viabtc.bitcoin.hashing import sha256d
 from viabtc.bitcoin.merkle import merkle_root
 from viabtc.bitcoin.target import bits_to_target
 from viabtc.bitcoin.transaction import Transaction, TxIn, TxOut, witness_commitment_script
+from viabtc.jobmaster.merge import AuxBlock
 from viabtc.node.template import Template, TemplateTransaction
 
 
@@ -43,3 +44,9 @@ def make_template(height=1000, n_txs=3, segwit=True, coinbaseaux=b"", prevhash=N
         rules=("csv", "segwit") if segwit else ("csv",),
         longpollid=None,
     )
+
+
+def aux_block(name, chain_id, target=2**256 - 1, seed=None):
+    """An aux chain's block (``viabtc.jobmaster.merge.AuxBlock``) with a made-up hash."""
+    block_hash = sha256d((seed or name).encode())
+    return AuxBlock(name, block_hash[::-1].hex(), block_hash, chain_id, target)

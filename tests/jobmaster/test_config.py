@@ -69,11 +69,58 @@ class ConfigTests(TestCase):
         self.assertEqual(config.spv_mining_timeout, 30)
         self.assertEqual([a.text for a in config.blockmasters], ["tcp@127.0.0.1:5000"])
         warned = {e["key"] for e in events if "key" in e}
-        for key in ("aux_coin", "rsk_coin", "vcash_coin", "http_svr", "jobmonitor",
-                    "ip_banned_time", "aux_merkle_nonce", "aux_merkle_size", "aux_job_timeout",
-                    "rsk_job_interval"):
+        for key in ("http_svr", "jobmonitor", "ip_banned_time"):
             self.assertIn(key, warned)
-        self.assertNotIn("main_coin.host", warned)
+        for key in ("main_coin.host", "aux_coin", "aux_merkle_nonce", "aux_merkle_size",
+                    "aux_job_timeout", "rsk_coin", "vcash_coin", "rsk_job_interval"):
+            self.assertNotIn(key, warned)
+        merged = config.merged
+        self.assertEqual([c.name for c in merged.coins], ["SYS", "EMC", "NMC", "ELA"])
+        self.assertEqual(merged.coins[3].address, "EMKQntNVy4NTmCBPiiYuoT9yYrD3XrTydP")
+        self.assertIsNone(merged.coins[0].address)
+        self.assertEqual((merged.size, merged.nonce, merged.job_timeout), (16, 0, 15.0))
+        self.assertEqual((merged.rsk.name, merged.rsk.nodes[0].port, merged.rsk_job_interval),
+                         ("RSK", 4444, 30.0))
+        self.assertEqual((merged.vcash.name, merged.vcash.nodes[0].port), ("VCASH", 3517))
+
+    def aux(self, **entry):
+        coin = {"name": "NMC", "host": "127.0.0.1", "port": 18445, "user": "u", "pass": "p"}
+        coin.update(entry)
+        return coin
+
+    def test_merged_mining(self):
+        config = self.load(aux_coin=self.aux(address="n1", chain_id=1), aux_merkle_size=4,
+                           aux_merkle_nonce=7, aux_job_timeout=15)
+        coin, = config.merged.coins
+        self.assertEqual((coin.name, coin.address, coin.chain_id), ("NMC", "n1", 1))
+        self.assertIsNone(self.load().merged)
+
+    def test_rsk_alone(self):
+        rsk = {"name": "RSK", "host": "127.0.0.1", "port": 4444, "user": "u", "pass": "p"}
+        config = self.load(rsk_coin=rsk, aux_job_timeout=15, rsk_job_interval=5)
+        self.assertEqual((config.merged.coins, config.merged.rsk.name, config.merged.rsk_job_interval),
+                         ((), "RSK", 5.0))
+        self.assertKeyError("aux_job_timeout", rsk_coin=rsk)
+        self.assertKeyError("aux_coin", rsk_coin=dict(rsk, name="NMC"), aux_coin=[self.aux()],
+                            aux_merkle_size=1, aux_merkle_nonce=0, aux_job_timeout=15)
+
+    def test_merged_mining_refusals(self):
+        keys = dict(aux_merkle_size=4, aux_merkle_nonce=0, aux_job_timeout=15)
+        self.assertKeyError("aux_merkle_size", aux_coin=[self.aux()], **dict(keys, aux_merkle_size=3))
+        self.assertKeyError("aux_merkle_size", aux_coin=[self.aux(), self.aux(name="B"),
+                                                         self.aux(name="C")], **dict(keys, aux_merkle_size=2))
+        self.assertKeyError("aux_job_timeout", aux_coin=[self.aux()], **dict(keys, aux_job_timeout=None))
+        self.assertKeyError("aux_coin", aux_coin=[self.aux(), self.aux()], **keys)
+        # Chain ids 1 and 5 both take slot 3 of 4 with nonce 0 (the formula
+        # moves by 1103515245 per chain id, which is 1 mod 4): refused at start-up.
+        from viabtc.bitcoin.auxpow import expected_index
+        self.assertEqual(expected_index(0, 1, 4), expected_index(0, 5, 4))
+        e = self.assertKeyError("aux_merkle_nonce", aux_coin=[self.aux(chain_id=1),
+                                                              self.aux(name="B", chain_id=5)], **keys)
+        self.assertIn("slot", str(e))
+        # The tag must fit beside the 44-byte commitment.
+        self.assertKeyError("coinbase_message", aux_coin=[self.aux()], coinbase_message="m" * 24, **keys)
+        self.load(coinbase_message="m" * 24)
 
     def test_local_config(self):
         config = self.load()

@@ -31,6 +31,7 @@ from viabtc.rpc.codec import Command, Packet, PacketType
 from tests.jobmaster.mining import (
     ClosingProxyFactory, TestGateway, free_ports, in_thread, send_datagram, solve, wait_for,
 )
+from tests.auxdaemon import AuxDaemonStandIn
 from tests.support import bcoin_node
 
 MAIN_PROGRAM = bytes(range(20))
@@ -151,6 +152,48 @@ class JobmasterNodeTests(TestCase):
         jobs = await wait_for(lambda: [j for j in gateway.jobs() if j.height == job.height + 1],
                               what="the next job")
         self.assertTrue(jobs[0].clean_jobs)
+
+    @defer.inlineCallbacks
+    def test_aux_chain_mined_and_dropped(self):
+        yield defer.ensureDeferred(self._aux_chain_mined_and_dropped())
+
+    async def _aux_chain_mined_and_dropped(self):
+        daemon = AuxDaemonStandIn("NMC", 1)
+        await daemon.start()
+        self.addCleanup(daemon.stop)
+        self.start(aux_coin=[daemon.coin_config()], aux_merkle_size=2, aux_merkle_nonce=0,
+                   aux_job_timeout=15)
+        gateway = self.gateway()
+        jobs = await wait_for(lambda: [j for j in gateway.jobs() if j.auxes], what="an aux job")
+        job = jobs[-1]
+        self.assertEqual(job.auxes[0].aux_name, "NMC")
+        self.assertEqual(job.auxes[0].aux_hash, daemon._block()[::-1].hex())
+        self.assertTrue(job.coinbaseaux.startswith("fabe6d6d"))
+        # A share meeting the aux target only is reported as the seed's gateway does.
+        body = dict(solve(job), type="aux", name="NMC")
+        self.assertTrue(gateway.send_found(body))
+        await wait_for(lambda: daemon.accepted, what="the aux block accepted")
+        self.assertEqual(daemon.rejected, [])
+        # The accepted block moved the chain: the next poll gives a new block and a new job.
+        await wait_for(lambda: [j for j in gateway.jobs()
+                                if j.auxes and j.auxes[0].aux_hash == daemon._block()[::-1].hex()],
+                       what="a job for the next aux block")
+        client = LineClient()
+        await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", self.cli), client)
+        self.addCleanup(client.transport.loseConnection)
+        client.transport.write(b"aux_blocknotify NMC\naux_blocknotify XYZ\nauxstatus\n")
+        await wait_for(lambda: b"current job" in client.data, what="the CLI replies")
+        lines = client.data.decode().splitlines()
+        self.assertEqual(lines[:2], ["ok", "error: no aux chain named 'XYZ'"])
+        self.assertTrue(lines[2].startswith("NMC: ok"))
+        # The daemon dies: the next job has no aux part, and main jobs go on.
+        await daemon.stop()
+        count = len(gateway.jobs())
+        with capturedLogs() as events:
+            jobs = await wait_for(lambda: gateway.jobs()[count:], what="a job without NMC")
+        self.assertEqual(jobs[-1].auxes, ())
+        self.assertNotIn("fabe6d6d", jobs[-1].coinbaseaux)
+        self.assertTrue(any(e["log_level"] == LogLevel.critical for e in events))
 
     @defer.inlineCallbacks
     def test_segwit_block_with_commitment(self):

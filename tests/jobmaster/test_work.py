@@ -9,9 +9,10 @@ from viabtc.bitcoin.network import REGTEST
 from viabtc.jobmaster.jobs import JobSettings, Payout
 from viabtc.jobmaster.messages import HeightHint
 from viabtc.jobmaster.nextbits import ChainFacts
+from viabtc.jobmaster.merge import merge
 from viabtc.jobmaster.work import MAX_JOBS, Work
 
-from tests.jobmaster.templates import make_template
+from tests.jobmaster.templates import aux_block, make_template
 
 SETTINGS = JobSettings(payout=Payout(bytes.fromhex("0014") + bytes(20)), network=REGTEST)
 
@@ -211,3 +212,51 @@ class EmptyModeTests(WorkCase):
         self.assertEqual((last.job.height, last.empty, last.job.clean_jobs), (11, True, False))
         self.assertEqual(last.job.curtime, int(self.clock.seconds()))
         self.assertEqual(len(self.work), 2)
+
+
+class MergedWorkTests(TestCase):
+    """``Work`` with aux chains: every job commits to the merge of its time."""
+
+    def setUp(self):
+        self.clock = Clock()
+        self.clock.advance(1_700_000_000)
+        self.published = []
+        self.blocks = [aux_block("NMC", 1)]
+        self.work = Work(SETTINGS, self.clock, self.published.append, lambda clean: None,
+                         rebroadcast_timeout=50, spv_timeout=30,
+                         merge=lambda: merge(self.blocks, 4, 0)[0] if self.blocks else None)
+
+    def test_aux_change_makes_a_job_at_once(self):
+        self.work.template_arrived(make_template(height=10), new_tip=True)
+        self.assertEqual([a.aux_name for a in self.published[0].job.auxes], ["NMC"])
+        self.clock.advance(1)
+        self.blocks = [aux_block("NMC", 1, seed="next"), aux_block("SYS", 2)]
+        self.work.aux_changed()
+        self.assertEqual(len(self.published), 2)
+        job = self.published[1].job
+        self.assertFalse(job.clean_jobs)
+        self.assertEqual([a.aux_name for a in job.auxes], ["NMC", "SYS"])
+        self.assertEqual(job.prevhash, self.published[0].job.prevhash)
+        # The older job keeps its own merge, for shares still reported for it.
+        self.assertIsNot(self.work.lookup("1").merge, self.work.lookup("2").merge)
+        # A dead aux daemon: the next job has no aux part at all.
+        self.blocks = []
+        self.work.aux_changed()
+        self.assertEqual(self.published[2].job.auxes, ())
+        self.assertEqual(self.published[2].job.coinbaseaux, "")
+
+    def test_no_job_yet(self):
+        self.work.aux_changed()
+        self.assertEqual(self.published, [])
+
+    def test_empty_mode_refreshes_the_empty_job(self):
+        template = make_template(height=10)
+        self.work.template_arrived(template, new_tip=True)
+        self.work.facts_arrived(facts_for(template))
+        reason = self.work.hint_arrived(HeightHint(10, template.curtime + 1, sha256d(b"hinted")))
+        self.assertIsNone(reason)
+        self.blocks = [aux_block("NMC", 1, seed="next")]
+        self.work.aux_changed()
+        last = self.published[-1]
+        self.assertTrue(last.empty)
+        self.assertEqual(last.job.auxes[0].aux_hash, self.blocks[0].display_hash)

@@ -128,7 +128,21 @@ class ValidShareTests(TestCase):
         self.assertEqual([a.aux_name for a in result.aux], ["NMC"])
         self.assertFalse(result.is_block)
         none = prepared_job(auxes=[dict(aux, aux_target="00" * 32)])
+        self.assertEqual(none.aux_max_target, 0)
         self.assertEqual(check(none).aux, ())
+        self.assertEqual(prepared_job().aux_max_target, -1)
+
+    @settings(max_examples=30)
+    @given(st.lists(st.integers(0, MAX_TARGET), min_size=1, max_size=4))
+    def test_aux_targets_met(self, targets):
+        auxes = [{"aux_name": f"A{i}", "aux_hash": "cd" * 32, "aux_target": format(t, "064x")}
+                 for i, t in enumerate(targets)]
+        prepared = prepared_job(auxes=auxes)
+        self.assertEqual(prepared.aux_max_target, max(targets))
+        result = check(prepared)
+        value = hash_to_int(result.hash)
+        self.assertEqual([a.aux_name for a in result.aux],
+                         [f"A{i}" for i, t in enumerate(targets) if value <= t])
 
 
 class RejectTests(TestCase):

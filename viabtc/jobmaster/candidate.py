@@ -72,10 +72,12 @@ class Candidate:
         return b"".join(self.hex_parts)
 
 
-def check_candidate(found, context):
+def check_candidate(found, context, target=None):
     """
     The ``Candidate`` for ``found`` (a ``FoundBlock``) made with the job of
     ``context`` (its ``JobContext``); ``BadCandidate`` if any check fails.
+    ``target`` replaces the job's block target (an aux chain's, for a
+    parent block that proves aux work only).
     """
     header = BlockHeader.parse(found.header)
     block_hash = sha256d(found.header)
@@ -84,7 +86,7 @@ def check_candidate(found, context):
             f"header hashes to {hash_to_display_hex(block_hash)}, "
             f"not the reported {hash_to_display_hex(found.block_hash)}"
         )
-    if hash_to_int(block_hash) > context.target:
+    if hash_to_int(block_hash) > (context.target if target is None else target):
         raise BadCandidate("header hash does not meet the job's target")
     if header.prev_hash != context.prevhash:
         raise BadCandidate("header builds on another block than the job's")

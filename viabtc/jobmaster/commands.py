@@ -17,6 +17,7 @@ def jobmaster_commands(master):
     """
     Name → handler for ``master`` (the ``JobmasterService``), which provides
     ``apply_ban(update, source)``, ``ban_lines()``, ``blocknotify()``,
+    ``aux_blocknotify(name)``, ``aux_status()``,
     ``coinbase_message`` and ``set_coinbase_message(text)``.
     """
 
@@ -58,6 +59,18 @@ def jobmaster_commands(master):
         master.blocknotify()
         return "ok\n"
 
+    def aux_blocknotify(args):
+        """<name> : poll an aux chain now (for its daemon's -blocknotify)"""
+        if len(args) != 1:
+            return "usage: aux_blocknotify <name>\n"
+        if not master.aux_blocknotify(args[0]):
+            return f"error: no aux chain named {args[0]!r}\n"
+        return "ok\n"
+
+    def auxstatus(args):
+        """show each aux chain and the aux blocks the current job commits to"""
+        return "\n".join(master.aux_status()) + "\n"
+
     def setcoinbase(args):
         """"<message>" : set the coinbase message of the next jobs"""
         if len(args) != 1:
@@ -89,6 +102,8 @@ def jobmaster_commands(master):
         "delban": delban,
         "listban": listban,
         "blocknotify": blocknotify,
+        "aux_blocknotify": aux_blocknotify,
+        "auxstatus": auxstatus,
         "setcoinbase": setcoinbase,
         "getcoinbase": getcoinbase,
         "clearcoinbase": clearcoinbase,

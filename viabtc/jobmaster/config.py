@@ -3,8 +3,10 @@
 The jobmaster's configuration: the seed's ``jobmaster.json`` (ref §10) plus
 our keys.
 
-The seed's sample must load unchanged, so merged-mining keys and the keys
-the seed itself never used are accepted and reported as ignored.  What the
+The seed's sample must load unchanged, so the keys the seed itself never
+used are accepted and reported as ignored; the merged-mining keys
+(``aux_coin``, ``aux_merkle_*``, ``aux_job_timeout``, ``rsk_coin``,
+``rsk_job_interval``, ``vcash_coin``) are read and mined.  What the
 seed got wrong is checked here, at start-up, with one line naming the key:
 payout addresses are verified (checksum, network, any kind) and the pool's
 tag texts must fit in the 100-byte coinbase scriptSig at any height.
@@ -47,14 +49,15 @@ from viabtc.config import (
     positive,
     read_config_beside,
 )
+from viabtc.bitcoin.auxpow import COMMITMENT_SIZE, SlotCollision, check_tree_size
+from viabtc.jobmaster.auxchains import AuxCoinConfig
 from viabtc.jobmaster.jobs import JobSettings, Payout, check_coinbase_text
+from viabtc.jobmaster.merge import check_chain_ids
 
-#: Keys of the seed's jobmaster config that we accept and ignore: merged
-#: mining (not implemented), and keys the seed itself never read (§12.23).
+#: Keys of the seed's jobmaster config that we accept and ignore: keys the
+#: seed itself never read (§12.23).
 IGNORED_KEYS = SEED_IGNORED | frozenset({
-    "aux_coin", "rsk_coin", "vcash_coin", "aux_merkle_nonce", "aux_merkle_size",
-    "aux_job_timeout", "rsk_job_interval", "http_svr", "jobmonitor", "ip_banned_time",
-    "brother",
+    "http_svr", "jobmonitor", "ip_banned_time", "brother",
 })
 
 _log = Logger(namespace="viabtc.jobmaster.config")
@@ -131,6 +134,73 @@ class PayoutAddresses:
 
 
 @attrs.frozen
+class MergedMiningConfig:
+    """
+    ``aux_coin`` (an array, or one object), ``aux_merkle_size`` (a power of
+    two), ``aux_merkle_nonce`` and ``aux_job_timeout`` (seconds); ``rsk_coin``
+    and ``rsk_job_interval`` (seconds, 30); ``vcash_coin``.  The seed
+    requires the ``aux_*`` numbers; here they are required only when some
+    chain is mined (``aux_merkle_*`` only with ``aux_coin``).  Our key
+    ``chain_id`` in an ``aux_coin`` entry lets slot collisions be refused at
+    start-up (otherwise they are found once the daemons answer).
+    """
+
+    coins: tuple
+    size: int
+    nonce: int
+    job_timeout: float
+    rsk: CoinRPCBlock | None = None
+    rsk_job_interval: float = 30.0
+    vcash: CoinRPCBlock | None = None
+
+    @classmethod
+    def from_reader(cls, reader):
+        coins = cls._coins(reader)
+        rsk_section = reader.section("rsk_coin", required=False)
+        rsk = CoinRPCBlock.from_reader(rsk_section) if rsk_section is not None else None
+        rsk_interval = reader.optional("rsk_job_interval", float, 30.0, positive)
+        vcash_section = reader.section("vcash_coin", required=False)
+        vcash = CoinRPCBlock.from_reader(vcash_section) if vcash_section is not None else None
+        if not coins and rsk is None and vcash is None:
+            for key in ("aux_merkle_size", "aux_merkle_nonce", "aux_job_timeout"):
+                reader.optional(key, object, None)
+            return None
+        names = [c.name for c in coins] + [b.name for b in (rsk, vcash) if b is not None]
+        if len(set(names)) != len(names):
+            raise ConfigError("aux_coin", f"aux chain names must differ: {names}")
+        timeout = reader.required("aux_job_timeout", float, positive)
+        if not coins:
+            for key in ("aux_merkle_size", "aux_merkle_nonce"):
+                reader.optional(key, object, None)
+            return cls((), 1, 0, timeout, rsk, rsk_interval, vcash)
+        try:
+            size = check_tree_size(reader.required("aux_merkle_size", int))
+        except ValueError as e:
+            raise ConfigError("aux_merkle_size", str(e)) from None
+        if size < len(coins):
+            raise ConfigError("aux_merkle_size", f"{size} slots cannot hold {len(coins)} aux chains")
+        nonce = reader.required("aux_merkle_nonce", int, in_range(0, 2**32 - 1))
+        known = [c.chain_id for c in coins if c.chain_id is not None]
+        try:
+            check_chain_ids(known, size, nonce)
+        except SlotCollision as e:
+            raise ConfigError("aux_merkle_nonce", str(e)) from None
+        return cls(tuple(coins), size, nonce, timeout, rsk, rsk_interval, vcash)
+
+    @staticmethod
+    def _coins(reader):
+        coins = []
+        for section in reader.sections("aux_coin", required=False, single=True):
+            block = CoinRPCBlock.from_reader(section)
+            coins.append(AuxCoinConfig(
+                name=block.name, nodes=block.nodes,
+                address=section.optional("address", str, None) or None,
+                chain_id=section.optional("chain_id", int, None, in_range(0, 2**31 - 1)),
+            ))
+        return coins
+
+
+@attrs.frozen
 class JobmasterConfig:
     """The jobmaster's settings, validated."""
 
@@ -147,6 +217,7 @@ class JobmasterConfig:
     job_rebroadcast_timeout: float = 50.0
     spv_mining_timeout: float = 60.0
     secret: SecretBlock | None = None
+    merged: MergedMiningConfig | None = None
     hint_trust: tuple | None = None
     gateway_trust: tuple | None = None
     alert: AlertBlock | None = None
@@ -170,14 +241,16 @@ class JobmasterConfig:
         addresses.check()
         payout = addresses.resolve(network) if network is not None else None
         main_coin = CoinRPCBlock.from_reader(reader.section("main_coin"))
+        merged = MergedMiningConfig.from_reader(reader)
+        aux_room = COMMITMENT_SIZE if merged is not None and merged.coins else 0
         pool_name = reader.optional("pool_name", str, "")
         message = reader.optional("coinbase_message", str, "")
         try:
-            check_coinbase_text(pool_name, "")
+            check_coinbase_text(pool_name, "", aux_room)
         except ValueError as e:
             raise ConfigError("pool_name", str(e)) from None
         try:
-            check_coinbase_text(pool_name, message)
+            check_coinbase_text(pool_name, message, aux_room)
         except ValueError as e:
             raise ConfigError("coinbase_message", str(e)) from None
         settings = JobSettings(
@@ -210,6 +283,7 @@ class JobmasterConfig:
             job_rebroadcast_timeout=reader.optional("job_rebroadcast_timeout", float, 50.0, positive),
             spv_mining_timeout=reader.optional("spv_mining_timeout", float, 60.0, non_negative),
             secret=SecretBlock.from_reader(reader),
+            merged=merged,
             hint_trust=_trust_list(reader, "hint_trust"),
             gateway_trust=_trust_list(reader, "gateway_trust"),
             alert=AlertBlock.from_reader(alert) if alert is not None else None,

@@ -66,22 +66,25 @@ def format_job_id(n):
     return format(n, "x")
 
 
-def tag_room():
+def tag_room(coinbaseaux_size=0):
     """
     The tag length every gateway can always fit: the budget at the largest
-    height, without coinbaseaux, in the mineragent's (longer) layout.
+    height, beside ``coinbaseaux_size`` bytes of coinbaseaux (the merged
+    mining commitment, when aux chains are mined), in the mineragent's
+    (longer) layout.
     """
-    return tag_budget(MAX_HEIGHT, b"", agent=True)
+    return tag_budget(MAX_HEIGHT, bytes(coinbaseaux_size), agent=True)
 
 
-def check_coinbase_text(pool_name, message):
+def check_coinbase_text(pool_name, message, coinbaseaux_size=0):
     """
     ``ValueError`` unless ``/pool_name/message/`` fits the scriptSig at every
-    height.  Gateways leave out a tag part that does not fit, so without this
-    check a too-long pool name would silently vanish from every block.
+    height (beside ``coinbaseaux_size`` bytes of coinbaseaux).  Gateways
+    leave out a tag part that does not fit, so without this check a
+    too-long pool name would silently vanish from every block.
     """
     needed = 1 + sum(len(part.encode("utf-8")) + 1 for part in (pool_name, message) if part)
-    room = tag_room()
+    room = tag_room(coinbaseaux_size)
     if needed > room:
         raise ValueError(
             f"the coinbase tag /{pool_name}/{message}/ is {needed} bytes; at most {room} fit "
@@ -147,6 +150,8 @@ class JobContext:
     signet_challenge: bytes | None = None
     #: the template's coinbaseaux did not fit beside the tag and was left out
     coinbaseaux_dropped: bool = False
+    #: the aux blocks this job's coinbase commits to (``viabtc.jobmaster.merge``)
+    merge: object = None
     #: ``transactions`` serialised back to back, and as lowercase hex (ASCII
     #: bytes): made once per job, so that a found block is the header, the
     #: count and the coinbase joined to these, and its ``submitblock``
@@ -163,18 +168,22 @@ class JobContext:
         return self.job.job_id
 
 
-def _fit_coinbaseaux(height, coinbaseaux, settings):
-    """``coinbaseaux``, or ``b""`` when it would not leave room for the tag."""
-    if not coinbaseaux:
-        return coinbaseaux
+def _fit_coinbaseaux(height, coinbaseaux, settings, merge=None):
+    """
+    ``coinbaseaux`` after the merged-mining commitment of ``merge`` (if
+    any); without the template's part, or at all, when it would not leave
+    room for the tag.
+    """
+    head = merge.commitment if merge is not None else b""
     tag = coinbase_tag(settings.pool_name, settings.coinbase_message, None, MAX_SCRIPT_SIG)
-    if tag_budget(height, coinbaseaux, agent=True) < len(tag):
-        return b""
-    return coinbaseaux
+    for candidate in (head + coinbaseaux, head):
+        if not candidate or tag_budget(height, candidate, agent=True) >= len(tag):
+            return candidate
+    return b""
 
 
 def _job(job_id, clean, settings, *, version, curtime, nbits, height, prevhash,
-         coinbaseaux, coinbase1, coinbase2, branch, segwit, mintime=None):
+         coinbaseaux, coinbase1, coinbase2, branch, segwit, mintime=None, merge=None):
     return Job(
         job_id=format_job_id(job_id),
         version=version,
@@ -193,10 +202,18 @@ def _job(job_id, clean, settings, *, version, curtime, nbits, height, prevhash,
         main_name=settings.main_name,
         aux_target="",
         merkle_branch=[h.hex() for h in branch],
+        auxes=_auxes(coinbaseaux, merge),
         segwit=segwit,
         network=settings.network.name,
         mintime=mintime or None,
     )
+
+
+def _auxes(coinbaseaux, merge):
+    """The job's aux targets: the tree's only when the coinbase does carry its commitment."""
+    if merge is None:
+        return ()
+    return merge.auxes(committed=bool(merge.commitment) and coinbaseaux.startswith(merge.commitment))
 
 
 def witness_commitment_output(template):
@@ -220,7 +237,7 @@ def _signet_commitment(challenge, commitment):
     return TxOut(0, with_solution(commitment.script))
 
 
-def build_job(template, settings, job_id, clean, time_floor=0):
+def build_job(template, settings, job_id, clean, time_floor=0, merge=None):
     """
     The job (id number ``job_id``) for ``template`` (a
     ``viabtc.node.template.Template``) and its ``JobContext``.
@@ -233,13 +250,16 @@ def build_job(template, settings, job_id, clean, time_floor=0):
     challenge = template.signet_challenge if template.signet else None
     segwit = challenge is not None or (settings.segwit_commitment and template.segwit_active)
     outputs = settings.payout.outputs(template.coinbase_value)
+    if merge is not None:
+        outputs.extend(merge.outputs())
     if challenge is not None:
         outputs.append(_signet_commitment(challenge, witness_commitment_output(template)))
     elif segwit:
         outputs.append(witness_commitment_output(template))
     coinbase1, coinbase2 = coinbase_halves(outputs)
     wanted_aux = template.coinbaseaux
-    coinbaseaux = _fit_coinbaseaux(template.height, wanted_aux, settings)
+    coinbaseaux = _fit_coinbaseaux(template.height, wanted_aux, settings, merge)
+    merged = merge.commitment if merge is not None else b""
     branch = tuple(merkle_branch([tx.txid for tx in template.transactions]))
     version = settings.block_version or template.version
     mintime = max(template.mintime, time_floor)
@@ -248,19 +268,21 @@ def build_job(template, settings, job_id, clean, time_floor=0):
         version=version, curtime=max(template.curtime, mintime), nbits=template.bits,
         height=template.height, prevhash=template.previous_hash, coinbaseaux=coinbaseaux,
         coinbase1=coinbase1, coinbase2=coinbase2, branch=branch, segwit=segwit, mintime=mintime,
+        merge=merge,
     )
     context = JobContext(
         job=job, height=template.height, prevhash=template.previous_hash, version=version,
         nbits=template.bits, target=bits_to_target(template.bits),
         coinbase1=coinbase1, coinbase2=coinbase2, coinbaseaux=coinbaseaux, branch=branch,
         transactions=tuple(tx.data for tx in template.transactions), segwit=segwit,
-        coinbaseaux_dropped=coinbaseaux != wanted_aux, signet_challenge=challenge,
+        coinbaseaux_dropped=coinbaseaux != merged + wanted_aux, signet_challenge=challenge,
+        merge=merge if job.auxes else None,
     )
     return job, context
 
 
 def build_empty_job(base, height, prevhash, nbits, curtime, settings, job_id, clean,
-                    time_floor=0):
+                    time_floor=0, merge=None):
     """
     An empty-block job (ref §3.9) for block ``height`` on top of ``prevhash``
     (the block a height hint announced): no transactions and so no witness
@@ -270,6 +292,8 @@ def build_empty_job(base, height, prevhash, nbits, curtime, settings, job_id, cl
     valid time the caller knows (the timewarp floor; 0: none known).
     """
     outputs = settings.payout.outputs(block_subsidy(height, settings.network))
+    if merge is not None:
+        outputs.extend(merge.outputs(empty=True))
     challenge = base.signet_challenge
     if challenge is not None:
         # A signet block needs the commitment even without transactions.
@@ -277,17 +301,21 @@ def build_empty_job(base, height, prevhash, nbits, curtime, settings, job_id, cl
         outputs.append(_signet_commitment(challenge, empty_commitment))
     segwit = challenge is not None
     coinbase1, coinbase2 = coinbase_halves(outputs)
-    coinbaseaux = _fit_coinbaseaux(height, base.coinbaseaux, settings)
+    template_aux = base.coinbaseaux
+    if base.merge is not None and template_aux.startswith(base.merge.commitment):
+        template_aux = template_aux[len(base.merge.commitment):]
+    coinbaseaux = _fit_coinbaseaux(height, template_aux, settings, merge)
     job = _job(
         job_id, clean, settings,
         version=base.version, curtime=curtime, nbits=nbits, height=height, prevhash=prevhash,
         coinbaseaux=coinbaseaux, coinbase1=coinbase1, coinbase2=coinbase2, branch=(),
-        segwit=segwit, mintime=time_floor,
+        segwit=segwit, mintime=time_floor, merge=merge,
     )
     context = JobContext(
         job=job, height=height, prevhash=prevhash, version=base.version, nbits=nbits,
         target=bits_to_target(nbits), coinbase1=coinbase1, coinbase2=coinbase2,
         coinbaseaux=coinbaseaux, branch=(), transactions=(), segwit=segwit, empty=True,
         signet_challenge=challenge,
+        merge=merge if job.auxes else None,
     )
     return job, context

@@ -27,6 +27,10 @@ from zope.interface import implementer
 
 from viabtc.bitcoin.hashing import hash_to_display_hex
 from viabtc.cli import cli_service
+from viabtc.bitcoin.auxpow import COMMITMENT_SIZE
+from viabtc.jobmaster.auxchains import (
+    AUX_CALL_TIMEOUT, AuxChain, AuxChains, RskChain, VcashChain, VcashHTTP,
+)
 from viabtc.jobmaster.bans import BanList
 from viabtc.jobmaster.candidate import BadCandidate, check_candidate
 from viabtc.config import ConfigError
@@ -35,8 +39,10 @@ from viabtc.jobmaster.commands import jobmaster_commands
 from viabtc.jobmaster.courier import BlockCourier
 from viabtc.jobmaster.gateways import GatewayHub
 from viabtc.jobmaster.jobs import check_coinbase_text
+from viabtc.jobmaster.merge import describe
 from viabtc.jobmaster.messages import BadMessage, parse_height_hint
-from viabtc.jobmaster.work import Work
+from viabtc.jobmaster.work import MAX_JOBS, Work
+from viabtc.node.jsonrpc import NodeConfig, NodeGroup
 from viabtc.rpc.client import FailoverClient
 from viabtc.rpc.codec import Command
 from viabtc.rpc.interfaces import IDatagramHandler
@@ -101,8 +107,17 @@ class JobmasterService(MultiService):
         #: called with the one line when the config disagrees with the node;
         #: the default stops the process (tests replace it)
         self.config_failed = self._stop_on_config_error
+        self.aux = self._aux_chains(config.merged, reactor)
+        self._aux_call = None
+        #: recent jobs with aux work, by id: a clean job retires a job for
+        #: the main chain, not for the aux chains (a share on it is still
+        #: valid aux work), so aux reports look their job up here.  Kept
+        #: without the template's transactions (only their count matters to
+        #: an aux proof), so a hundred jobs cost kilobytes, not a hundred blocks.
+        self._aux_jobs = {}
         self.work = Work(config.settings, reactor, self._publish, self._request_template,
-                         config.job_rebroadcast_timeout, config.spv_mining_timeout)
+                         config.job_rebroadcast_timeout, config.spv_mining_timeout,
+                         merge=self.aux.work if self.aux is not None else None)
         self.hub = GatewayHub(self._current_job, self._ban_snapshot, self.found_block,
                               self.apply_ban)
         self.factory = RPCServerFactory(
@@ -149,6 +164,47 @@ class JobmasterService(MultiService):
         if config.cli is not None:
             cli_service(config.cli, jobmaster_commands(self), reactor).setServiceParent(self)
 
+    def _aux_chains(self, merged, reactor):
+        """The ``AuxChains`` of the config's ``aux_coin`` entries, or None."""
+        if merged is None:
+            return None
+        def nodes(entries):
+            return NodeGroup.from_configs(
+                [NodeConfig.from_entry(entry, timeout=AUX_CALL_TIMEOUT) for entry in entries],
+                reactor)
+
+        chains = [AuxChain(coin, nodes(coin.nodes), reactor, merged.job_timeout, self._aux_changed)
+                  for coin in merged.coins]
+        rsk = vcash = None
+        if merged.rsk is not None:
+            rsk = RskChain(merged.rsk.name, nodes(merged.rsk.nodes), reactor, merged.job_timeout,
+                           merged.rsk_job_interval, self._aux_changed)
+        if merged.vcash is not None:
+            vcash = VcashChain(merged.vcash.name, VcashHTTP(merged.vcash.nodes[0], reactor),
+                               reactor, self._aux_changed)
+        return AuxChains(chains, merged.size, merged.nonce, rsk, vcash)
+
+    def _aux_changed(self):
+        # Several chains may change in one turn: one new job for all of them.
+        if self._aux_call is None or not self._aux_call.active():
+            self._aux_call = self.reactor.callLater(0, self._aux_update)
+
+    def _aux_update(self):
+        self._aux_call = None
+        current = self.work.current
+        wanted = self.aux.work()
+        have = current.merge if current is not None else None
+        if (wanted.hashes() if wanted else ()) != (have.hashes() if have else ()):
+            self.work.aux_changed()
+
+    def aux_blocknotify(self, name):
+        """CLI ``aux_blocknotify <name>``: poll that aux chain now; False if unknown."""
+        chain = self.aux.get(name) if self.aux is not None else None
+        if chain is None:
+            return False
+        chain.notify()
+        return True
+
     def _secret(self):
         return self.config.secret.value if self.config.secret is not None else None
 
@@ -163,6 +219,10 @@ class JobmasterService(MultiService):
     def stopService(self):
         if self._tick.running:
             self._tick.stop()
+        if self._aux_call is not None and self._aux_call.active():
+            self._aux_call.cancel()
+        if self.aux is not None:
+            self.aux.close()
         if self._chain_call is not None and self._chain_call.active():
             self._chain_call.cancel()
         stopped = defer.gatherResults([
@@ -236,6 +296,8 @@ class JobmasterService(MultiService):
         """Once a second: refreshes, ban expiry, the no-job watchdog."""
         now = self.reactor.seconds()
         self.work.tick()
+        if self.aux is not None:
+            self.aux.poll()
         if now - self._last_ban_expiry >= BAN_EXPIRY_INTERVAL:
             self._last_ban_expiry = now
             self.hub.broadcast_ban(self.bans.expire(now))
@@ -275,6 +337,13 @@ class JobmasterService(MultiService):
 
     def _publish(self, context):
         job = context.job
+        if context.merge is not None:
+            self._aux_jobs.pop(job.job_id, None)
+            self._aux_jobs[job.job_id] = attrs.evolve(
+                context, transactions=(b"",) * len(context.transactions),
+                transactions_bytes=b"", transactions_hex=b"")
+            if len(self._aux_jobs) > MAX_JOBS:
+                del self._aux_jobs[next(iter(self._aux_jobs))]
         count = self.hub.broadcast_job(job)
         self._log.info("job {job_id} height {height}{kind}{clean} sent to {count} gateway(s)",
                        job_id=job.job_id, height=job.height,
@@ -302,9 +371,7 @@ class JobmasterService(MultiService):
     def found_block(self, found, peer):
         """A gateway's found block: check it and deliver it (a Deferred, or None)."""
         if found.kind != "main":
-            self._log.warn("aux block {name} from {peer} dropped: merged mining is not "
-                           "supported", name=found.name, peer=peer, role="jobmaster")
-            return None
+            return self.found_aux_block(found, peer)
         context = self.work.lookup(found.job_id)
         if context is None:
             self._log.critical("found block {hash} from {peer} names unknown job {job_id}; "
@@ -324,6 +391,71 @@ class JobmasterService(MultiService):
                        hash=candidate.display_hash, height=candidate.height,
                        job_id=found.job_id, peer=peer, role="jobmaster")
         return delivered
+
+    def found_aux_block(self, found, peer):
+        """
+        A gateway's share meeting aux chain ``found.name``'s target: its
+        AuxPoW built, checked as the aux chain will check it, and submitted
+        (a Deferred, or None when it cannot be).
+        """
+        context = self._aux_jobs.get(found.job_id)
+        chain = self.aux.get(found.name) if self.aux is not None else None
+        target = chain.target_in(context.merge) if context is not None and chain else None
+        if target is None:
+            self._log.critical("aux block {name} from {peer} names job {job_id}, which mines no "
+                               "such aux chain; dropped", name=found.name, peer=peer,
+                               job_id=found.job_id, role="jobmaster")
+            return None
+        try:
+            check_candidate(found, context, target=target)
+            block_hash, shown, params = chain.prepare(found, context)
+        except (BadCandidate, ValueError) as e:
+            self._log.critical("aux block {name} from {peer} for job {job_id} is not valid: "
+                               "{error}", name=found.name, peer=peer, job_id=found.job_id,
+                               error=str(e), role="jobmaster")
+            return None
+        if not chain.first_submission(block_hash):
+            self._log.info("aux block {name} {hash} already submitted; another share for it "
+                           "ignored", name=found.name, hash=shown, role="jobmaster")
+            return None
+        d = chain.submit(params)
+        self._log.info("aux block {name} {hash} found (parent {parent}, job {job_id}, gateway "
+                       "{peer}); submitting", name=found.name, hash=shown,
+                       parent=hash_to_display_hex(found.block_hash), job_id=found.job_id,
+                       peer=peer, role="jobmaster")
+
+        def submitted(accepted):
+            if accepted:
+                self._log.info("aux chain {name} accepted block {hash}", name=found.name,
+                               hash=shown, role="jobmaster")
+            else:
+                self._log.critical("aux chain {name} rejected block {hash}", name=found.name,
+                                   hash=shown, role="jobmaster")
+            chain.notify()
+
+        def failed(failure):
+            # Not delivered: another share for the block may try again.
+            chain.submitted.discard(block_hash)
+            self._log.critical("aux block {name} {hash} not submitted: {error}", name=found.name,
+                               hash=shown, error=failure.getErrorMessage(), role="jobmaster")
+
+        return d.addCallbacks(submitted, failed)
+
+    def aux_status(self):
+        """Lines describing each aux chain and the current job's aux work (CLI)."""
+        if self.aux is None:
+            return ["no aux chains configured"]
+        lines = []
+        for chain in self.aux:
+            state = "failing" if chain.failing else "ok"
+            work = chain.work
+            shown = "-" if work is None else (
+                f"{getattr(work, 'display_hash', None) or work.block_hash.hex()} "
+                f"height {work.height}")
+            lines.append(f"{chain.name}: {state}, work {shown}")
+        current = self.work.current
+        lines.append(f"current job: {describe(current.merge if current else None)}")
+        return lines
 
     # -- bans and coinbase text --------------------------------------------
 
@@ -346,5 +478,6 @@ class JobmasterService(MultiService):
 
     def set_coinbase_message(self, text):
         """Change the coinbase message of the next jobs; ``ValueError`` if it cannot fit."""
-        check_coinbase_text(self.work.settings.pool_name, text)
+        check_coinbase_text(self.work.settings.pool_name, text,
+                            COMMITMENT_SIZE if self.aux is not None else 0)
         self.work.set_settings(attrs.evolve(self.work.settings, coinbase_message=text))

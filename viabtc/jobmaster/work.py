@@ -47,8 +47,10 @@ class Work:
     _log = Logger()
 
     def __init__(self, settings, clock, publish, request_template, rebroadcast_timeout,
-                 spv_timeout):
+                 spv_timeout, merge=None):
         self.settings = settings
+        #: ``merge()`` gives the aux blocks the next job commits to (``None``: none)
+        self._merge = merge
         self._clock = clock
         self._publish = publish
         self._request_template = request_template
@@ -166,6 +168,21 @@ class Work:
         self._refresh_asked = now
         self._refresh_due()
 
+    def aux_changed(self):
+        """
+        The aux blocks to mine changed: a new job now, from the template or
+        hint the current job was made from (ref §3.7 ``on_aux_update``).
+        """
+        current, template = self.current, self.template
+        if current is None:
+            return
+        if self.mode == "empty":
+            self._refresh_due()
+        elif template is not None and not current.empty and current.prevhash == template.previous_hash:
+            context = self._make(build_job, template, clean=False)
+            if context is not None:
+                self._full_job(context)
+
     def forget_current(self):
         """
         Stop offering the current job to new gateways (no job could be made
@@ -277,9 +294,10 @@ class Work:
 
     def _make(self, build, *args, clean, **kwargs):
         job_id = next_job_id(self._last_id)
+        extra = {"merge": self._merge()} if self._merge is not None else {}
         try:
             _job, context = build(*args, settings=self.settings, job_id=job_id, clean=clean,
-                                  **kwargs)
+                                  **kwargs, **extra)
         except ValueError as e:
             self._log.critical("cannot build a job: {error}", error=str(e), role="jobmaster")
             return None

@@ -333,6 +333,9 @@ class PreparedJob:
     #: coinbase1 made for this job (``viabtc.stratum.coinbase``), so that
     #: a broadcast builds each account's scriptSig once, not once per session
     coinbase_heads: dict = attrs.field(factory=dict, eq=False, repr=False)
+    #: the easiest aux target (-1 without aux chains): a share above it meets
+    #: no aux target, so the share check compares once instead of per chain
+    aux_max_target: int = -1
 
     @classmethod
     def prepare(cls, job, received):
@@ -359,6 +362,7 @@ class PreparedJob:
         )[1:-1]
         notify_suffix = ('",' + tail + (",true]}\n" if job.clean_jobs else ",false]}\n")).encode()
         notify_suffix_clean = ('",' + tail + ",true]}\n").encode()
+        aux_targets = tuple(AuxTarget(aux, int(aux.aux_target, 16)) for aux in job.auxes)
         return cls(
             job=job,
             job_id=job.job_id,
@@ -375,7 +379,8 @@ class PreparedJob:
             coinbaseaux=bytes.fromhex(job.coinbaseaux),
             block_target=block_target,
             block_difficulty=DIFF1_TARGET / block_target,
-            aux_targets=tuple(AuxTarget(aux, int(aux.aux_target, 16)) for aux in job.auxes),
+            aux_targets=aux_targets,
+            aux_max_target=max((a.target for a in aux_targets), default=-1),
             notify_prefix=notify_prefix,
             notify_suffix=notify_suffix,
             notify_suffix_clean=notify_suffix_clean,

@@ -179,6 +179,6 @@ def check_share(
     else:
         return _LOW_DIFFICULTY
     aux = _NO_AUX
-    if job.aux_targets:
+    if value <= job.aux_max_target:
         aux = tuple(a.aux for a in job.aux_targets if value <= a.target)
     return ShareResult(None, share_hash, credited, is_block, header, coinbase, aux)
