@@ -11,6 +11,10 @@ drops privileges), and a port that cannot be bound stops start-up instead of
 leaving a role running deaf.
 """
 
+import atexit
+import os
+import sys
+
 from twisted.application import internet, service
 from twisted.internet.protocol import Factory
 from twisted.protocols.wire import Discard
@@ -29,6 +33,24 @@ class StartupError(SystemExit):
     which prints just the line and exits with status 1 -- no help text, no
     traceback.
     """
+
+
+def stop_process(reactor, status=1):
+    """
+    Stop the reactor and end the process with ``status``: for a start-up
+    error found only once running (a config the node contradicts), which an
+    init system must see as a failure.  twistd itself always exits 0 after
+    a ``reactor.stop()``; the status is set once twistd has finished its
+    own shut-down (services stopped, pidfile removed), at interpreter exit.
+    """
+
+    def exit_with_status():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+
+    reactor.addSystemEventTrigger("after", "shutdown", atexit.register, exit_with_status)
+    reactor.stop()
 
 
 class DatagramListener(service.Service):

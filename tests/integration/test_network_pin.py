@@ -2,6 +2,7 @@
 A jobmaster config that pins another chain than its node's, as a real
 ``twistd`` process: the seed's own sample with ``network: mainnet`` added,
 pointed at a bcoin regtest node, stops with one clear line naming the key
+and exit status 1
 (the same sample without the pin mines: ``tests.test_seed_configs``).
 """
 
@@ -41,7 +42,7 @@ class NetworkPinTests(TestCase):
         deadline = time.monotonic() + DEADLINE
         while process.poll() is None and time.monotonic() < deadline:
             await deferLater(reactor, 0.1, lambda: None)
-        self.assertIsNotNone(process.poll(), "the jobmaster did not stop\n" + processes.logs())
+        self.assertEqual(process.poll(), 1, "the jobmaster did not stop with status 1\n" + processes.logs())
         with open(processes.log_path("jobmaster"), errors="replace") as f:
             lines = [line for line in f if "config error" in line]
         self.assertEqual(len(lines), 1, processes.logs())

@@ -25,15 +25,15 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from viabtc.bitcoin.auxpow import COMMITMENT_SIZE
 from viabtc.bitcoin.hashing import hash_to_display_hex
 from viabtc.cli import cli_service
-from viabtc.bitcoin.auxpow import COMMITMENT_SIZE
+from viabtc.config import ConfigError
 from viabtc.jobmaster.auxchains import (
     AUX_CALL_TIMEOUT, AuxChain, AuxChains, RskChain, VcashChain, VcashHTTP,
 )
 from viabtc.jobmaster.bans import BanList
 from viabtc.jobmaster.candidate import BadCandidate, check_candidate
-from viabtc.config import ConfigError
 from viabtc.jobmaster.chain import ChainMismatch, ChainWatch, PinnedChainMismatch
 from viabtc.jobmaster.commands import jobmaster_commands
 from viabtc.jobmaster.courier import BlockCourier
@@ -47,7 +47,7 @@ from viabtc.rpc.client import FailoverClient
 from viabtc.rpc.codec import Command
 from viabtc.rpc.interfaces import IDatagramHandler
 from viabtc.rpc.protocol import RPCDatagramProtocol, RPCServerFactory, TrustedHosts
-from viabtc.service import DatagramListener, listen_stream
+from viabtc.service import DatagramListener, listen_stream, stop_process
 
 #: Without a job for this long, gateways are cut loose to fail over (ref §3.2).
 NO_JOB_TIMEOUT = 600.0
@@ -287,10 +287,10 @@ class JobmasterService(MultiService):
         self._chain_call = self.reactor.callLater(delay, self._check_chain)
 
     def _stop_on_config_error(self, line):
-        """Log ``line`` (critical, so it also goes to alertcenter) and stop the process."""
+        """Log ``line`` (critical, so it also goes to alertcenter) and stop the process (status 1)."""
         self._log.critical("{line}", line=line, role="jobmaster")
         if self.reactor.running:
-            self.reactor.stop()
+            stop_process(self.reactor)
 
     def tick(self):
         """Once a second: refreshes, ban expiry, the no-job watchdog."""
