@@ -119,13 +119,15 @@ class AddressBacklogTests(TestCase):
 def _established(sockets, wait):
     """How many of the non-blocking ``sockets`` finished their handshake within ``wait`` seconds."""
     deadline = time.monotonic() + wait
-    pending = set(sockets)
+    poller = select.poll()
+    pending = {s.fileno(): s for s in sockets}
+    for fd in pending:
+        poller.register(fd, select.POLLOUT)
     done = 0
     while pending and time.monotonic() < deadline:
-        _, writable, _ = select.select([], list(pending), [], max(0.0, deadline - time.monotonic()))
-        for s in writable:
-            pending.discard(s)
-            if s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0:
+        for fd, _ in poller.poll(max(0, int((deadline - time.monotonic()) * 1000))):
+            poller.unregister(fd)
+            if pending.pop(fd).getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0:
                 done += 1
     return done
 
