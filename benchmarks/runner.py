@@ -26,6 +26,7 @@ import threading
 import time
 
 from benchmarks.role import base_config_path
+from benchmarks.storm import scenario as storm_scenario
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -404,6 +405,7 @@ class Suite:
                 ("throughput", self.throughput),
                 ("latency", self.latency),
                 ("block", self.block),
+                ("storm", lambda: storm_scenario(self)),
                 ("profile", self.profile),
             ):
                 if only and name not in only:
@@ -463,6 +465,15 @@ def summary(results):
                      _spread((r["to_sent_ms"] for r in block), 1)))
         rows.append(("block share -> submitblock at the node", "-",
                      _spread((r["to_submitblock_ms"] for r in block), 1)))
+    storm = results.get("storm")
+    if storm:
+        first, back = storm["first"], storm["restart"]
+        n = f"{storm['sessions']:,}"
+        rows.append((f"storm: {n} sessions at once -> last first job", "<= 5 s",
+                     f"{first.get('last_job_s', float('nan')):.2f} s ({first['with_job']:,} got one)"))
+        rows.append((f"restart: gateway listening -> last of {n} back at work", "<= 5 s",
+                     f"{back['listening_to_last_job_s'] or float('nan'):.2f} s "
+                     f"(SIGTERM -> last: {back['sigterm_to_last_job_s'] or float('nan'):.2f} s)"))
     micro = results.get("micro", {})
     jm = micro.get("jobmaster_template")
     if jm:
