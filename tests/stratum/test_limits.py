@@ -186,6 +186,24 @@ class DeadlineTests(_LimitedCase):
         self.assertFalse(miner_transport.disconnecting)
         self.assertEqual(self.factory.counts["limit_auth_timeout"], 1)
 
+    def test_late_sweep_spares_the_authorize_still_unread(self):
+        """
+        After a stall longer than the deadline (a reconnect storm kept the
+        reactor busy) the first sweep closes nobody: the session's
+        authorize, waiting to be read, still counts.  One sweep later an
+        unauthorized session is closed.
+        """
+        miner, miner_transport = self.connect("10.0.0.1")
+        self.call(miner, miner_transport, "mining.subscribe", [])
+        slow, slow_transport = self.connect("10.0.0.2")
+        self.clock.advance(45)  # one late sweep
+        self.assertFalse(slow_transport.disconnecting)
+        self.call(miner, miner_transport, "mining.authorize", ["alice.rig1", "x"])
+        self.clock.advance(1)
+        self.assertFalse(miner_transport.disconnecting)
+        self.assertTrue(slow_transport.disconnecting)
+        self.assertEqual(self.factory.counts["limit_auth_timeout"], 1)
+
     def test_closed_peer_that_lingers_is_aborted(self):
         proto, transport = self.connect()
         self.line(proto, b"garbage\n")
@@ -303,7 +321,7 @@ class BoundedTablesTests(_LimitedCase):
     def test_tables_drain(self):
         protos = [self.connect(f"10.1.{i // 250}.{i % 250}")[0] for i in range(80)]
         self.assertEqual(self.factory.connections, 50)
-        self.clock.advance(6)
+        self.clock.pump([1] * 6)
         for proto in protos:
             if proto.session is not None:
                 self.lose(proto)

@@ -711,6 +711,7 @@ class StratumServerFactory(Factory):
         self.housekeeping_interval = housekeeping_interval
         self._housekeeping = None
         self._sweep = None
+        self._last_sweep = None
         self._per_host = {}
         # protocol -> deadline; deadlines are now + a constant, so insertion
         # order is deadline order and a sweep stops at the first live one.
@@ -726,6 +727,7 @@ class StratumServerFactory(Factory):
     def startFactory(self):
         self._housekeeping = self._loop(self.housekeeping, self.housekeeping_interval, "housekeeping")
         self._sweep = self._loop(self.sweep, SWEEP_INTERVAL, "deadline sweep")
+        self._last_sweep = self.clock.seconds()
 
     def _loop(self, function, interval, name):
         loop = LoopingCall(function)
@@ -815,9 +817,20 @@ class StratumServerFactory(Factory):
             )
 
     def sweep(self):
-        """Close sessions past their authorization deadline; abort lingering closed ones."""
+        """
+        Close sessions past their authorization deadline; abort lingering closed ones.
+
+        A sweep that runs late (more than two intervals after the last: the
+        reactor was blocked, or busy admitting a reconnect storm) closes
+        nobody for the authorization deadline: timers run before the
+        reactor reads, so the authorize of a session just past its deadline
+        may be among the bytes still unread.  It is closed at the next sweep
+        if it has not authorized by then.
+        """
         now = self.clock.seconds()
-        deadlines = self._auth_deadlines
+        last, self._last_sweep = self._last_sweep, now
+        late = last is not None and now - last > 2 * SWEEP_INTERVAL
+        deadlines = {} if late else self._auth_deadlines
         while deadlines:
             proto = next(iter(deadlines))
             if deadlines[proto] > now:
