@@ -137,6 +137,41 @@ class ConnectionLimitTests(_LimitedCase):
         self.assertEqual(self.factory.connections, 5)
 
 
+class StaleSessionTests(_LimitedCase):
+    """A farm back from an uplink failure while its old, dead connections still fill its limit."""
+
+    limits = Limits(max_connections_per_ip=3, stale_after=100)
+
+    def test_silent_sessions_make_room_for_new_connections(self):
+        old = [self.miner(host="10.0.0.1") for _ in range(3)]
+        self.clock.advance(50)
+        self.call(*old[0], "mining.extranonce.subscribe", [])  # still alive
+        self.clock.advance(51)
+        new, new_transport = self.connect("10.0.0.1")
+        self.assertIsNotNone(new.session)
+        self.assertEqual(self.factory.counts["limit_stale_closed"], 2)
+        self.assertEqual([t.disconnected for _, t in old], [False, True, True])
+        self.assertEqual(self.factory.connections, 2)
+        self.assertIsNotNone(self.connect("10.0.0.1")[0].session)
+        # The address is full of live sessions again: refused, and no session is closed for it.
+        refused, _ = self.connect("10.0.0.1")
+        self.assertIsNone(refused.session)
+        self.assertEqual(self.factory.counts["limit_conn_ip"], 1)
+        self.assertEqual(self.factory.counts["limit_stale_closed"], 2)
+        # Their ends, when the transport reports them, are not counted twice.
+        for proto, _ in old[1:]:
+            self.lose(proto)
+        self.assertEqual(self.factory.connections, 3)
+        self.assertEqual(self.factory._per_host, {"10.0.0.1": 3})
+
+    def test_under_the_limit_nobody_is_closed(self):
+        old, old_transport = self.miner(host="10.0.0.1")
+        self.clock.advance(500)
+        self.connect("10.0.0.1")
+        self.assertFalse(old_transport.disconnected)
+        self.assertNotIn("limit_stale_closed", self.factory.counts)
+
+
 class RateLimitTests(_LimitedCase):
     limits = Limits(request_rate=10, request_burst=20)
 

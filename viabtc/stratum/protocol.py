@@ -713,6 +713,8 @@ class StratumServerFactory(Factory):
         self._sweep = None
         self._last_sweep = None
         self._per_host = {}
+        # host -> the time before which none of its sessions can be stale
+        self._stale_checked = {}
         # protocol -> deadline; deadlines are now + a constant, so insertion
         # order is deadline order and a sweep stops at the first live one.
         self._auth_deadlines = {}
@@ -752,9 +754,46 @@ class StratumServerFactory(Factory):
             return "limit_banned"
         if len(self.sessions) >= limits.max_connections:
             return "limit_conn_total"
-        if self._per_host.get(host, 0) >= limits.max_connections_per_ip:
+        if self._per_host.get(host, 0) >= limits.max_connections_per_ip and not self._evict_stale(host, now):
             return "limit_conn_ip"
         return None
+
+    def _evict_stale(self, host, now):
+        """
+        ``host`` is at its connection limit: close its sessions silent for
+        ``limits.stale_after`` (dead connections of a farm whose uplink came
+        back; the gateway never saw them end) and return how many, so that
+        its new connections are admitted.  One pass over the sessions closes
+        all of them; until the quietest of the rest could go stale the
+        address is refused without another pass.
+        """
+        if now < self._stale_checked.get(host, 0.0):
+            return 0
+        stale_after = self.limits.stale_after
+        stale = []
+        quietest = now
+        for proto in self.sessions:
+            session = proto.session
+            if session.host != host or session.state is _CLOSING:
+                continue
+            if now - session.last_active >= stale_after:
+                stale.append(proto)
+            elif session.last_active < quietest:
+                quietest = session.last_active
+        self._stale_checked[host] = quietest + stale_after
+        if len(self._stale_checked) > self.limits.max_connections // self.limits.max_connections_per_ip + 1:
+            # Only so many addresses can be at their limit at once.
+            self._stale_checked = {h: t for h, t in self._stale_checked.items() if t > now}
+        if stale:
+            self.count("limit_stale_closed", len(stale))
+            self._log.info("closing {count} sessions of {host} silent for {seconds:g} s or more, to admit"
+                           " its new connections", role=self.context.role, host=host, count=len(stale),
+                           seconds=stale_after)
+            for proto in stale:
+                # Its place is free now, not when its connection is gone.
+                self.released(proto)
+                proto.abort()
+        return len(stale)
 
     def admitted(self, proto, now):
         """A new session: counted per host, and given its authorization deadline."""
@@ -776,7 +815,9 @@ class StratumServerFactory(Factory):
             self._close_deadlines[proto] = self.clock.seconds() + self.limits.close_timeout
 
     def released(self, proto):
-        """``proto``'s connection is gone: forget it everywhere."""
+        """``proto``'s connection is gone (or it was closed as stale): forget it everywhere, once."""
+        if proto not in self.sessions:
+            return
         self.sessions.discard(proto)
         self._auth_deadlines.pop(proto, None)
         self._close_deadlines.pop(proto, None)
