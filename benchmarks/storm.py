@@ -286,14 +286,16 @@ def scenario(suite):
     """
     from benchmarks.context import BENCH_DIFFICULTY
     from benchmarks.role import GatewayRole
-    from benchmarks.runner import GATEWAY_CPU, LOAD_CPU, Proc, rss_kib
+    from benchmarks.runner import GATEWAY_CPU, LOAD_CPU, Proc, cpu_seconds, rss_kib
 
     sessions = 3000 if suite.quick else 18_000
     sources = max(2, -(-sessions // 1800))  # under the default 2,000 connections per address
     gen = Proc("benchmarks.storm", "--port", suite.gateway_port, "--connections", sessions,
                "--sources", sources, "--cpu", LOAD_CPU, "--timeout", 120)
+    cpu = cpu_seconds(suite.gateway.pid)
     gen.expect("starting", 60)
     first = gen.expect("storm", 180)
+    first_cpu = cpu_seconds(suite.gateway.pid) - cpu
     rss = rss_kib(suite.gateway.pid)
     terminated = _monotonic()
     old = suite.gateway
@@ -309,15 +311,17 @@ def scenario(suite):
     )
     up = wait_listening(suite.gateway_port, 60)
     back = gen.expect("storm", 180)
+    back_cpu = cpu_seconds(suite.gateway.pid)
     suite.gateway.expect_job(None, 60)
     gen.stop()
     suite.results["storm"] = {
         "sessions": sessions,
         "sources": sources,
-        "first": _round(first),
+        "first": {**_round(first), "gateway_cpu_s": first_cpu},
         "gateway_rss_kib": rss,
         "restart": {
             **_round(back),
+            "gateway_cpu_s": back_cpu,
             "sigterm_to_exit_s": stopped - terminated,
             "sessions_lost_s": (lost["last"] - lost["first"]) if lost["first"] else None,
             "exit_to_listening_s": up - stopped,

@@ -155,3 +155,47 @@ class RealBacklogTests(TestCase):
             self.assertIn(s.connect_ex(("127.0.0.1", address.port)), (0, errno.EINPROGRESS))
             clients.append(s)
         self.assertEqual(_established(clients, 0.5), backlog + 1)
+
+
+class EagerAcceptTests(TestCase):
+    async def test_listener_takes_the_whole_queue_each_turn(self):
+        """
+        After a quiet spell Twisted's port accepts one connection per turn
+        and grows by 20; a role's listener keeps taking up to its backlog.
+        """
+        from twisted.application.service import MultiService
+
+        from tests.support import wait_for
+        from viabtc.service import listen_stream
+
+        accepted = []
+
+        class Count(Protocol):
+            def connectionMade(self):
+                accepted.append(self)
+
+        parent = MultiService()
+        address = ServerBlock.from_reader(ConfigReader({
+            "bind": f"tcp@127.0.0.1:{free_port()}", "max_pkg_size": 1024, "backlog": 300,
+        }, "svr")).binds[0]
+        listener = listen_stream(parent, address, Factory.forProtocol(Count), reactor)
+        parent.startService()
+        self.addCleanup(parent.stopService)
+        port = listener._waitingForPort.result
+        first = socket.create_connection(("127.0.0.1", address.port))
+        self.addCleanup(first.close)
+        await wait_for(lambda: accepted, what="the first connection")
+        port.stopReading()  # the kernel queues the storm ...
+        clients = []
+        for _ in range(250):
+            s = socket.socket()
+            self.addCleanup(s.close)
+            s.setblocking(False)
+            s.connect_ex(("127.0.0.1", address.port))
+            clients.append(s)
+        self.assertEqual(_established(clients, 5.0), 250)
+        port.doRead()  # ... and one turn takes all of it
+        self.assertEqual(len(accepted), 251)
+        port.startReading()
+        for proto in accepted:
+            proto.transport.abortConnection()

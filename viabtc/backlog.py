@@ -87,3 +87,31 @@ def with_backlog(description, backlog):
     if kind not in _TAKES_BACKLOG or described_backlog(description) is not None:
         return description
     return f"{description}:backlog={backlog}"
+
+
+def accept_eagerly(port, at_least):
+    """
+    Make the listening ``port`` take up to ``at_least`` waiting connections
+    each time the reactor finds it readable; returns ``port``.
+
+    Twisted's port accepts ``numberAccepts`` connections per reactor turn,
+    starts that at 100, shrinks it to what the last turn found (1 after a
+    quiet spell) and grows it by only 20 per busy turn.  In between, the
+    reactor serves every session with something to read, so at the start of
+    a storm a gateway takes 1, 21, 41 ... connections per turn while the
+    kernel's queue overflows and drops SYNs.  Taking the whole queue each
+    turn (``at_least`` = the backlog) keeps it empty; each accept stops at
+    the first ``EAGAIN`` anyway.  Ports without the attribute (other endpoint
+    types) are left as they are.
+    """
+    if not hasattr(port, "numberAccepts"):
+        return port
+    accept = port.doRead
+
+    def doRead():
+        if port.numberAccepts < at_least:
+            port.numberAccepts = at_least
+        return accept()
+
+    port.doRead = doRead
+    return port
