@@ -7,12 +7,13 @@ import attrs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.internet.error import ConnectionDone
+from twisted.logger import capturedLogs
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
 from viabtc.config import ConfigError, ConfigReader
 from viabtc.stratum.limits import Limits, Offenders
-from viabtc.stratum.protocol import StratumServerFactory
+from viabtc.stratum.protocol import AUTHORIZED_LINES, StratumServerFactory
 from viabtc.stratum.session import State
 
 from tests.stratum.jobs import prepared_job
@@ -170,6 +171,21 @@ class StaleSessionTests(_LimitedCase):
         self.connect("10.0.0.1")
         self.assertFalse(old_transport.disconnected)
         self.assertNotIn("limit_stale_closed", self.factory.counts)
+
+
+class StormLogTests(_LimitedCase):
+    def test_authorized_lines_summed_up_in_a_storm(self):
+        """Past ``AUTHORIZED_LINES`` a second, authorized workers are counted into one line."""
+        with capturedLogs() as events:
+            for i in range(AUTHORIZED_LINES + 10):
+                self.miner(account=f"farm.rig{i}", host=f"10.0.{i // 200}.{i % 200}")
+            self.clock.advance(1)
+            self.miner(account="late.rig", host="10.9.0.1")
+        one_by_one = [e["worker"] for e in events if "worker" in e and e["log_format"].startswith("authorized")]
+        self.assertEqual(one_by_one, [f"rig{i}" for i in range(AUTHORIZED_LINES)] + ["rig"])
+        (summary,) = [e for e in events if "count" in e]
+        self.assertEqual(summary["count"], 10)
+        self.assertEqual(self.context.events.count(("authorized", "farm", "rig59")), 1)
 
 
 class RateLimitTests(_LimitedCase):

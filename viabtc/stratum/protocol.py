@@ -65,6 +65,9 @@ _MAX_USER_AGENT = 64
 _EXTRANONCE2_SIZE = 8
 #: How often the factory sweeps authorization and close deadlines.
 SWEEP_INTERVAL = 1.0
+#: "authorized" log lines written one by one per sweep interval; beyond
+#: that (a reconnect storm) they are counted and summed up in one line.
+AUTHORIZED_LINES = 50
 
 
 def _error_tail(code, message):
@@ -441,13 +444,7 @@ class StratumServerProtocol(Protocol):
                 out.append(self._notify(prepared, clean=True))
         if is_new:
             self.factory.count("new_authorized")
-            self._log.info(
-                "authorized {user}.{worker} from {peer}",
-                role=self.context.role,
-                peer=session.peer,
-                user=user,
-                worker=worker,
-            )
+            self.factory.log_authorized(session, user, worker)
             self.context.worker_authorized(session, user, worker)
 
     def _submit(self, msg_id, params, out, now):
@@ -719,6 +716,8 @@ class StratumServerFactory(Factory):
         # order is deadline order and a sweep stops at the first live one.
         self._auth_deadlines = {}
         self._close_deadlines = {}
+        self._authorized_lines = 0
+        self._authorized_unlogged = 0
 
     def buildProtocol(self, addr):
         return self.protocol(self)
@@ -802,6 +801,30 @@ class StratumServerFactory(Factory):
         self._per_host[host] = self._per_host.get(host, 0) + 1
         self._auth_deadlines[proto] = now + self.limits.auth_timeout
 
+    def log_authorized(self, session, user, worker):
+        """
+        Log a newly authorized worker: one line each, up to
+        ``AUTHORIZED_LINES`` per second.  Beyond that the gateway is taking
+        a reconnect storm, where a formatted line per miner (written twice:
+        twistd's log and the role's) would cost a third of admitting it;
+        those are summed up by the next sweep.  Every worker's
+        ``connected`` event still goes to the statistics.
+        """
+        if self._authorized_lines < AUTHORIZED_LINES:
+            self._authorized_lines += 1
+            self._log.info("authorized {user}.{worker} from {peer}", role=self.context.role, peer=session.peer,
+                           user=user, worker=worker)
+        else:
+            self._authorized_unlogged += 1
+
+    def _log_authorized_storm(self):
+        self._authorized_lines = 0
+        if self._authorized_unlogged:
+            self._log.info("authorized {count} more workers in the last second (a reconnect storm: one line"
+                           " each resumes below {lines} a second)", role=self.context.role,
+                           count=self._authorized_unlogged, lines=AUTHORIZED_LINES)
+            self._authorized_unlogged = 0
+
     def authorized_session(self, proto):
         """
         ``proto`` authorized (or, for agent sessions, subscribed as an agent):
@@ -868,6 +891,7 @@ class StratumServerFactory(Factory):
         may be among the bytes still unread.  It is closed at the next sweep
         if it has not authorized by then.
         """
+        self._log_authorized_storm()
         now = self.clock.seconds()
         last, self._last_sweep = self._last_sweep, now
         late = last is not None and now - last > 2 * SWEEP_INTERVAL
