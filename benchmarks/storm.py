@@ -269,6 +269,17 @@ def listening(port):
         return any(needle in line for line in f)
 
 
+def listen_overflows():
+    """The kernel's count of connections dropped because an accept queue was full (``TcpExt``)."""
+    with open("/proc/net/netstat") as f:
+        lines = f.read().splitlines()
+    for names, values in zip(lines[::2], lines[1::2]):
+        if names.startswith("TcpExt:"):
+            table = dict(zip(names.split()[1:], values.split()[1:]))
+            return int(table.get("ListenOverflows", 0))
+    return 0
+
+
 def wait_listening(port, timeout, poll=0.002):
     deadline = _monotonic() + timeout
     while _monotonic() < deadline:
@@ -292,10 +303,12 @@ def scenario(suite):
     sources = max(2, -(-sessions // 1800))  # under the default 2,000 connections per address
     gen = Proc("benchmarks.storm", "--port", suite.gateway_port, "--connections", sessions,
                "--sources", sources, "--cpu", LOAD_CPU, "--timeout", 120)
-    cpu = cpu_seconds(suite.gateway.pid)
+    load = os.getloadavg()
+    cpu, overflows = cpu_seconds(suite.gateway.pid), listen_overflows()
     gen.expect("starting", 60)
     first = gen.expect("storm", 180)
     first_cpu = cpu_seconds(suite.gateway.pid) - cpu
+    first_overflows = listen_overflows() - overflows
     rss = rss_kib(suite.gateway.pid)
     terminated = _monotonic()
     old = suite.gateway
@@ -303,6 +316,7 @@ def scenario(suite):
     old.popen.wait(60)
     stopped = _monotonic()
     lost = gen.expect("lost", 60)
+    overflows = listen_overflows()
     old.stop()
     # The same ports, its own directory (the first run's log stays to read).
     suite.gateway = GatewayRole(
@@ -312,16 +326,19 @@ def scenario(suite):
     up = wait_listening(suite.gateway_port, 60)
     back = gen.expect("storm", 180)
     back_cpu = cpu_seconds(suite.gateway.pid)
+    back_overflows = listen_overflows() - overflows
     suite.gateway.expect_job(None, 60)
     gen.stop()
     suite.results["storm"] = {
         "sessions": sessions,
         "sources": sources,
-        "first": {**_round(first), "gateway_cpu_s": first_cpu},
+        "loadavg_before": load,
+        "first": {**_round(first), "gateway_cpu_s": first_cpu, "listen_overflows": first_overflows},
         "gateway_rss_kib": rss,
         "restart": {
             **_round(back),
             "gateway_cpu_s": back_cpu,
+            "listen_overflows": back_overflows,
             "sigterm_to_exit_s": stopped - terminated,
             "sessions_lost_s": (lost["last"] - lost["first"]) if lost["first"] else None,
             "exit_to_listening_s": up - stopped,

@@ -17,6 +17,7 @@ import threading
 
 from twisted.internet import defer, reactor
 from twisted.internet.protocol import ClientFactory, Protocol
+from twisted.internet.task import deferLater
 from twisted.logger import capturedLogs
 from twisted.trial.unittest import TestCase
 
@@ -93,9 +94,9 @@ class Storm(ClientFactory):
 class StormTests(TestCase):
     timeout = 120
 
-    async def start(self, **changes):
+    async def start(self, job=True, **changes):
         raise_file_limit(self, 3 * SESSIONS + 256)
-        self.jobmaster = TestJobmaster(job_body())
+        self.jobmaster = TestJobmaster(job_body() if job else None)
         jobmaster_port = await self.jobmaster.listen()
         self.addCleanup(lambda: defer.ensureDeferred(self.jobmaster.stop()))
         self.writer = StatsWriter()
@@ -106,7 +107,8 @@ class StormTests(TestCase):
         self.service.startService()
         self.addCleanup(self.service.stopService)
         self.port = self.config.svr.binds[0].port
-        await wait_for(lambda: self.service.context.jobs.current, what="the first job")
+        if job:
+            await wait_for(lambda: self.service.context.jobs.current, what="the first job")
 
     def storm(self, sessions, sources):
         """Open ``sessions`` connections at once, spread over 127.0.0.2 ... 127.0.0.(1 + sources)."""
@@ -199,6 +201,28 @@ class StormTests(TestCase):
         self.assertIs(lines[0]["result"], True)
         self.assertEqual(lines[2]["params"][0], "2")
         self.assertEqual(lines[2]["params"][1], "22" * 32)
+
+    async def test_a_storm_before_the_first_job_waits_for_it(self):
+        """
+        Miners reconnecting to a gateway that just started, before its first
+        job: held in the kernel's queue (none accepted, none closed), then
+        all taken and given the job the moment it arrives.
+        """
+        await self.start(job=False)
+        await wait_for(lambda: self.jobmaster.links, what="the jobmaster link")
+        storm = self.storm(300, 2)
+        await deferLater(reactor, 0.5, lambda: None)
+        self.assertEqual((self.service.server.connections, storm.lost, storm.got_job), (0, 0, 0))
+        self.jobmaster.push_job(job_body())
+        await wait_for(lambda: storm.got_job + storm.lost >= 300, timeout=60, what="the first jobs")
+        self.assertEqual((storm.got_job, storm.lost), (300, 0))
+
+    async def test_no_first_job_within_the_wait_closes_miners(self):
+        """Past ``first_job_wait`` without a job, the seed's rule: a miner is closed at once (ref §4.1)."""
+        await self.start(job=False, first_job_wait=0.3)
+        storm = self.storm(10, 1)
+        await wait_for(lambda: storm.lost == 10, what="the held miners closed")
+        self.assertEqual((self.service.server.connections, storm.got_job), (0, 0))
 
     async def test_every_listener_listens_with_the_configured_backlog(self):
         """``svr``, ``http_svr`` and ``monitor`` take their ``backlog``; the CLI the kernel's cap."""
