@@ -467,13 +467,14 @@ def summary(results):
                      _spread((r["to_submitblock_ms"] for r in block), 1)))
     storm = results.get("storm")
     if storm:
-        first, back = storm["first"], storm["restart"]
+        first, back = storm["first"], storm.get("restart")
         n = f"{storm['sessions']:,}"
         rows.append((f"storm: {n} sessions at once -> last first job", "<= 5 s",
                      f"{first.get('last_job_s', float('nan')):.2f} s ({first['with_job']:,} got one)"))
-        rows.append((f"restart: gateway listening -> last of {n} back at work", "<= 5 s",
-                     f"{back['listening_to_last_job_s'] or float('nan'):.2f} s "
-                     f"(SIGTERM -> last: {back['sigterm_to_last_job_s'] or float('nan'):.2f} s)"))
+        if back:
+            rows.append((f"restart: gateway listening -> last of {n} back at work", "<= 5 s",
+                         f"{back['listening_to_last_job_s'] or float('nan'):.2f} s "
+                         f"(SIGTERM -> last: {back['sigterm_to_last_job_s'] or float('nan'):.2f} s)"))
     micro = results.get("micro", {})
     jm = micro.get("jobmaster_template")
     if jm:
