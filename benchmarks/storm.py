@@ -129,11 +129,10 @@ class Storm:
         options = self.options
         started = _monotonic()
         self.waiting = len(self.sessions)
-        self.refused = self.closed_early = 0
         for session in self.sessions:
             session.job = None
-            session.attempts = 0
         if not reconnect:
+            self.refused = self.closed_early = 0
             for session in self.sessions:
                 self.connect(session)
         opened = _monotonic()
@@ -207,7 +206,9 @@ class Storm:
         was lost, which is the gateway going away; print ``lost``.  Their
         reconnects are already under way when this returns.
         """
-        self.lost = 0
+        self.lost = self.refused = self.closed_early = 0
+        for session in self.sessions:
+            session.attempts = 0
         first = None
         while self.lost < len(self.sessions):
             for fd, mask in self.epoll.poll(0.05, 1024):
