@@ -26,6 +26,7 @@ import threading
 import time
 
 from benchmarks.role import base_config_path
+from benchmarks.storm import scenario as storm_scenario
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -415,6 +416,7 @@ class Suite:
                 ("throughput", self.throughput),
                 ("latency", self.latency),
                 ("block", self.block),
+                ("storm", lambda: storm_scenario(self)),
                 ("profile", self.profile),
             ):
                 if only and name not in only:
@@ -484,6 +486,16 @@ def summary(results):
         rows.append((f"blockmaster relay A -> B, {mode} ({relayed[0]['txs']} txs): submitblock issued / in B's chain",
                      "-", f"{_spread([r['to_submit_ms'] for r in relayed], 1)} / "
                           f"{_spread([r['to_best_chain_ms'] for r in relayed])}"))
+    storm = results.get("storm")
+    if storm:
+        first, back = storm["first"], storm.get("restart")
+        n = f"{storm['sessions']:,}"
+        rows.append((f"storm: {n} sessions at once -> last first job", "<= 5 s",
+                     f"{first.get('last_job_s', float('nan')):.2f} s ({first['with_job']:,} got one)"))
+        if back:
+            rows.append((f"restart: gateway listening -> last of {n} back at work", "<= 5 s",
+                         f"{back['listening_to_last_job_s'] or float('nan'):.2f} s "
+                         f"(SIGTERM -> last: {back['sigterm_to_last_job_s'] or float('nan'):.2f} s)"))
     micro = results.get("micro", {})
     jm = micro.get("jobmaster_template")
     if jm:

@@ -36,6 +36,8 @@ from twisted.internet.endpoints import (
 from twisted.internet.ssl import Certificate, optionsForClientTLS, trustRootFromCertificates
 from twisted.logger import Logger
 
+from viabtc.backlog import check_backlog, described_backlog, listen_backlog, with_backlog
+
 
 class ConfigError(Exception):
     """
@@ -429,6 +431,9 @@ class Address:
     # "server" or "client" when a Twisted description was written in one of
     # the two forms (``tcp:3333`` vs ``tcp:host=h:port=p``), else None.
     form: str | None = attrs.field(default=None, repr=False)
+    #: the listen backlog of a stream server (``svr.backlog``); None: the
+    #: kernel's ``net.core.somaxconn`` (``viabtc.backlog``)
+    backlog: int | None = attrs.field(default=None, repr=False)
 
     @property
     def is_datagram(self):
@@ -484,8 +489,12 @@ class Address:
         raise ValueError(f"{self.text!r} is a server description, not a client one")
 
     def server_endpoint(self, reactor):
-        """An ``IStreamServerEndpoint`` listening on this address."""
-        return serverFromString(reactor, self.server_description())
+        """
+        An ``IStreamServerEndpoint`` listening on this address, with the
+        listen backlog of ``viabtc.backlog`` (``backlog``, else the kernel's
+        cap): every role's stream listener is built here.
+        """
+        return serverFromString(reactor, with_backlog(self.server_description(), listen_backlog(self.backlog)))
 
     def client_endpoint(self, reactor):
         """
@@ -754,6 +763,9 @@ def _checked_address(text, key, side, default_transport):
     try:
         if side == "server":
             description = address.server_description()
+            backlog = described_backlog(description)
+            if backlog is not None:
+                check_backlog(backlog, key)
             if address.transport in ("ssl", "endpoint"):
                 # Builds the endpoint without listening: an SSL server loads
                 # its key and certificate here, an unknown type is refused.
@@ -786,18 +798,29 @@ class ServerBlock:
     A listening block (``svr``, ``monitor``, ``http_svr``): one or more bind
     addresses (stream and datagram mixed, as the seed's jobmaster listens on
     TCP and UDP 6000), the maximum frame size and the send-buffer limit.
+
+    ``backlog`` (our key) is the listen backlog of its stream binds, given
+    to each of them (``Address.backlog``); absent, they listen with the
+    kernel's ``net.core.somaxconn`` as the seed does (``viabtc.backlog``).
     """
 
     binds: tuple[Address, ...]
     max_pkg_size: int
     buf_limit: int | None = None
+    backlog: int | None = None
 
     @classmethod
     def from_reader(cls, reader):
+        binds = reader.addresses("bind", side="server")
+        backlog = reader.optional("backlog", int, None, positive)
+        if backlog is not None:
+            check_backlog(backlog, reader.path("backlog"))
+            binds = tuple(a if a.is_datagram else attrs.evolve(a, backlog=backlog) for a in binds)
         return cls(
-            binds=reader.addresses("bind", side="server"),
+            binds=binds,
             max_pkg_size=reader.required("max_pkg_size", int, positive),
             buf_limit=reader.optional("buf_limit", int, None, positive),
+            backlog=backlog,
         )
 
     @property

@@ -19,6 +19,7 @@ from twisted.application import internet, service
 from twisted.internet.protocol import Factory
 from twisted.protocols.wire import Discard
 
+from viabtc.backlog import accept_eagerly, listen_backlog
 from viabtc.rpc.client import DatagramSender, FailoverClient
 from viabtc.rpc.protocol import RPCDatagramProtocol, RPCServerFactory
 
@@ -85,9 +86,26 @@ class DatagramListener(service.Service):
         return None
 
 
+class _StreamListener(internet.StreamServerEndpointService):
+    """Listens on one stream address; its port takes the whole accept queue each turn (a storm)."""
+
+    def __init__(self, endpoint, factory, backlog):
+        super().__init__(endpoint, factory)
+        self._backlog = backlog
+
+    def privilegedStartService(self):
+        super().privilegedStartService()
+        self._waitingForPort.addCallback(accept_eagerly, self._backlog)
+
+
 def listen_stream(parent, address, factory, reactor):
-    """Serve ``factory`` on the stream ``address`` under ``parent``; returns the listening service."""
-    listener = internet.StreamServerEndpointService(address.server_endpoint(reactor), factory)
+    """
+    Serve ``factory`` on the stream ``address`` under ``parent``, with the
+    listen backlog of ``viabtc.backlog`` and a port that accepts all the
+    backlog holds at each turn (``accept_eagerly``); returns the listening
+    service.
+    """
+    listener = _StreamListener(address.server_endpoint(reactor), factory, listen_backlog(address.backlog))
     # A port that cannot be bound stops twistd at start-up.
     listener._raiseSynchronously = True
     listener.setServiceParent(parent)

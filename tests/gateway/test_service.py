@@ -172,8 +172,8 @@ class GatewayServiceTests(TestCase):
         self.assertIsNone(self.service.context.jobs.lookup("2"))
 
     async def test_no_miners_before_a_job(self):
-        """Until the jobmaster sent a job, a new connection is closed at once (ref §4.1)."""
-        await self.start(job=False)
+        """Until the jobmaster sent a job, a new connection is closed at once (ref §4.1; no ``first_job_wait``)."""
+        await self.start(job=False, first_job_wait=0)
         early = await connect_miner(self.port)
         await early.closed
         self.jobmaster.push_job(job_body())

@@ -7,12 +7,13 @@ import attrs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.internet.error import ConnectionDone
+from twisted.logger import capturedLogs
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
 from viabtc.config import ConfigError, ConfigReader
 from viabtc.stratum.limits import Limits, Offenders
-from viabtc.stratum.protocol import StratumServerFactory
+from viabtc.stratum.protocol import AUTHORIZED_LINES, StratumServerFactory
 from viabtc.stratum.session import State
 
 from tests.stratum.jobs import CURTIME, prepared_job
@@ -137,6 +138,56 @@ class ConnectionLimitTests(_LimitedCase):
         self.assertEqual(self.factory.connections, 5)
 
 
+class StaleSessionTests(_LimitedCase):
+    """A farm back from an uplink failure while its old, dead connections still fill its limit."""
+
+    limits = Limits(max_connections_per_ip=3, stale_after=100)
+
+    def test_silent_sessions_make_room_for_new_connections(self):
+        old = [self.miner(host="10.0.0.1") for _ in range(3)]
+        self.clock.advance(50)
+        self.call(*old[0], "mining.extranonce.subscribe", [])  # still alive
+        self.clock.advance(51)
+        new, new_transport = self.connect("10.0.0.1")
+        self.assertIsNotNone(new.session)
+        self.assertEqual(self.factory.counts["limit_stale_closed"], 2)
+        self.assertEqual([t.disconnected for _, t in old], [False, True, True])
+        self.assertEqual(self.factory.connections, 2)
+        self.assertIsNotNone(self.connect("10.0.0.1")[0].session)
+        # The address is full of live sessions again: refused, and no session is closed for it.
+        refused, _ = self.connect("10.0.0.1")
+        self.assertIsNone(refused.session)
+        self.assertEqual(self.factory.counts["limit_conn_ip"], 1)
+        self.assertEqual(self.factory.counts["limit_stale_closed"], 2)
+        # Their ends, when the transport reports them, are not counted twice.
+        for proto, _ in old[1:]:
+            self.lose(proto)
+        self.assertEqual(self.factory.connections, 3)
+        self.assertEqual(self.factory._per_host, {"10.0.0.1": 3})
+
+    def test_under_the_limit_nobody_is_closed(self):
+        old, old_transport = self.miner(host="10.0.0.1")
+        self.clock.advance(500)
+        self.connect("10.0.0.1")
+        self.assertFalse(old_transport.disconnected)
+        self.assertNotIn("limit_stale_closed", self.factory.counts)
+
+
+class StormLogTests(_LimitedCase):
+    def test_authorized_lines_summed_up_in_a_storm(self):
+        """Past ``AUTHORIZED_LINES`` a second, authorized workers are counted into one line."""
+        with capturedLogs() as events:
+            for i in range(AUTHORIZED_LINES + 10):
+                self.miner(account=f"farm.rig{i}", host=f"10.0.{i // 200}.{i % 200}")
+            self.clock.advance(1)
+            self.miner(account="late.rig", host="10.9.0.1")
+        one_by_one = [e["worker"] for e in events if "worker" in e and e["log_format"].startswith("authorized")]
+        self.assertEqual(one_by_one, [f"rig{i}" for i in range(AUTHORIZED_LINES)] + ["rig"])
+        (summary,) = [e for e in events if "count" in e]
+        self.assertEqual(summary["count"], 10)
+        self.assertEqual(self.context.events.count(("authorized", "farm", "rig59")), 1)
+
+
 class RateLimitTests(_LimitedCase):
     limits = Limits(request_rate=10, request_burst=20)
 
@@ -196,6 +247,24 @@ class DeadlineTests(_LimitedCase):
         self.clock.advance(2)
         self.assertTrue(slow_transport.disconnecting)
         self.assertFalse(miner_transport.disconnecting)
+        self.assertEqual(self.factory.counts["limit_auth_timeout"], 1)
+
+    def test_late_sweep_spares_the_authorize_still_unread(self):
+        """
+        After a stall longer than the deadline (a reconnect storm kept the
+        reactor busy) the first sweep closes nobody: the session's
+        authorize, waiting to be read, still counts.  One sweep later an
+        unauthorized session is closed.
+        """
+        miner, miner_transport = self.connect("10.0.0.1")
+        self.call(miner, miner_transport, "mining.subscribe", [])
+        slow, slow_transport = self.connect("10.0.0.2")
+        self.clock.advance(45)  # one late sweep
+        self.assertFalse(slow_transport.disconnecting)
+        self.call(miner, miner_transport, "mining.authorize", ["alice.rig1", "x"])
+        self.clock.advance(1)
+        self.assertFalse(miner_transport.disconnecting)
+        self.assertTrue(slow_transport.disconnecting)
         self.assertEqual(self.factory.counts["limit_auth_timeout"], 1)
 
     def test_closed_peer_that_lingers_is_aborted(self):
@@ -315,7 +384,7 @@ class BoundedTablesTests(_LimitedCase):
     def test_tables_drain(self):
         protos = [self.connect(f"10.1.{i // 250}.{i % 250}")[0] for i in range(80)]
         self.assertEqual(self.factory.connections, 50)
-        self.clock.advance(6)
+        self.clock.pump([1] * 6)
         for proto in protos:
             if proto.session is not None:
                 self.lose(proto)

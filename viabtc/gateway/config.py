@@ -17,7 +17,8 @@ config file's directory.
 
 Our keys: ``secret`` (HMAC of module packets, both links),
 ``stats_drain_timeout`` (seconds a graceful stop waits for the writer's
-ACKs) and ``limits`` (the Stratum port's abuse limits, ``viabtc.stratum.
+ACKs), ``first_job_wait`` (seconds after start the Stratum ports hold new
+miners in the kernel's queue until the first job, ``viabtc.gateway.server``) and ``limits`` (the Stratum port's abuse limits, ``viabtc.stratum.
 limits``; every key optional).  ``http_svr.keep_alive`` is the seed's (ref §4.11).
 """
 
@@ -106,6 +107,7 @@ class GatewayConfig:
     cli: object = None
     worker_num: int = 1
     stats_drain_timeout: float = 3.0
+    first_job_wait: float = 10.0
     limits: Limits = Limits()
     secret: SecretBlock | None = None
     alert: AlertBlock | None = None
@@ -148,6 +150,7 @@ class GatewayConfig:
             cli=cli_address(reader),
             worker_num=worker_num,
             stats_drain_timeout=reader.optional("stats_drain_timeout", float, 3.0, non_negative),
+            first_job_wait=reader.optional("first_job_wait", float, 10.0, non_negative),
             limits=Limits.from_reader(reader.section("limits", required=False)),
             secret=SecretBlock.from_reader(reader),
             alert=optional_block(reader, "alert", AlertBlock),

@@ -77,14 +77,14 @@ class GatewayService(service.MultiService):
                                   connections=lambda: len(self.server.sessions), role=ROLE)
         self.context = GatewayContext(config.stratum, config.worker_id, JobBook(), BanList(reactor),
                                       self.stats, self.courier, reactor)
-        self.server = GatewayStratumFactory(self.context, reactor, limits=config.limits)
+        self.server = GatewayStratumFactory(self.context, reactor, limits=config.limits,
+                                            first_job_wait=config.first_job_wait)
         self.context.server = self.server
         self._job_link = JobLink(self.context)
         self.job_client.add_observer(self._job_link)
         self.job_client.add_observer(self.courier)
 
-        for address in config.svr.binds:
-            listen_stream(self._listeners, address, self.server, reactor)
+        self._stratum = [listen_stream(self._listeners, address, self.server, reactor) for address in config.svr.binds]
         if config.http_svr is not None:
             site = Site(GatewayResource(self.server, reactor), timeout=config.http_svr.keep_alive, reactor=reactor)
             for address in config.http_svr.server.stream_binds:
@@ -107,6 +107,8 @@ class GatewayService(service.MultiService):
         self._links.startService()
         self.stats.start()
         self._listeners.startService()
+        for listener in self._stratum:
+            listener._waitingForPort.addCallback(self.server.hold)
         self._log.info(
             "gateway {host} (worker_id {worker_id}): stratum on {binds}, jobmaster {job}, writer {writer}",
             host=self.config.host, worker_id=self.config.worker_id,
@@ -116,6 +118,7 @@ class GatewayService(service.MultiService):
 
     def stopService(self):
         service.Service.stopService(self)
+        self.server.stop_holding()
         d = defer.maybeDeferred(self._listeners.stopService)
         d.addCallback(lambda _: self._close_sessions())
         d.addCallback(lambda _: self._drain())

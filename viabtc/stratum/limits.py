@@ -40,6 +40,10 @@ class Limits:
     max_connections: int = 100_000
     #: live connections from one IP address (farms behind NAT share one)
     max_connections_per_ip: int = 2_000
+    #: when an address is at its limit, its sessions silent this long are
+    #: closed to admit its new connections (a farm back from an uplink
+    #: failure, whose old connections the gateway never saw die)
+    stale_after: float = 120.0
     #: sustained requests per second per connection (token bucket) ...
     request_rate: float = 100.0
     #: ... and the burst a connection may send at once; above them it is
@@ -83,6 +87,7 @@ class Limits:
             "max_connections": reader.optional("max_connections", int, d.max_connections, positive),
             "max_connections_per_ip": reader.optional(
                 "max_connections_per_ip", int, d.max_connections_per_ip, positive),
+            "stale_after": reader.optional("stale_after", float, d.stale_after, positive),
             "request_rate": reader.optional("request_rate", float, d.request_rate, positive),
             "request_burst": reader.optional("request_burst", int, d.request_burst, positive),
             "throttle_time": reader.optional("throttle_time", float, d.throttle_time, positive),

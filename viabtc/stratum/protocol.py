@@ -65,6 +65,9 @@ _MAX_USER_AGENT = 64
 _EXTRANONCE2_SIZE = 8
 #: How often the factory sweeps authorization and close deadlines.
 SWEEP_INTERVAL = 1.0
+#: "authorized" log lines written one by one per sweep interval; beyond
+#: that (a reconnect storm) they are counted and summed up in one line.
+AUTHORIZED_LINES = 50
 
 
 def _error_tail(code, message):
@@ -496,13 +499,7 @@ class StratumServerProtocol(Protocol):
                 out.append(self._notify(prepared, clean=True))
         if is_new:
             self.factory.count("new_authorized")
-            self._log.info(
-                "authorized {user}.{worker} from {peer}",
-                role=self.context.role,
-                peer=session.peer,
-                user=user,
-                worker=worker,
-            )
+            self.factory.log_authorized(session, user, worker)
             self.context.worker_authorized(session, user, worker)
 
     def _submit(self, msg_id, params, out, now):
@@ -766,11 +763,16 @@ class StratumServerFactory(Factory):
         self.housekeeping_interval = housekeeping_interval
         self._housekeeping = None
         self._sweep = None
+        self._last_sweep = None
         self._per_host = {}
+        # host -> the time before which none of its sessions can be stale
+        self._stale_checked = {}
         # protocol -> deadline; deadlines are now + a constant, so insertion
         # order is deadline order and a sweep stops at the first live one.
         self._auth_deadlines = {}
         self._close_deadlines = {}
+        self._authorized_lines = 0
+        self._authorized_unlogged = 0
 
     def buildProtocol(self, addr):
         return self.protocol(self)
@@ -781,6 +783,7 @@ class StratumServerFactory(Factory):
     def startFactory(self):
         self._housekeeping = self._loop(self.housekeeping, self.housekeeping_interval, "housekeeping")
         self._sweep = self._loop(self.sweep, SWEEP_INTERVAL, "deadline sweep")
+        self._last_sweep = self.clock.seconds()
 
     def _loop(self, function, interval, name):
         loop = LoopingCall(function)
@@ -805,9 +808,46 @@ class StratumServerFactory(Factory):
             return "limit_banned"
         if len(self.sessions) >= limits.max_connections:
             return "limit_conn_total"
-        if self._per_host.get(host, 0) >= limits.max_connections_per_ip:
+        if self._per_host.get(host, 0) >= limits.max_connections_per_ip and not self._evict_stale(host, now):
             return "limit_conn_ip"
         return None
+
+    def _evict_stale(self, host, now):
+        """
+        ``host`` is at its connection limit: close its sessions silent for
+        ``limits.stale_after`` (dead connections of a farm whose uplink came
+        back; the gateway never saw them end) and return how many, so that
+        its new connections are admitted.  One pass over the sessions closes
+        all of them; until the quietest of the rest could go stale the
+        address is refused without another pass.
+        """
+        if now < self._stale_checked.get(host, 0.0):
+            return 0
+        stale_after = self.limits.stale_after
+        stale = []
+        quietest = now
+        for proto in self.sessions:
+            session = proto.session
+            if session.host != host or session.state is _CLOSING:
+                continue
+            if now - session.last_active >= stale_after:
+                stale.append(proto)
+            elif session.last_active < quietest:
+                quietest = session.last_active
+        self._stale_checked[host] = quietest + stale_after
+        if len(self._stale_checked) > self.limits.max_connections // self.limits.max_connections_per_ip + 1:
+            # Only so many addresses can be at their limit at once.
+            self._stale_checked = {h: t for h, t in self._stale_checked.items() if t > now}
+        if stale:
+            self.count("limit_stale_closed", len(stale))
+            self._log.info("closing {count} sessions of {host} silent for {seconds:g} s or more, to admit"
+                           " its new connections", role=self.context.role, host=host, count=len(stale),
+                           seconds=stale_after)
+            for proto in stale:
+                # Its place is free now, not when its connection is gone.
+                self.released(proto)
+                proto.abort()
+        return len(stale)
 
     def admitted(self, proto, now):
         """A new session: counted per host, and given its authorization deadline."""
@@ -815,6 +855,30 @@ class StratumServerFactory(Factory):
         host = proto.session.host
         self._per_host[host] = self._per_host.get(host, 0) + 1
         self._auth_deadlines[proto] = now + self.limits.auth_timeout
+
+    def log_authorized(self, session, user, worker):
+        """
+        Log a newly authorized worker: one line each, up to
+        ``AUTHORIZED_LINES`` per second.  Beyond that the gateway is taking
+        a reconnect storm, where a formatted line per miner (written twice:
+        twistd's log and the role's) would cost a third of admitting it;
+        those are summed up by the next sweep.  Every worker's
+        ``connected`` event still goes to the statistics.
+        """
+        if self._authorized_lines < AUTHORIZED_LINES:
+            self._authorized_lines += 1
+            self._log.info("authorized {user}.{worker} from {peer}", role=self.context.role, peer=session.peer,
+                           user=user, worker=worker)
+        else:
+            self._authorized_unlogged += 1
+
+    def _log_authorized_storm(self):
+        self._authorized_lines = 0
+        if self._authorized_unlogged:
+            self._log.info("authorized {count} more workers in the last second (a reconnect storm: one line"
+                           " each resumes below {lines} a second)", role=self.context.role,
+                           count=self._authorized_unlogged, lines=AUTHORIZED_LINES)
+            self._authorized_unlogged = 0
 
     def authorized_session(self, proto):
         """
@@ -829,7 +893,9 @@ class StratumServerFactory(Factory):
             self._close_deadlines[proto] = self.clock.seconds() + self.limits.close_timeout
 
     def released(self, proto):
-        """``proto``'s connection is gone: forget it everywhere."""
+        """``proto``'s connection is gone (or it was closed as stale): forget it everywhere, once."""
+        if proto not in self.sessions:
+            return
         self.sessions.discard(proto)
         self._auth_deadlines.pop(proto, None)
         self._close_deadlines.pop(proto, None)
@@ -870,9 +936,21 @@ class StratumServerFactory(Factory):
             )
 
     def sweep(self):
-        """Close sessions past their authorization deadline; abort lingering closed ones."""
+        """
+        Close sessions past their authorization deadline; abort lingering closed ones.
+
+        A sweep that runs late (more than two intervals after the last: the
+        reactor was blocked, or busy admitting a reconnect storm) closes
+        nobody for the authorization deadline: timers run before the
+        reactor reads, so the authorize of a session just past its deadline
+        may be among the bytes still unread.  It is closed at the next sweep
+        if it has not authorized by then.
+        """
+        self._log_authorized_storm()
         now = self.clock.seconds()
-        deadlines = self._auth_deadlines
+        last, self._last_sweep = self._last_sweep, now
+        late = last is not None and now - last > 2 * SWEEP_INTERVAL
+        deadlines = {} if late else self._auth_deadlines
         while deadlines:
             proto = next(iter(deadlines))
             if deadlines[proto] > now:
