@@ -1,6 +1,7 @@
-# -*- test-case-name: tests.poolbench.test_jobmasters -*-
+# -*- test-case-name: tests.rpc.test_jobmasters -*-
 """
 Where the height hints go: every jobmaster, by UDP (ref §1.2, §6.4).
+Poolbench and bitpeer both hint, so the list lives here, below the roles.
 
 The seed fetched the jobmaster list over HTTP from ``jobmaster_url`` (header
 ``AUTHORIZATION: <request_auth>``, reply ``{"error": {"message": "ok"},
@@ -68,14 +69,16 @@ class JobmasterList(Service):
     Keeps ``sender`` (a ``DatagramSender``) addressed to every jobmaster:
     the ``static`` addresses ((ip, port) pairs) plus, when ``url`` is set,
     the list fetched from it every ``interval`` seconds with ``auth`` in the
-    ``AUTHORIZATION`` header.  ``agent`` defaults to a plain ``Agent``.
+    ``AUTHORIZATION`` header.  ``agent`` defaults to a plain ``Agent``;
+    ``role`` names the hinting role in logs and the User-Agent.
     """
 
     _log = Logger()
 
     def __init__(self, sender, reactor, *, static=(), url=None, auth=None, interval=30.0,
-                 agent=None):
+                 agent=None, role="rpc"):
         self.sender = sender
+        self.role = role
         self.reactor = reactor
         self.static = tuple(static)
         self.url = url
@@ -105,7 +108,7 @@ class JobmasterList(Service):
 
     def refresh(self):
         """Fetch the list now; the Deferred fires when it is applied (or kept)."""
-        headers = Headers({b"User-Agent": [b"viabtc-poolbench"]})
+        headers = Headers({b"User-Agent": [f"viabtc-{self.role}".encode()]})
         if self.auth is not None:
             headers.addRawHeader(b"AUTHORIZATION", self.auth.encode("utf-8"))
         d = self.agent.request(b"GET", self.url.encode("utf-8"), headers)
@@ -128,13 +131,13 @@ class JobmasterList(Service):
             self.fetched = addresses
             self._apply()
             self._log.info("jobmasters now {addresses}", addresses=_describe(self.addresses),
-                           role="poolbench")
+                           role=self.role)
 
     def _fetch_failed(self, failure):
         self.last_error = failure.getErrorMessage() or failure.type.__name__
         self._log.warn("jobmaster list from {url} not fetched ({error}); keeping {addresses}",
                        url=self.url, error=self.last_error,
-                       addresses=_describe(self.addresses) or "none", role="poolbench")
+                       addresses=_describe(self.addresses) or "none", role=self.role)
 
     def _apply(self):
         merged = list(self.static)
