@@ -12,6 +12,7 @@ fetch keeps the last list (logged): a flaky list service must not stop the
 hints.
 """
 
+import ipaddress
 import json
 
 from twisted.application.service import Service
@@ -62,6 +63,33 @@ def parse_jobmaster_list(body):
         if address.sockaddr not in addresses:
             addresses.append(address.sockaddr)
     return tuple(addresses)
+
+
+def static_jobmasters(reader, key="jobmaster"):
+    """
+    The config's static list at ``key`` (our addition beside the seed's
+    ``jobmaster_url``): (ip, port) pairs of ``udp@ip:port`` (or plain
+    ``ip:port``) entries; ``ConfigError`` names a bad one.
+    """
+    addresses = reader.addresses(key, required=False, default_transport="udp")
+    result = []
+    for i, address in enumerate(addresses):
+        where = f"{reader.path(key)}[{i}]"
+        if address.transport != "udp" or address.port == 0:
+            raise ConfigError(where, f"{address.text!r} is not a udp@ip:port address")
+        try:
+            ipaddress.ip_address(address.host)
+        except ValueError:
+            raise ConfigError(where, f"{address.text!r}: hints go to IP addresses only") from None
+        result.append(address.sockaddr)
+    return tuple(result)
+
+
+def http_url(value):
+    """Config validator: an http:// or https:// URL (``jobmaster_url``)."""
+    if not value.startswith(("http://", "https://")):
+        raise ValueError(f"must be an http:// or https:// URL, got {value!r}")
+    return value
 
 
 class JobmasterList(Service):
