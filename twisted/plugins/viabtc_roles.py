@@ -43,3 +43,9 @@ viabtcPoolbench = ServiceMaker(
     "Watches other pools' Stratum jobs and hints new heights to the jobmaster.",
     "viabtc-poolbench",
 )
+viabtcBitpeer = ServiceMaker(
+    "viabtc-bitpeer",
+    "viabtc.bitpeer.tap",
+    "Relays blocks over Bitcoin P2P and hints new blocks to the jobmasters.",
+    "viabtc-bitpeer",
+)

@@ -113,6 +113,11 @@ class PeerProtocol(Protocol):
         self._ping_nonce = None
         self._ping_sent = None
 
+    @property
+    def closing(self):
+        """True once this peer is being dropped or is gone."""
+        return self._closing
+
     # -- the connection ----------------------------------------------------
 
     def connectionMade(self):
