@@ -31,3 +31,13 @@ def mine_chain(prev_hash, count, time=1700000000, bits=REGTEST_BITS):
         headers.append(header)
         prev_hash = header.hash()
     return headers
+
+
+def mine_block(prev_hash, transactions, time=1700000000, bits=REGTEST_BITS):
+    """Block bytes on ``prev_hash`` holding ``transactions`` (parsed), with valid proof of work."""
+    from viabtc.bitcoin.merkle import merkle_root
+    from viabtc.bitcoin.serialize import compact_size
+
+    header = mine(prev_hash, time, bits, merkle_root([tx.txid() for tx in transactions]))
+    return header.serialize() + compact_size(len(transactions)) + b"".join(
+        tx.serialize() for tx in transactions)
