@@ -161,7 +161,8 @@ class OurBlockTests(RelayCase):
         self.assertIsInstance(compact, CmpctBlock)
         a.receive(GetData([InvItem(MSG_WITNESS_BLOCK, b"\x01" * 32)]))
         self.assertEqual(a.sent(), [NotFound([InvItem(MSG_WITNESS_BLOCK, b"\x01" * 32)])])
-        self.assertEqual(self.relay.counts["served"], 3)
+        self.assertEqual([self.relay.counts[f"served {k}"] for k in ("witness block", "block", "compact block")],
+                         [1, 1, 1])
 
     def test_getheaders_and_getblocktxn(self):
         self.relay.our_block(self.raw, "jobmaster")

@@ -89,7 +89,8 @@ class Relay:
         self.blocks = OrderedDict()
         self.requested = {}
         self.hinted_height = 0
-        self.counts = {"hints": 0, "announced": 0, "served": 0, "pushed": 0, "bad_headers": 0}
+        self.counts = {"hints": 0, "announced": 0, "pushed": 0, "bad_headers": 0,
+                       **{f"served {name}": 0 for name in _KIND_NAMES.values()}}
 
     # -- the node's tip ------------------------------------------------------
 
@@ -229,9 +230,10 @@ class Relay:
             peer.send(block.compact(_compact_version(peer)))
         else:
             peer.send(BlockMessage(block.legacy))
-        self.counts["served"] += 1
+        name = _KIND_NAMES.get(kind, "block")
+        self.counts[f"served {name}"] += 1
         self._log.info("block {hash} served to {peer} ({kind})", hash=hash_to_display_hex(block.hash),
-                       peer=peer.peer, kind=_KIND_NAMES.get(kind, kind), role=self.role)
+                       peer=peer.peer, kind=name, role=self.role)
 
     def _on_getheaders(self, peer, message):
         start = next((h for h in message.locator if h in self.chain or h in self.blocks), None)

@@ -17,6 +17,7 @@ With ``secret`` set every packet is HMAC-tagged both ways.
 import signal
 
 from twisted.application.service import MultiService
+from twisted.internet import defer
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -79,6 +80,7 @@ class BitpeerService(MultiService):
         super().__init__()
         self.config = config
         self.reactor = reactor
+        self.nodes = nodes
         self.install_signals = install_signals
         secret = None if config.secret is None else config.secret.value
         self.relay = Relay(config.network, config.start_string, reactor, hint=self.send_hint,
@@ -120,7 +122,8 @@ class BitpeerService(MultiService):
     def stopService(self):
         if self.install_signals and self._previous_handler is not None:
             signal.signal(signal.SIGUSR1, self._previous_handler)
-        return super().stopService()
+        stopped = defer.maybeDeferred(super().stopService)
+        return stopped.addBoth(lambda _: self.nodes.close())
 
     def reload_peers(self):
         """Read the peers file again; a line saying what changed (or why not)."""

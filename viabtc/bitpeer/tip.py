@@ -2,12 +2,14 @@
 """
 Our node's tip, the anchor of every header bitpeer believes: polled every
 second (the seed polled ``getblockcount`` as often), fetched as a header
-only when it changed.  The header is rebuilt from ``getblockheader``'s
-fields (bitcoind's and bcoin's agree on them) and checked against the hash
-the node gave, so a node answering nonsense anchors nothing.
+only when it changed: the raw 80 bytes (``getblockheader`` with
+``verbose=false``, which bitcoind and bcoin both answer) and the height from
+the verbose form, checked against the hash the node gave, so a node
+answering nonsense anchors nothing.
 """
 
 from twisted.application.service import Service
+from twisted.internet import defer
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
@@ -18,23 +20,21 @@ from viabtc.bitcoin.header import BlockHeader
 POLL_INTERVAL = 1.0
 
 
-def header_from_rpc(reply):
-    """``(header, height)`` from a verbose ``getblockheader`` reply; ``ValueError`` if malformed."""
+def header_from_rpc(display_hash, raw_hex, verbose):
+    """
+    ``(header, height)`` from ``getblockheader`` of ``display_hash``: the
+    raw header (``verbose=false``, 80 bytes of hex) and the verbose reply's
+    ``height``; ``ValueError`` if they do not fit together.
+    """
     try:
-        prev = reply.get("previousblockhash")
-        header = BlockHeader(
-            version=int(reply["version"]) & 0xFFFFFFFF,
-            prev_hash=hash_from_display_hex(prev) if prev else bytes(32),
-            merkle_root=hash_from_display_hex(reply["merkleroot"]),
-            time=int(reply["time"]),
-            bits=int(reply["bits"], 16),
-            nonce=int(reply["nonce"]),
-        )
-        height = int(reply["height"])
-        if hash_from_display_hex(reply["hash"]) != header.hash():
-            raise ValueError("the fields do not hash to the block's hash")
-    except (KeyError, TypeError, AttributeError) as e:
-        raise ValueError(f"malformed getblockheader reply: {e!r}") from None
+        header = BlockHeader.parse(bytes.fromhex(raw_hex))
+        height = verbose["height"]
+    except (TypeError, KeyError, ValueError) as e:
+        raise ValueError(f"malformed getblockheader reply: {e}") from None
+    if not isinstance(height, int) or height < 0:
+        raise ValueError(f"malformed getblockheader height {height!r}")
+    if header.hash() != hash_from_display_hex(display_hash) or verbose.get("hash") != display_hash:
+        raise ValueError("getblockheader answered for another block")
     return header, height
 
 
@@ -69,20 +69,17 @@ class NodeTip(Service):
             return None
         self._busy = True
         d = self.nodes.call("getbestblockhash")
-        d.addCallback(self._got_hash)
+        d.addCallback(lambda h: defer.Deferred.fromCoroutine(self._got_hash(h)))
         d.addErrback(self._failed)
         d.addBoth(self._done)
         return d
 
-    def _got_hash(self, display_hash):
+    async def _got_hash(self, display_hash):
         if display_hash == self.best_hash:
-            return None
-        d = self.nodes.call("getblockheader", display_hash, True)
-        d.addCallback(self._got_header, display_hash)
-        return d
-
-    def _got_header(self, reply, display_hash):
-        header, height = header_from_rpc(reply)
+            return
+        raw = await self.nodes.call("getblockheader", display_hash, False)
+        verbose = await self.nodes.call("getblockheader", display_hash, True)
+        header, height = header_from_rpc(display_hash, raw, verbose)
         self.best_hash = display_hash
         self.last_error = None
         self.tip(header, height)
