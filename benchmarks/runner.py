@@ -372,6 +372,13 @@ class Suite:
         self.fresh_job()
         self.results["block"] = rows
 
+    def fastblock(self):
+        """Bitpeer's fast-block latencies, with their own roles and node (``benchmarks.fastblock``)."""
+        done = subprocess.run([sys.executable, "-m", "benchmarks.fastblock", "--rounds",
+                               str(3 if self.quick else 10)], cwd=ROOT, capture_output=True, text=True,
+                              timeout=600)
+        self.results["fastblock"] = json.loads(done.stdout.strip().splitlines()[-1])
+
     def profile(self):
         """The whole gateway process under load, profiled (the numbers of this run are not reported)."""
         path = os.path.join(self.options.out, "profile-gateway.txt")
@@ -388,6 +395,10 @@ class Suite:
         only = set(filter(None, self.options.only.split(",")))
         if not only or "micro" in only:
             self.micro()
+        if not only or "fastblock" in only:
+            self.fastblock()
+        if only == {"fastblock"}:
+            return self.results
         node_args = []
         if not only or "block" in only:
             self.start_node()
@@ -463,6 +474,12 @@ def summary(results):
                      _spread((r["to_sent_ms"] for r in block), 1)))
         rows.append(("block share -> submitblock at the node", "-",
                      _spread((r["to_submitblock_ms"] for r in block), 1)))
+    fast = results.get("fastblock")
+    if fast and "error" not in fast:
+        rows.append(("block at bitpeer (P2P) -> empty notify at a miner", "<= 20 ms",
+                     _spread(fast["block_to_empty_notify_ms"], 1)))
+        rows.append(("block share -> first byte from bitpeer at a peer", "<= 10 ms",
+                     _spread(fast["share_to_first_byte_ms"], 1)))
     micro = results.get("micro", {})
     jm = micro.get("jobmaster_template")
     if jm:
