@@ -27,6 +27,7 @@ when the bytes are read.  Each round first moves the node one block on
 import argparse
 import json
 import os
+import re
 import secrets
 import shutil
 import sys
@@ -237,9 +238,10 @@ async def run(rounds):
             if empty.branch:
                 raise RuntimeError("the job on the rival block is not empty")
             empty_ms.append((received - stamp) * 1e3)
+        inside = _bitpeer_announce_ms(os.path.join(run_dir, "bitpeer.log"))
         shutil.rmtree(run_dir, ignore_errors=True)
         return {"rounds": rounds, "block_to_empty_notify_ms": empty_ms,
-                "share_to_first_byte_ms": first_byte_ms}
+                "share_to_first_byte_ms": first_byte_ms, "bitpeer_announce_ms": inside}
     finally:
         if pool is not None:
             from viabtc.devnet.process import stop_process
@@ -250,6 +252,13 @@ async def run(rounds):
         node.stop()
         if os.path.exists(run_dir):
             print(f"fastblock: logs kept in {run_dir}", file=sys.stderr)
+
+
+def _bitpeer_announce_ms(path):
+    """Bitpeer's own time per pool block, cmd 10 read to announcements written (from its log)."""
+    with open(path) as f:
+        return [float(m.group(1)) for m in re.finditer(r"pool block \w+ from \S+ announced to \d+ "
+                                                       r"peer\(s\) in ([0-9.]+) ms", f.read())]
 
 
 def _mine_header(prev_hash, bits):

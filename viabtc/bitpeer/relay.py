@@ -271,6 +271,7 @@ class Relay:
         return self._relay(raw, source, "foreign")
 
     def _relay(self, raw, source, kind):
+        started = self.clock.seconds()
         try:
             block = RelayBlock(raw)
             check_proof_of_work(self.chain.network, block.header, block.hash)
@@ -282,9 +283,9 @@ class Relay:
             return False
         self._hold(block)
         count = self.announce(block)
-        self._log.info("{kind} block {hash} from {source} announced to {count} peer(s)", kind=kind,
-                       hash=hash_to_display_hex(block.hash), source=source, count=count,
-                       role=self.role)
+        self._log.info("{kind} block {hash} from {source} announced to {count} peer(s) in {ms:.2f} ms",
+                       kind=kind, hash=hash_to_display_hex(block.hash), source=source, count=count,
+                       ms=(self.clock.seconds() - started) * 1e3, role=self.role)
         try:
             entry, new = self.chain.connect(block.header, int(self.clock.seconds()), block.hash)
         except BadHeader:
