@@ -83,6 +83,18 @@ class FromPeersTests(RelayCase):
         self.assertEqual(a.sent(), [GetHeaders([TIP.hash()])])
         self.assertFalse(a.dropped)
 
+    def test_many_unknown_headers_ask_once(self):
+        a = self.peer()
+        a.receive(Headers([mine(b"\x09" * 32, time=NOW + i) for i in range(5)]))
+        self.assertEqual(a.sent(), [GetHeaders([TIP.hash()])])
+
+    def test_headers_chain_after_known_one(self):
+        from tests.bitpeer.mining import mine_chain
+        a = self.peer()
+        a.receive(Headers(mine_chain(TIP.hash(), 3, time=NOW)))
+        self.assertEqual([e.height for e in self.hints], [203])
+        self.assertEqual(len(a.sent()), 1)
+
     def test_node_tip_is_not_hinted_and_old_heights_are_not(self):
         header = mine(TIP.hash())
         self.relay.node_tip(header, 201)

@@ -121,7 +121,7 @@ class Relay:
         if handler is not None:
             handler(peer, message)
 
-    def _believe(self, peer, header, block_hash=None):
+    def _believe(self, peer, header, block_hash=None, hint=True):
         """
         The header's ``Entry`` when newly believed (hinted if highest), None
         when already known, not placeable (asked about) or bad (peer dropped).
@@ -140,7 +140,8 @@ class Relay:
             return None
         self._log.info("block {height} {hash} from peer {peer}", height=entry.height,
                        hash=hash_to_display_hex(entry.hash), peer=peer.peer, role=self.role)
-        self._maybe_hint(entry)
+        if hint:
+            self._maybe_hint(entry)
         return entry
 
     def _maybe_hint(self, entry):
@@ -170,12 +171,18 @@ class Relay:
     def _on_headers(self, peer, message):
         newest = None
         for header in message.headers:
-            entry = self._believe(peer, header)
+            if header.prev_hash not in self.chain:
+                # Ask once for the missing link, whatever the count.
+                if self.chain.best is not None:
+                    peer.send(GetHeaders(self.chain.locator()))
+                break
+            entry = self._believe(peer, header, hint=False)
             if peer.closing:
                 return
             if entry is not None:
                 newest = entry
         if newest is not None and newest is self.chain.best:
+            self._maybe_hint(newest)
             self._request(peer, newest.hash)
 
     def _on_cmpctblock(self, peer, message):
