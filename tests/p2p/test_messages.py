@@ -25,7 +25,6 @@ from viabtc.p2p.messages import (
     PrefilledTx,
     SendCmpct,
     Verack,
-    Version,
     WtxidRelay,
     decode,
 )

@@ -37,7 +37,6 @@ from viabtc.p2p.messages import (
     NODE_WITNESS,
     PROTOCOL_VERSION,
     WTXID_RELAY_VERSION,
-    FeeFilter,
     Ping,
     Pong,
     SendAddrV2,
