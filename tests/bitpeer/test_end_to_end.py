@@ -1,10 +1,10 @@
 """
-Bitpeer with real bcoin regtest nodes, the real jobmaster and bitpeer
-started from the seed's sample config (only hosts, ports and addresses
-changed): the pool's node and two outside nodes, none connected to another,
-segwit active.
+Bitpeer with real bcoin regtest nodes, the real jobmaster, gateway and
+``viabtc-miner`` (in-process services), and bitpeer started from the seed's
+sample config (only hosts, ports and addresses changed): the pool's node
+and two outside nodes, none connected to another, segwit active.
 
-- A block the pool finds reaches both outside nodes through bitpeer: one
+- A block our miner finds reaches both outside nodes through bitpeer: one
   fetches it as a compact block, the other (``--compact=false``) as a full
   witness block.
 - A block mined on an outside node reaches bitpeer, which hints it: the
@@ -23,21 +23,31 @@ from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.trial.unittest import TestCase
 from twisted.web import server
 
-from tests.jobmaster.mining import TestGateway, in_thread, solve, wait_for
+from tests.gateway.support import StatsWriter
+from tests.gateway.test_service import gateway_data
+from tests.jobmaster.mining import TestGateway, in_thread, wait_for
 from tests.jobmaster.test_service import config_for
 from tests.rpc.test_jobmasters import FakeListService
 from tests.support import bcoin_node
 from viabtc.bitcoin.hashing import hash_to_display_hex, sha256d
 from viabtc.bitpeer import tap as bitpeer_tap
+from viabtc.config import ConfigReader
 from viabtc.devnet import free_port
+from viabtc.gateway.config import GatewayConfig
+from viabtc.gateway.service import GatewayService
 from viabtc.jobmaster.tap import build_service
 from viabtc.rpc.client import FailoverClient
 from viabtc.rpc.codec import Command
+from viabtc.tools.miner import Miner, MinerConfig
 
 SEED = os.path.join(os.path.dirname(__file__), "..", "data", "seed-configs", "bitpeer.json")
 
 #: bcoin's regtest activates segwit (BIP9, 144-block windows) from this height.
 SEGWIT_HEIGHT = 432
+
+#: The miner's share difficulty: a share in ~40,000 hashes, and every share
+#: is a regtest block.
+DIFFICULTY = 0.00001
 
 
 def copy_chain(source, targets, hashes):
@@ -103,6 +113,20 @@ class BitpeerEndToEndTests(TestCase):
             json.dump(data, f)
         return path, svr_port
 
+    async def mine_a_block(self, stratum_port):
+        """
+        ``viabtc-miner`` on the gateway until it found a block; the display
+        hashes of the blocks it found (shares in flight may add one or two).
+        """
+        miner = Miner(MinerConfig(url=f"stratum+tcp://127.0.0.1:{stratum_port}", user="e2e.miner",
+                                  max_blocks=1), reactor)
+        miner.startService()
+        stats = await miner.done
+        if miner.running:
+            await miner.stopService()
+        self.assertTrue(stats.blocks)
+        return stats.blocks
+
     async def test_blocks_both_ways(self):
         pool = bcoin_node(self)
         compact = bcoin_node(self, listen=True)
@@ -122,9 +146,16 @@ class BitpeerEndToEndTests(TestCase):
         self.addCleanup(bitpeer.role_logging.remove)
         self.start(bitpeer)
         jobmaster = self.start(build_service(jobmaster_config, reactor))
-        gateway = TestGateway(tcp)
+        gateway = TestGateway(tcp)  # sees every job the miners get
         gateway.start()
         self.addCleanup(gateway.stop)
+        writer = StatsWriter()
+        self.addCleanup(writer.stop)
+        gateway_config = GatewayConfig.from_reader(ConfigReader(gateway_data(
+            tcp, writer.address, os.path.abspath(self.mktemp()), diff_min=DIFFICULTY,
+            diff_default=DIFFICULTY)))
+        self.start(GatewayService(gateway_config, reactor))
+        stratum_port = gateway_config.svr.binds[0].port
         blockmaster = Blockmaster(svr_port)
         blockmaster.client.startService()
         self.addCleanup(blockmaster.client.stopService)
@@ -137,16 +168,18 @@ class BitpeerEndToEndTests(TestCase):
         [job, *_] = await wait_for(gateway.jobs, what="a job")
         self.assertEqual(job.height, SEGWIT_HEIGHT + 1)
 
-        # 1. The pool finds a block (segwit: its coinbase carries a witness).
-        found = solve(job)
-        gateway.send_found(found)
+        # 1. Our miner finds a block (segwit: its coinbase carries a witness).
+        found = await self.mine_a_block(stratum_port)
+        ours = await wait_for(lambda: (lambda best: best in found and best)(pool.rpc("getbestblockhash")),
+                              what="the pool's block on the pool's node")
         for node in (compact, whole):
-            await wait_for(lambda node=node: node.rpc("getbestblockhash") == found["hash"],
+            await wait_for(lambda node=node: node.rpc("getbestblockhash") == ours,
                            what="the pool's block on the outside node")
+        height = await in_thread(pool.rpc, "getblockcount")
         served = dict(relay.counts)
         self.assertGreaterEqual(served["served compact block"], 1)
         self.assertGreaterEqual(served["served witness block"], 1)
-        await wait_for(lambda: jobmaster.work.current.job.height == SEGWIT_HEIGHT + 2, what="the next job")
+        await wait_for(lambda: jobmaster.work.current.job.height == height + 1, what="the next job")
 
         # 2. An outside node mines a block; the pool's node never hears of it.
         [outside_hash] = await in_thread(whole.generate, 1)
@@ -154,20 +187,21 @@ class BitpeerEndToEndTests(TestCase):
             lambda: [j for j in gateway.jobs() if j.prevhash == outside_hash],
             what="the empty-block job on the outside block")
         self.assertEqual((empty.height, empty.merkle_branch, empty.clean_jobs),
-                         (SEGWIT_HEIGHT + 3, (), True))
-        self.assertEqual(await in_thread(pool.rpc, "getblockcount"), SEGWIT_HEIGHT + 1)
-        # Two hints: the pool's own block (hinted as the seed does, for
+                         (height + 2, (), True))
+        self.assertEqual(await in_thread(pool.rpc, "getblockcount"), height)
+        # One hint per block: the pool's own (hinted as the seed does, for
         # jobmasters of other regions) and the outside block.
-        self.assertEqual(bitpeer.hints_sent, 2)
+        self.assertEqual(bitpeer.hints_sent, height - SEGWIT_HEIGHT + 1)
         pushed = await wait_for(lambda: [p for p in blockmaster.packets
                                          if p.command == Command.UPDATE_BLOCK],
                                 what="the outside block pushed to the blockmaster")
         self.assertEqual(hash_to_display_hex(sha256d(pushed[0].body[:80])), outside_hash)
 
         # 3. Our miner finds a block on the empty job: the outside node takes it.
-        found = solve(empty)
-        gateway.send_found(found)
-        await wait_for(lambda: whole.rpc("getbestblockhash") == found["hash"],
-                       what="our empty block on the outside node")
+        found = await self.mine_a_block(stratum_port)
+        best = await wait_for(lambda: (lambda best: best in found and best)(whole.rpc("getbestblockhash")),
+                              what="our empty block on the outside node")
+        block = await in_thread(whole.rpc, "getblock", best)
+        self.assertEqual((block["previousblockhash"], len(block["tx"])), (outside_hash, 1))
         # The pool's node never gets these blocks: empty mode ends by its timeout.
         await wait_for(lambda: jobmaster.work.mode == "normal", what="the end of empty mode")
