@@ -258,3 +258,26 @@ class StuckTransport(StringTransport):
     @property
     def dataBuffer(self):
         return self.value()
+
+
+class FuzzTests(ProtocolCase):
+    """Whatever a peer sends, nothing raises into the reactor: the peer is served or dropped."""
+
+    def test_random_streams(self):
+        from hypothesis import given, settings
+        from hypothesis import strategies as st
+
+        commands = st.sampled_from(["version", "verack", "ping", "pong", "inv", "headers", "getdata",
+                                    "sendcmpct", "cmpctblock", "getblocktxn", "block", "x"])
+
+        @settings(max_examples=200, deadline=None)
+        @given(st.lists(st.one_of(st.binary(max_size=40),
+                                  st.builds(lambda c, p: encode_frame(MAGIC, c, p), commands,
+                                            st.binary(max_size=120))), max_size=6))
+        def check(chunks):
+            peer = Peer(self.factory)
+            peer.handshake()
+            for chunk in chunks:
+                peer.protocol.dataReceived(chunk)
+
+        check()
