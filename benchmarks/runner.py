@@ -393,12 +393,12 @@ class Suite:
     def run(self):
         os.makedirs(self.options.out, exist_ok=True)
         only = set(filter(None, self.options.only.split(",")))
-        if not only or "micro" in only:
-            self.micro()
         if not only or "fastblock" in only:
             self.fastblock()
-        if only == {"fastblock"}:
-            return self.results
+            if only == {"fastblock"}:
+                return self.results
+        if not only or "micro" in only:
+            self.micro()
         node_args = []
         if not only or "block" in only:
             self.start_node()
@@ -474,12 +474,6 @@ def summary(results):
                      _spread((r["to_sent_ms"] for r in block), 1)))
         rows.append(("block share -> submitblock at the node", "-",
                      _spread((r["to_submitblock_ms"] for r in block), 1)))
-    fast = results.get("fastblock")
-    if fast and "error" not in fast:
-        rows.append(("block at bitpeer (P2P) -> empty notify at a miner", "<= 20 ms",
-                     _spread(fast["block_to_empty_notify_ms"], 1)))
-        rows.append(("block share -> first byte from bitpeer at a peer", "<= 10 ms",
-                     _spread(fast["share_to_first_byte_ms"], 1)))
     micro = results.get("micro", {})
     jm = micro.get("jobmaster_template")
     if jm:
@@ -492,6 +486,12 @@ def summary(results):
         rows.append(("in-process share path (no sockets)", "-", f"{micro['protocol']['shares_per_s']:,.0f} shares/s"))
     if micro.get("share_check"):
         rows.append(("check_share alone, 12-level branch", "-", f"{micro['share_check']['us_per_share']:.1f} us/share"))
+    fast = results.get("fastblock")
+    if fast and "error" not in fast:
+        rows.append(("block at bitpeer (P2P) -> empty notify at a miner", "<= 20 ms",
+                     _spread(fast["block_to_empty_notify_ms"], 1)))
+        rows.append(("block share -> first byte from bitpeer at a peer", "<= 10 ms",
+                     _spread(fast["share_to_first_byte_ms"], 1)))
     if not rows:
         return "(no measure in this run)"
     width = [max(len(r[i]) for r in rows) for i in range(3)]

@@ -37,15 +37,15 @@ viabtcAlertcenter = ServiceMaker(
     "Collects critical logs from every role into the Redis list alert:message.",
     "viabtc-alertcenter",
 )
-viabtcPoolbench = ServiceMaker(
-    "viabtc-poolbench",
-    "viabtc.poolbench.tap",
-    "Watches other pools' Stratum jobs and hints new heights to the jobmaster.",
-    "viabtc-poolbench",
-)
 viabtcBitpeer = ServiceMaker(
     "viabtc-bitpeer",
     "viabtc.bitpeer.tap",
     "Relays blocks over Bitcoin P2P and hints new blocks to the jobmasters.",
     "viabtc-bitpeer",
+)
+viabtcPoolbench = ServiceMaker(
+    "viabtc-poolbench",
+    "viabtc.poolbench.tap",
+    "Watches other pools' Stratum jobs and hints new heights to the jobmaster.",
+    "viabtc-poolbench",
 )

@@ -1,4 +1,1 @@
-"""
-Bitcoin P2P: the pure message codec (``framing``, ``messages``, ``compact``)
-and the Twisted peer protocol (``protocol``) bitpeer and blockmaster share.
-"""
+"""Bitcoin P2P: the pure message codec and its Twisted protocol, and the seed's thin blocks (``thin``)."""
