@@ -492,6 +492,9 @@ def summary(results):
                      _spread(fast["block_to_empty_notify_ms"], 1)))
         rows.append(("block share -> first byte from bitpeer at a peer", "<= 10 ms",
                      _spread(fast["share_to_first_byte_ms"], 1)))
+        compact = fast["compact_block"]
+        rows.append((f"bitpeer: compact block of a {compact['txs']:,}-tx block, no sockets", "-",
+                     f"{compact['ms']:.1f} ms"))
     if not rows:
         return "(no measure in this run)"
     width = [max(len(r[i]) for r in rows) for i in range(3)]
