@@ -442,6 +442,15 @@ def _spread(values, digits=0):
 def summary(results):
     """The summary table: measure, target, result."""
     rows = []
+    fast = results.get("fastblock")
+    if fast and "error" not in fast:
+        rows.append(("block at bitpeer (P2P) -> empty notify at a miner", "<= 20 ms",
+                     _spread(fast["block_to_empty_notify_ms"], 1)))
+        rows.append(("block share -> first byte from bitpeer at a peer", "<= 10 ms",
+                     _spread(fast["share_to_first_byte_ms"], 1)))
+        compact = fast["compact_block"]
+        rows.append((f"bitpeer: compact block of a {compact['txs']:,}-tx block, no sockets", "-",
+                     f"{compact['ms']:.1f} ms"))
     if results.get("throughput"):
         best = max(r["valid_per_s"] for r in results["throughput"])
         sweep = ", ".join(
@@ -486,15 +495,6 @@ def summary(results):
         rows.append(("in-process share path (no sockets)", "-", f"{micro['protocol']['shares_per_s']:,.0f} shares/s"))
     if micro.get("share_check"):
         rows.append(("check_share alone, 12-level branch", "-", f"{micro['share_check']['us_per_share']:.1f} us/share"))
-    fast = results.get("fastblock")
-    if fast and "error" not in fast:
-        rows.append(("block at bitpeer (P2P) -> empty notify at a miner", "<= 20 ms",
-                     _spread(fast["block_to_empty_notify_ms"], 1)))
-        rows.append(("block share -> first byte from bitpeer at a peer", "<= 10 ms",
-                     _spread(fast["share_to_first_byte_ms"], 1)))
-        compact = fast["compact_block"]
-        rows.append((f"bitpeer: compact block of a {compact['txs']:,}-tx block, no sockets", "-",
-                     f"{compact['ms']:.1f} ms"))
     if not rows:
         return "(no measure in this run)"
     width = [max(len(r[i]) for r in rows) for i in range(3)]
