@@ -373,6 +373,13 @@ class Suite:
         self.fresh_job()
         self.results["block"] = rows
 
+    def fastblock(self):
+        """Bitpeer's fast-block latencies, with their own roles and node (``benchmarks.fastblock``)."""
+        done = subprocess.run([sys.executable, "-m", "benchmarks.fastblock", "--rounds",
+                               str(3 if self.quick else 10)], cwd=ROOT, capture_output=True, text=True,
+                              timeout=600)
+        self.results["fastblock"] = json.loads(done.stdout.strip().splitlines()[-1])
+
     def profile(self):
         """The whole gateway process under load, profiled (the numbers of this run are not reported)."""
         path = os.path.join(self.options.out, "profile-gateway.txt")
@@ -394,6 +401,10 @@ class Suite:
     def run(self):
         os.makedirs(self.options.out, exist_ok=True)
         only = set(filter(None, self.options.only.split(",")))
+        if not only or "fastblock" in only:
+            self.fastblock()
+            if only == {"fastblock"}:
+                return self.results
         if not only or "micro" in only:
             self.micro()
         if not only or "relay" in only:
@@ -444,6 +455,15 @@ def _spread(values, digits=0):
 def summary(results):
     """The summary table: measure, target, result."""
     rows = []
+    fast = results.get("fastblock")
+    if fast and "error" not in fast:
+        rows.append(("block at bitpeer (P2P) -> empty notify at a miner", "<= 20 ms",
+                     _spread(fast["block_to_empty_notify_ms"], 1)))
+        rows.append(("block share -> first byte from bitpeer at a peer", "<= 10 ms",
+                     _spread(fast["share_to_first_byte_ms"], 1)))
+        compact = fast["compact_block"]
+        rows.append((f"bitpeer: compact block of a {compact['txs']:,}-tx block, no sockets", "-",
+                     f"{compact['ms']:.1f} ms"))
     if results.get("throughput"):
         best = max(r["valid_per_s"] for r in results["throughput"])
         sweep = ", ".join(

@@ -175,6 +175,16 @@ class EmptyModeTests(WorkCase):
         self.assertEqual((last.job.height, last.empty, last.job.clean_jobs), (11, False, False))
         self.assertEqual(len(self.work), 2)  # the empty job stays valid
 
+    def test_switches_logged_with_source_and_duration(self):
+        with capturedLogs() as events:
+            self.work.hint_arrived(self.hint(), "127.0.0.1:5100")
+            self.clock.advance(2.5)
+            self.work.template_arrived(make_template(height=11, prevhash=self.hinted), new_tip=True)
+        lines = [e["log_format"].format(**e) for e in events if e.get("role") == "jobmaster"]
+        self.assertIn("empty-block mode: block 10 announced by 127.0.0.1:5100, node behind", lines)
+        self.assertIn("full templates again after 2.500 s of empty blocks on block 10 "
+                      "(announced by 127.0.0.1:5100)", lines)
+
     def test_catch_up_on_another_block_is_clean(self):
         self.work.hint_arrived(self.hint())
         self.clock.advance(1)

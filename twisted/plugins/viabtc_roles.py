@@ -37,6 +37,12 @@ viabtcAlertcenter = ServiceMaker(
     "Collects critical logs from every role into the Redis list alert:message.",
     "viabtc-alertcenter",
 )
+viabtcBitpeer = ServiceMaker(
+    "viabtc-bitpeer",
+    "viabtc.bitpeer.tap",
+    "Relays blocks over Bitcoin P2P and hints new blocks to the jobmasters.",
+    "viabtc-bitpeer",
+)
 viabtcPoolbench = ServiceMaker(
     "viabtc-poolbench",
     "viabtc.poolbench.tap",

@@ -124,6 +124,9 @@ class BcoinNode:
     #: ``host:port`` P2P addresses this node connects to (and only to).
     peers: tuple = attrs.field(default=(), converter=tuple)
     keep_dir: bool = False
+    #: More bcoin options (``--compact=false``: a node that never asks for
+    #: compact blocks, so its peers serve it whole ones).
+    options: tuple = attrs.field(default=(), converter=tuple)
     directory: str | None = None
     process: subprocess.Popen | None = None
 
@@ -152,6 +155,7 @@ class BcoinNode:
             f"--listen={'true' if self.listen else 'false'}",
             f"--host={self.host}", f"--port={self.p2p_port}",
             f"--only={','.join(self.peers) or NO_PEER}",
+            *self.options,
         ]
 
     def start(self, timeout=30.0):

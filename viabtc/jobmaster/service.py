@@ -355,7 +355,7 @@ class JobmasterService(MultiService):
         return current.job if current is not None else None
 
     def hint_arrived(self, hint, peer):
-        reason = self.work.hint_arrived(hint)
+        reason = self.work.hint_arrived(hint, peer)
         if reason is None:
             self._log.info("height hint {height} from {peer}: mining empty blocks on it",
                            height=hint.height, peer=peer, role="jobmaster")

@@ -62,6 +62,8 @@ class Work:
         self._spv_call = None
         self._refresh_asked = None
         self._hint_facts = None
+        self._hint_source = None
+        self._empty_since = None
         #: the ``JobContext`` of the job gateways mine on (None: none yet)
         self.current = None
         #: the newest template from the node, and the chain facts below it
@@ -134,10 +136,11 @@ class Work:
         if self.template is not None and facts.tip_hash == self.template.previous_hash:
             self.facts = facts
 
-    def hint_arrived(self, hint):
+    def hint_arrived(self, hint, source=None):
         """
-        A height hint (already authenticated by the RPC layer).  Returns a
-        short reason when it is not acted on, else None.
+        A height hint (already authenticated by the RPC layer) from
+        ``source`` (for the logs).  Returns a short reason when it is not
+        acted on, else None.
         """
         template = self.template
         if self._spv_timeout <= 0:
@@ -155,6 +158,7 @@ class Work:
             return "no empty-block job could be built"
         self.last_hint_height = hint.height
         self._hint_facts = self.facts
+        self._hint_source = source
         self._empty_job(context, hint)
         return None
 
@@ -233,15 +237,22 @@ class Work:
         self.mode = "empty"
         self.hint = hint
         self._spv_call = self._clock.callLater(self._spv_timeout, self._spv_expired)
-        self._log.info("empty-block mode: block {height} announced, node behind",
-                       height=hint.height, role="jobmaster")
+        self._empty_since = self._clock.seconds()
+        self._log.info("empty-block mode: block {height} announced by {source}, node behind",
+                       height=hint.height, source=self._hint_source, role="jobmaster")
 
     @_machine.output()
     def _follow_hint(self, hint):
         self.hint = hint
+        self._log.info("empty-block mode: now on block {height} announced by {source}",
+                       height=hint.height, source=self._hint_source, role="jobmaster")
 
     @_machine.output()
     def _leave_empty(self):
+        self._log.info("full templates again after {duration:.3f} s of empty blocks on block "
+                       "{height} (announced by {source})",
+                       duration=self._clock.seconds() - self._empty_since, height=self.hint.height,
+                       source=self._hint_source, role="jobmaster")
         self.mode = "normal"
         self.hint = None
         self._hint_facts = None

@@ -16,8 +16,6 @@ when it has one).  Pool ``host`` may be a DNS name (resolved again on every
 connect, as the seed does).
 """
 
-import ipaddress
-
 import attrs
 
 from viabtc.config import (
@@ -35,6 +33,7 @@ from viabtc.config import (
     positive,
     read_config_file,
 )
+from viabtc.rpc.jobmasters import http_url, static_jobmasters
 
 #: The seed's sample names the module in a top-level ``name`` it never reads.
 IGNORED_KEYS = SEED_IGNORED | frozenset({"name"})
@@ -75,28 +74,6 @@ def _pools(reader):
     return pools
 
 
-def _jobmasters(reader):
-    """``jobmaster``: (ip, port) pairs of ``udp@ip:port`` (or plain ``ip:port``) entries."""
-    addresses = reader.addresses("jobmaster", required=False, default_transport="udp")
-    result = []
-    for i, address in enumerate(addresses):
-        key = f"{reader.path('jobmaster')}[{i}]"
-        if address.transport != "udp" or address.port == 0:
-            raise ConfigError(key, f"{address.text!r} is not a udp@ip:port address")
-        try:
-            ipaddress.ip_address(address.host)
-        except ValueError:
-            raise ConfigError(key, f"{address.text!r}: hints go to IP addresses only") from None
-        result.append(address.sockaddr)
-    return tuple(result)
-
-
-def _url(value):
-    if not value.startswith(("http://", "https://")):
-        raise ValueError(f"must be an http:// or https:// URL, got {value!r}")
-    return value
-
-
 @attrs.frozen
 class PoolbenchConfig:
     """Poolbench's settings, validated."""
@@ -120,8 +97,8 @@ class PoolbenchConfig:
             pools=_pools(reader),
             notify=reader.required("is_notify", bool),
             max_delay=reader.required("max_delay", float, non_negative),
-            jobmasters=_jobmasters(reader),
-            jobmaster_url=reader.optional("jobmaster_url", str, None, _url),
+            jobmasters=static_jobmasters(reader),
+            jobmaster_url=reader.optional("jobmaster_url", str, None, http_url),
             request_auth=reader.optional("request_auth", str, None),
             jobmaster_update_interval=reader.optional("jobmaster_update_interval", float, 30.0,
                                                       positive),

@@ -20,11 +20,9 @@ rule for believing a tip is ``check_tip`` (see there); the jobmaster
 independently accepts only ``node height + 1``.
 """
 
-import json
-
 import attrs
 
-from viabtc.bitcoin.hashing import hash_to_display_hex
+from viabtc.rpc.heighthint import height_hint_body
 
 #: A tip further above the reference height than this is not believed from
 #: one rival pool: two blocks found elsewhere within seconds happens, three
@@ -101,8 +99,4 @@ def hint_curtime(ntime, now):
 
 def hint_body(sighting, now):
     """The cmd 4 JSON body for ``sighting`` at time ``now`` (bytes)."""
-    return json.dumps({
-        "height": sighting.tip,
-        "curtime": hint_curtime(sighting.ntime, now),
-        "prevhash": hash_to_display_hex(sighting.prevhash),
-    }, separators=(",", ":")).encode()
+    return height_hint_body(sighting.tip, hint_curtime(sighting.ntime, now), sighting.prevhash)

@@ -13,7 +13,7 @@ from twisted.logger import Logger
 from viabtc.cli import cli_service
 from viabtc.poolbench.bench import Bench
 from viabtc.poolbench.commands import poolbench_commands
-from viabtc.poolbench.jobmasters import JobmasterList
+from viabtc.rpc.jobmasters import JobmasterList
 from viabtc.poolbench.watcher import PoolWatcher
 from viabtc.rpc.client import DatagramSender
 from viabtc.rpc.codec import Command, Packet
@@ -44,7 +44,7 @@ class PoolbenchService(MultiService):
         self.sender.setServiceParent(self)
         self.jobmasters = JobmasterList(
             self.sender, reactor, static=config.jobmasters, url=config.jobmaster_url,
-            auth=config.request_auth, interval=config.jobmaster_update_interval)
+            auth=config.request_auth, interval=config.jobmaster_update_interval, role=ROLE)
         self.jobmasters.setServiceParent(self)
         self.watchers = [PoolWatcher(entry, reactor, self.job_received, self.bench.set_connected)
                          for entry in config.pools]

@@ -1,6 +1,7 @@
-# -*- test-case-name: tests.poolbench.test_jobmasters -*-
+# -*- test-case-name: tests.rpc.test_jobmasters -*-
 """
 Where the height hints go: every jobmaster, by UDP (ref §1.2, §6.4).
+Poolbench and bitpeer both hint, so the list lives here, below the roles.
 
 The seed fetched the jobmaster list over HTTP from ``jobmaster_url`` (header
 ``AUTHORIZATION: <request_auth>``, reply ``{"error": {"message": "ok"},
@@ -11,6 +12,7 @@ fetch keeps the last list (logged): a flaky list service must not stop the
 hints.
 """
 
+import ipaddress
 import json
 
 from twisted.application.service import Service
@@ -63,19 +65,48 @@ def parse_jobmaster_list(body):
     return tuple(addresses)
 
 
+def static_jobmasters(reader, key="jobmaster"):
+    """
+    The config's static list at ``key`` (our addition beside the seed's
+    ``jobmaster_url``): (ip, port) pairs of ``udp@ip:port`` (or plain
+    ``ip:port``) entries; ``ConfigError`` names a bad one.
+    """
+    addresses = reader.addresses(key, required=False, default_transport="udp")
+    result = []
+    for i, address in enumerate(addresses):
+        where = f"{reader.path(key)}[{i}]"
+        if address.transport != "udp" or address.port == 0:
+            raise ConfigError(where, f"{address.text!r} is not a udp@ip:port address")
+        try:
+            ipaddress.ip_address(address.host)
+        except ValueError:
+            raise ConfigError(where, f"{address.text!r}: hints go to IP addresses only") from None
+        result.append(address.sockaddr)
+    return tuple(result)
+
+
+def http_url(value):
+    """Config validator: an http:// or https:// URL (``jobmaster_url``)."""
+    if not value.startswith(("http://", "https://")):
+        raise ValueError(f"must be an http:// or https:// URL, got {value!r}")
+    return value
+
+
 class JobmasterList(Service):
     """
     Keeps ``sender`` (a ``DatagramSender``) addressed to every jobmaster:
     the ``static`` addresses ((ip, port) pairs) plus, when ``url`` is set,
     the list fetched from it every ``interval`` seconds with ``auth`` in the
-    ``AUTHORIZATION`` header.  ``agent`` defaults to a plain ``Agent``.
+    ``AUTHORIZATION`` header.  ``agent`` defaults to a plain ``Agent``;
+    ``role`` names the hinting role in logs and the User-Agent.
     """
 
     _log = Logger()
 
     def __init__(self, sender, reactor, *, static=(), url=None, auth=None, interval=30.0,
-                 agent=None):
+                 agent=None, role="rpc"):
         self.sender = sender
+        self.role = role
         self.reactor = reactor
         self.static = tuple(static)
         self.url = url
@@ -105,7 +136,7 @@ class JobmasterList(Service):
 
     def refresh(self):
         """Fetch the list now; the Deferred fires when it is applied (or kept)."""
-        headers = Headers({b"User-Agent": [b"viabtc-poolbench"]})
+        headers = Headers({b"User-Agent": [f"viabtc-{self.role}".encode()]})
         if self.auth is not None:
             headers.addRawHeader(b"AUTHORIZATION", self.auth.encode("utf-8"))
         d = self.agent.request(b"GET", self.url.encode("utf-8"), headers)
@@ -128,13 +159,13 @@ class JobmasterList(Service):
             self.fetched = addresses
             self._apply()
             self._log.info("jobmasters now {addresses}", addresses=_describe(self.addresses),
-                           role="poolbench")
+                           role=self.role)
 
     def _fetch_failed(self, failure):
         self.last_error = failure.getErrorMessage() or failure.type.__name__
         self._log.warn("jobmaster list from {url} not fetched ({error}); keeping {addresses}",
                        url=self.url, error=self.last_error,
-                       addresses=_describe(self.addresses) or "none", role="poolbench")
+                       addresses=_describe(self.addresses) or "none", role=self.role)
 
     def _apply(self):
         merged = list(self.static)

@@ -7,8 +7,8 @@ from twisted.trial.unittest import TestCase
 from twisted.web import resource, server
 
 from tests.roles import wait_for
-from viabtc.poolbench.jobmasters import BadJobmasterList, JobmasterList, parse_jobmaster_list
 from viabtc.rpc.client import DatagramSender
+from viabtc.rpc.jobmasters import BadJobmasterList, JobmasterList, parse_jobmaster_list
 
 
 class FakeListService(resource.Resource):
