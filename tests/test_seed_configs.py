@@ -44,18 +44,23 @@ from tests.roles import wait_for
 from tests.support import bcoin_node, redis_server
 
 SEED_CONFIGS = os.path.join(os.path.dirname(__file__), "data", "seed-configs")
+ETC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "etc")
 
-#: role -> (its sample, extra files written beside it: name -> sample).
+#: role -> (its sample, extra files written beside it: name -> their source,
+#: a seed sample, or one of ours in etc/ where the seed ships none).
 SAMPLES = {
     "jobmaster": ("jobmaster.json", {}),
     "gateway": ("gateway.json", {}),
     # The seed's metawriter reads its trust_file "trust.json": the
     # metawriter-trust.json sample.
-    "metawriter": ("metawriter.json", {"trust.json": "metawriter-trust.json"}),
+    "metawriter": ("metawriter.json", {"trust.json": os.path.join(SEED_CONFIGS, "metawriter-trust.json")}),
     "metarelay": ("metarelay.json", {}),
     "alertcenter": ("alertcenter.json", {}),
     "poolbench": ("poolbench.json", {}),
     "blockmaster": ("blockmaster.json", {}),
+    # The seed's bitpeer reads its peers from "peer.json", made by its
+    # getpeer.py; it ships no sample of it, so ours (loopback) stands in.
+    "bitpeer": ("bitpeer.json", {"peer.json": os.path.join(ETC, "peer.json")}),
 }
 
 #: Sample ports of the daemons roles talk to: the coin daemon and Redis.
@@ -210,7 +215,7 @@ class SeedSampleTests(TestCase):
         with open(path, "w") as f:
             json.dump(config, f, indent=4)
         for name, source in extra.items():
-            shutil.copy(os.path.join(SEED_CONFIGS, source), os.path.join(directory, name))
+            shutil.copy(source, os.path.join(directory, name))
         tap = namedAny(f"viabtc.{role}.tap")
         options = tap.Options()
         options.parseOptions(["--config", path])

@@ -50,7 +50,7 @@ class NodeTip(Service):
         self.role = role
         self.best_hash = None
         self.last_error = None
-        self._busy = False
+        self._busy = None
         self._loop = LoopingCall(self.poll)
         self._loop.clock = reactor
         self._interval = interval
@@ -63,12 +63,18 @@ class NodeTip(Service):
         super().stopService()
         if self._loop.running:
             self._loop.stop()
+        if self._busy is None:
+            return None
+        # Let a look in flight end (the node's calls have their timeouts), so
+        # its connection is idle when the role closes the node's connections.
+        ended = defer.Deferred()
+        self._busy.addBoth(lambda result: (ended.callback(None), result)[1])
+        return ended
 
     def poll(self):
-        if self._busy:
+        if self._busy is not None:
             return None
-        self._busy = True
-        d = self.nodes.call("getbestblockhash")
+        d = self._busy = self.nodes.call("getbestblockhash")
         d.addCallback(lambda h: defer.Deferred.fromCoroutine(self._got_hash(h)))
         d.addErrback(self._failed)
         d.addBoth(self._done)
@@ -91,4 +97,4 @@ class NodeTip(Service):
         self.last_error = error
 
     def _done(self, _):
-        self._busy = False
+        self._busy = None
