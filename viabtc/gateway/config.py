@@ -17,7 +17,8 @@ config file's directory.
 
 Our keys: ``secret`` (HMAC of module packets, both links),
 ``stats_drain_timeout`` (seconds a graceful stop waits for the writer's
-ACKs) and ``limits`` (the Stratum port's abuse limits, ``viabtc.stratum.
+ACKs), ``agent_v2`` (default true; false speaks only the seed's ``agent.*``
+v1 to mineragents, docs/mineragent.md) and ``limits`` (the Stratum port's abuse limits, ``viabtc.stratum.
 limits``; every key optional).  ``http_svr.keep_alive`` is the seed's (ref §4.11).
 """
 
@@ -107,6 +108,7 @@ class GatewayConfig:
     worker_num: int = 1
     stats_drain_timeout: float = 3.0
     limits: Limits = Limits()
+    agent_v2: bool = True
     secret: SecretBlock | None = None
     alert: AlertBlock | None = None
     log: LogBlock | None = None
@@ -149,6 +151,7 @@ class GatewayConfig:
             worker_num=worker_num,
             stats_drain_timeout=reader.optional("stats_drain_timeout", float, 3.0, non_negative),
             limits=Limits.from_reader(reader.section("limits", required=False)),
+            agent_v2=reader.optional("agent_v2", bool, True),
             secret=SecretBlock.from_reader(reader),
             alert=optional_block(reader, "alert", AlertBlock),
             log=optional_block(reader, "log", LogBlock),
