@@ -43,3 +43,9 @@ viabtcPoolbench = ServiceMaker(
     "Watches other pools' Stratum jobs and hints new heights to the jobmaster.",
     "viabtc-poolbench",
 )
+viabtcMineragent = ServiceMaker(
+    "viabtc-mineragent",
+    "viabtc.mineragent.tap",
+    "Stratum server inside a mining farm; carries its miners to a gateway over one agent connection.",
+    "viabtc-mineragent",
+)

@@ -1,0 +1,5 @@
+"""
+The mineragent role: a Stratum server inside a mining farm that carries
+all its miners to the pool's gateway over one ``agent.*`` connection
+(ref §5, docs/mineragent.md).
+"""
