@@ -114,8 +114,12 @@ class AgentV2Tests(AgentServiceCase):
         self.assertEqual(self.agent.upstream.queued, 0)
         # One connection upstream, two miners counted.
         self.assertEqual(len(self.gateway.server.sessions), 1)
+        # ... but counted there, for alice, as a direct miner's duplicate is.
+        [session] = self.gateway.server.sessions
+        await wait_for(lambda: session.session.share_error == 1, what="the agent's reject report")
         credited = await self.credited()
-        self.assertEqual(credited, {"alice": 3, "alice:rig1": 3, "bob": 2, "bob:rig7": 2})
+        self.assertEqual(credited, {"alice": 3, "alice:rig1": 3, "bob": 2, "bob:rig7": 2, "alice:reject": 1,
+                                    "alice:rig1:reject": 1})
         events = {(r.user, r.worker, r.event) for _, r in self.writer.records(records.META_EVENT)}
         self.assertEqual(events, {("alice", "rig1", "connected"), ("bob", "rig7", "connected")})
 

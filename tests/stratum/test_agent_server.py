@@ -238,3 +238,20 @@ class FuzzTests(AgentServerCase):
             self.send(proto, (method, params))
         proto.dataReceived(junk + b"\n")
         self.assertIn(proto.session.state, (State.CONNECTED, State.CLOSING))
+
+
+class RejectsTests(AgentServerCase):
+    def test_counted_per_miner_in_v2(self):
+        proto, transport, _ = self.agent(offer_v2=True)
+        self.send(proto, ("agent.rejects", [["alice", "rig1", 22, 2], ["bob", "bob", 26, 1]]))
+        self.assertEqual(self.received(transport), [])
+        self.assertEqual(self.context.events, [("rejected", "alice", "rig1", Reject.DUPLICATE_SHARE)] * 2
+                         + [("rejected", "bob", "bob", Reject.STALE_JOB)])
+
+    def test_refused_in_v1_and_when_malformed(self):
+        proto, transport, _ = self.agent()
+        self.send(proto, ("agent.rejects", [["alice", "rig1", 22, 2]]))
+        self.assertTrue(transport.disconnecting)
+        proto, transport, _ = self.agent(offer_v2=True)
+        self.send(proto, ("agent.rejects", [["Alice", "rig1", 22, 2]]))
+        self.assertTrue(transport.disconnecting)

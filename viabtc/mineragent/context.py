@@ -115,6 +115,7 @@ class MinerAgentContext:
     def share_rejected(self, session, user, worker, code):
         key = f"reject_{int(code)}"
         self.counts[key] = self.counts.get(key, 0) + 1
+        self.upstream.reject(user or session.user, worker or session.worker, code)
 
     def block_found(self, session, user, worker, prepared, result):
         # The share goes up in share_accepted, called right after this.

@@ -14,7 +14,8 @@ Clocks, checked every second:
   every miner is sent ``client.reconnect`` and new ones are refused until a
   job arrives.  The seed instead made up "fake" jobs that the gateway had
   never issued (ref §12.27); this agent never does.
-* ``agent.status`` (minute, authorized miners) every 60 s.
+* ``agent.status`` (minute, authorized miners) every 60 s; in v2, the
+  shares rejected here (``agent.rejects``) every second.
 
 Reconnects to the gateway wait ``RECONNECT_DELAY`` seconds, as the seed's.
 """
@@ -161,6 +162,7 @@ class MinerAgentService(service.MultiService):
         now = self.reactor.seconds()
         upstream = self.upstream
         context = self.context
+        upstream.flush_rejects()
         if upstream.ready:
             if self._connected_at is None or self._connected_at[0] is not upstream.proto:
                 self._connected_at = (upstream.proto, now)

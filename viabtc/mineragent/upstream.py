@@ -73,6 +73,7 @@ class UpstreamLink:
         self._seq = random.getrandbits(32)
         self._shares = OrderedDict()
         self._events = deque(maxlen=MAX_QUEUED_EVENTS)
+        self._rejects = {}
         #: counters for the CLI and the tests
         self.sent = 0
         self.dropped = 0
@@ -154,6 +155,21 @@ class UpstreamLink:
             self.proto.write(line)
         else:
             self._events.append(line)
+
+    def reject(self, user, worker, code):
+        """A share this agent rejected itself; reported upstream in v2 (``flush_rejects``)."""
+        if not self.offer_v2 or self._last_version != agent.AGENT_V2 or not user:
+            return
+        key = (user, worker, int(code))
+        self._rejects[key] = self._rejects.get(key, 0) + 1
+
+    def flush_rejects(self):
+        """Send the rejects counted since the last call (v2 links only; kept while the link is down)."""
+        if self.version != agent.AGENT_V2 or not self._rejects:
+            return
+        rejects, self._rejects = self._rejects, {}
+        entries = [[user, worker, code, count] for (user, worker, code), count in rejects.items()]
+        self.proto.write(agent.request_line(self._next_id(), "agent.rejects", entries))
 
     def share(self, params, link, reply):
         """

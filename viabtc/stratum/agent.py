@@ -27,7 +27,11 @@ the gateway acknowledges shares in batches::
 miner is then told.  A share resent after a reconnect carries its old
 sequence number; the gateway remembers recent numbers per agent
 (``SeenShares``) and answers a repeat with the first verdict without
-counting it again.
+counting it again.  An agent rejects junk itself and never sends it up;
+in v2 it reports how many of each miner's shares it rejected, per code,
+once a second (``agent.rejects [[user, worker, code, count], ...]``, never
+answered), so the pool's per-worker reject statistics are those of the
+same miners connected directly.
 """
 
 import json
@@ -243,6 +247,39 @@ def parse_status(params):
     if len(params) < 2:
         raise AgentProtocolError("agent.status: expected [timestamp, connections]")
     return (_uint32(params, 0, "agent.status: timestamp"), _uint32(params, 1, "agent.status: connections"))
+
+
+# -- agent.rejects (v2) -------------------------------------------------------
+
+#: Most rejects one ``agent.rejects`` entry may report.
+MAX_REJECT_COUNT = 1_000_000
+
+
+def parse_rejects(params):
+    """
+    ``[[user, worker, code, count], ...]``: shares an agent rejected itself
+    (they never travel upstream), reported so that the gateway counts them
+    for the miner exactly as it counts a direct miner's.
+    """
+    out = []
+    for item in params:
+        if type(item) is not list or len(item) != 4:
+            raise AgentProtocolError("agent.rejects: expected [[user, worker, code, count], ...]")
+        user, worker, code, count = item
+        if type(user) is not str or type(worker) is not str:
+            raise AgentProtocolError("agent.rejects: user and worker must be strings")
+        try:
+            parsed = parse_account(f"{user}.{worker}")
+        except ValueError as e:
+            raise AgentProtocolError(f"agent.rejects: {e}") from None
+        if parsed != (user, worker):
+            raise AgentProtocolError("agent.rejects: user and worker must be lower-case letters or digits")
+        if type(code) is not int or not 20 <= code < 100:
+            raise AgentProtocolError("agent.rejects: code must be a Stratum error code")
+        if type(count) is not int or not 0 < count <= MAX_REJECT_COUNT:
+            raise AgentProtocolError(f"agent.rejects: count must be 1..{MAX_REJECT_COUNT}")
+        out.append((user, worker, code, count))
+    return out
 
 
 # -- agent.results (v2) -------------------------------------------------------

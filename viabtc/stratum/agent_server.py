@@ -16,7 +16,8 @@ and from the invalid-share ratio that would drop a single miner.
 
 Answers keep the seed's forms (``viabtc.stratum.agent``): v1 submits are
 never answered; v2 submits are acknowledged once per read, in one
-``agent.results`` line.  What the seed closed the connection for (a
+``agent.results`` line, and v2's ``agent.rejects`` (the shares the agent
+refused itself) are counted for each miner as its direct rejects would be.  What the seed closed the connection for (a
 malformed agent message, an unknown miner, an account that does not parse)
 is closed here too, after an error line naming the problem.
 """
@@ -133,6 +134,28 @@ class AgentServerProtocol(StratumServerProtocol):
             self._last_status = timestamp
             self.agent_connections = connections
 
+    def _agent_rejects(self, msg_id, params, out, now):
+        if self.agent_id is None:
+            self._not_agent(msg_id, out)
+            return
+        if self.agent_version < agent.AGENT_V2:
+            self._agent_error(msg_id, "agent.rejects needs protocol v2", out)
+            return
+        try:
+            rejects = agent.parse_rejects(params)
+        except agent.AgentProtocolError as e:
+            self._agent_error(msg_id, str(e), out)
+            return
+        session = self.session
+        for user, worker, code, count in rejects:
+            try:
+                reject = Reject(code)
+            except ValueError:
+                reject = Reject.OTHER
+            session.share_error += count
+            for _ in range(count):
+                self.context.share_rejected(session, user, worker, reject)
+
     def _agent_submit(self, msg_id, params, out, now):
         if self.agent_id is None:
             self._not_agent(msg_id, out)
@@ -211,6 +234,7 @@ class AgentServerProtocol(StratumServerProtocol):
             "agent.submit": _agent_submit,
             "agent.event": _agent_event,
             "agent.status": _agent_status,
+            "agent.rejects": _agent_rejects,
         },
     )
 
