@@ -34,6 +34,10 @@ from viabtc.stratum.share import Reject
 #: Events (connected, disconnected) kept while the link is down.
 MAX_QUEUED_EVENTS = 100_000
 
+#: Entries of one agent.rejects line: at most ~150 bytes each, so a line
+#: stays far below the 10 kB a gateway's svr.max_pkg_size allows.
+REJECTS_PER_LINE = 40
+
 #: What a miner whose share had to be dropped is told.
 UPSTREAM_LOST = Reject.OTHER
 
@@ -169,7 +173,9 @@ class UpstreamLink:
             return
         rejects, self._rejects = self._rejects, {}
         entries = [[user, worker, code, count] for (user, worker, code), count in rejects.items()]
-        self.proto.write(agent.request_line(self._next_id(), "agent.rejects", entries))
+        # Lines well under a gateway's max_pkg_size (the seed's sample: 10240).
+        for i in range(0, len(entries), REJECTS_PER_LINE):
+            self.proto.write(agent.request_line(self._next_id(), "agent.rejects", entries[i:i + REJECTS_PER_LINE]))
 
     def share(self, params, link, reply):
         """
