@@ -162,6 +162,12 @@ class MinerAgentContext:
                 self.last_job_time = now
                 return
             prepared = PreparedJob.prepare(job, now)
+            # A job whose coinbase cannot hold the agent layout in 100 bytes
+            # would fail at every miner's notify: refuse it here, once.
+            try:
+                agent_coinbase1_head(prepared, "", self.agent_id)
+            except ValueError as e:
+                raise JobError(f"coinbase: {e}") from None
             self.jobs.add(prepared)
         except JobError as e:
             self._log.error("job from the gateway refused: {error}", error=str(e), role=ROLE)

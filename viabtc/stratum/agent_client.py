@@ -106,7 +106,10 @@ class AgentClientProtocol(Protocol):
             if len(line) > self.max_line:
                 self.drop("line of {length} bytes", length=len(line))
                 return
-            self._line(line)
+            try:
+                self._line(line)
+            except Exception:
+                self._log.failure("upstream {peer}: handling a line failed", role=self.role, peer=self.peer)
             if self._closing:
                 return
         if len(self._buffer) > self.max_line:
