@@ -372,6 +372,12 @@ class Suite:
         self.fresh_job()
         self.results["block"] = rows
 
+    def agent(self):
+        """The mineragent in front of this gateway (``benchmarks.agent``)."""
+        from benchmarks.agent import run_agent
+
+        self.results["agent"] = run_agent(self)
+
     def profile(self):
         """The whole gateway process under load, profiled (the numbers of this run are not reported)."""
         path = os.path.join(self.options.out, "profile-gateway.txt")
@@ -404,6 +410,7 @@ class Suite:
                 ("throughput", self.throughput),
                 ("latency", self.latency),
                 ("block", self.block),
+                ("agent", self.agent),
                 ("profile", self.profile),
             ):
                 if only and name not in only:
@@ -463,6 +470,9 @@ def summary(results):
                      _spread((r["to_sent_ms"] for r in block), 1)))
         rows.append(("block share -> submitblock at the node", "-",
                      _spread((r["to_submitblock_ms"] for r in block), 1)))
+    from benchmarks.agent import summary_rows
+
+    rows.extend(summary_rows(results))
     micro = results.get("micro", {})
     jm = micro.get("jobmaster_template")
     if jm:

@@ -74,6 +74,10 @@ class AgentClientProtocol(Protocol):
         return f"{getattr(peer, 'host', peer)}:{getattr(peer, 'port', '')}"
 
     def connectionMade(self):
+        # Verdicts and block candidates must not wait for Nagle's algorithm.
+        no_delay = getattr(self.transport, "setTcpNoDelay", None)
+        if no_delay is not None:
+            no_delay(True)
         # The seed's request ids: the time in milliseconds.
         self._subscribe_id = int(self.clock.seconds() * 1000)
         self.transport.write(agent.request_line(self._subscribe_id, "agent.subscribe",

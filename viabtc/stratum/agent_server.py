@@ -88,6 +88,10 @@ class AgentServerProtocol(StratumServerProtocol):
         # The seed names the session by the version asked for (always 1).
         session.user_agent = "agent_1"
         self.limits = factory.agent_limits
+        # One connection carries every share and verdict of a farm: no Nagle delays.
+        no_delay = getattr(self.transport, "setTcpNoDelay", None)
+        if no_delay is not None:
+            no_delay(True)
         self._tokens = math.inf
         self._results = []
         factory.agent_subscribed(self)
