@@ -196,9 +196,15 @@ def run_agent(suite):
             result = _until_result(gen, suite.gateway_port, seen)
             seconds = time.monotonic() - wall
             if agent is not None:
-                # v1: the agent answered its miners before the gateway read everything.
-                time.sleep(1.0)
-                socket_bytes(suite.gateway_port, seen)
+                # v1: the agent answered its miners before it had sent everything up.
+                last = None
+                for _ in range(60):
+                    time.sleep(0.5)
+                    socket_bytes(suite.gateway_port, seen)
+                    now_seen = sorted(map(tuple, seen.values()))
+                    if now_seen == last:
+                        break
+                    last = now_seen
             # The handshakes and the job's notifies are in it too (a few bytes per share).
             read = sum(r for r, _ in seen.values())
             written = sum(w for _, w in seen.values())
