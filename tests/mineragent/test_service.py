@@ -13,6 +13,7 @@ from twisted.trial.unittest import TestCase
 from viabtc.config import ConfigReader
 from viabtc.devnet import free_port
 from viabtc.gateway.config import GatewayConfig
+from viabtc.gateway.http import client_rows
 from viabtc.gateway.service import GatewayService
 from viabtc.mineragent.config import MinerAgentConfig
 from viabtc.mineragent.service import MinerAgentService
@@ -112,8 +113,12 @@ class AgentV2Tests(AgentServiceCase):
         self.assertEqual(duplicate["error"][0], 22)
         self.assertEqual(self.agent.upstream.sent, 5)
         self.assertEqual(self.agent.upstream.queued, 0)
-        # One connection upstream, two miners counted.
+        # One connection upstream, two miners counted; getclientsinfo marks it an agent.
         self.assertEqual(len(self.gateway.server.sessions), 1)
+        [row] = client_rows([p.session for p in self.gateway.server.sessions], 0,
+                            {p.session for p in self.gateway.server.agents})
+        self.assertTrue(row["is_agent"])
+        self.assertEqual(row["user_agent"], "agent_1")
         # ... but counted there, for alice, as a direct miner's duplicate is.
         [session] = self.gateway.server.sessions
         await wait_for(lambda: session.session.share_error == 1, what="the agent's reject report")
