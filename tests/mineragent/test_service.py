@@ -40,7 +40,7 @@ def agent_data(gateway_port, **changes):
     data["stratum_port"] = gateway_port
     data.update(diff_min=DIFFICULTY / 4, diff_max=1024, diff_default=DIFFICULTY, agent_id=AGENT_ID)
     data.update(changes)
-    return data
+    return {key: value for key, value in data.items() if value is not None}
 
 
 class AgentServiceCase(TestCase):
@@ -55,8 +55,8 @@ class AgentServiceCase(TestCase):
             self.addCleanup(self.writer.stop)
             self.gateway_port = free_port()
             self.queue = os.path.abspath(self.mktemp())
-        data = gateway_data(self.jobmaster_port, self.writer.address, self.queue,
-                            svr={"bind": [f"tcp@127.0.0.1:{self.gateway_port}"], "max_pkg_size": 10240}, **changes)
+        changes.setdefault("svr", {"bind": [f"tcp@127.0.0.1:{self.gateway_port}"], "max_pkg_size": 10240})
+        data = gateway_data(self.jobmaster_port, self.writer.address, self.queue, **changes)
         self.gateway = GatewayService(GatewayConfig.from_reader(ConfigReader(data)), reactor)
         self.gateway.startService()
         self.addCleanup(self.stop_gateway)
@@ -192,3 +192,50 @@ class AgentV1Tests(AgentServiceCase):
         miner = await self.miner()
         self.assertEqual([r["result"] for r in await self.shares(miner, 2)], [True, True])
         self.assertEqual(self.gateway.server.agents.pop().agent_version, 1)
+
+
+class UpstreamTransportTests(AgentServiceCase):
+    """Our keys: several gateways (failover) and a verified TLS link to the gateway."""
+
+    async def test_failover_to_the_next_gateway(self):
+        await self.start_gateway()
+        dead = free_port()
+        data = agent_data(self.gateway_port, stratum_port=dead, upstream=[f"tcp@127.0.0.1:{self.gateway_port}"])
+        self.config = MinerAgentConfig.from_reader(ConfigReader(data))
+        self.agent = MinerAgentService(self.config, reactor)
+        self.agent.startService()
+        self.addCleanup(lambda: self.agent.stopService() if self.agent.running else None)
+        await wait_for(lambda: self.agent.upstream.ready, timeout=30, what="the second gateway")
+        miner = await self.miner()
+        self.assertIs((await self.shares(miner, 1))[0]["result"], True)
+
+    async def test_verified_tls_upstream(self):
+        from tests.tools.test_tls import issue, make_ca, pem
+
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        ca = make_ca()
+        server = issue(ca, ["localhost"])
+        for name, data in (("key.pem", server.key_pem), ("cert.pem", server.cert_pem), ("ca.pem", pem(ca)),
+                           ("other.pem", pem(make_ca("someone else")))):
+            with open(os.path.join(directory, name), "wb") as f:
+                f.write(data)
+        tls_port = free_port()
+        await self.start_gateway(svr={"bind": [
+            f"ssl:{tls_port}:interface=127.0.0.1:privateKey={directory}/key.pem:certKey={directory}/cert.pem"],
+            "max_pkg_size": 10240})
+        # A gateway whose certificate is not from the configured CA is never used.
+        wrong = f"ssl:host=127.0.0.1:port={tls_port}:caCertFile={directory}/other.pem:hostname=localhost"
+        data = agent_data(tls_port, upstream=[wrong])
+        del data["stratum_host"], data["stratum_port"]
+        config = MinerAgentConfig.from_reader(ConfigReader(data))
+        refused = MinerAgentService(config, reactor)
+        refused.startService()
+        self.addCleanup(lambda: refused.stopService() if refused.running else None)
+        right = f"ssl:host=127.0.0.1:port={tls_port}:caCertFile={directory}/ca.pem:hostname=localhost"
+        await self.start_agent(upstream=[right], stratum_port=None, stratum_host=None)
+        self.assertEqual(self.agent.upstream.version, 2)
+        miner = await self.miner()
+        self.assertIs((await self.shares(miner, 1))[0]["result"], True)
+        self.assertFalse(refused.upstream.ready)
+        self.assertIsNone(refused.context.jobs.current)
