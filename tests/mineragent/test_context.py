@@ -41,7 +41,7 @@ class AgentCase(TestCase):
         proto = AgentClientProtocol(self.upstream, AGENT_ID, self.offer_v2, self.clock)
         self.up = StringTransport(peerAddress=IPv4Address("TCP", "10.0.0.1", 3333))
         proto.makeConnection(self.up)
-        subscribe = self.sent()[0]
+        subscribe, *self.early = self.sent()
         result = True if version == 1 else {"version": 2}
         proto.dataReceived(json.dumps({"id": subscribe["id"], "error": None, "result": result}).encode() + b"\n")
         if job:
@@ -49,10 +49,14 @@ class AgentCase(TestCase):
         self.upstream_proto = proto
         return proto
 
+    early = ()
+
     def sent(self):
+        """What the agent wrote upstream since the last call (the syncs after a subscribe included)."""
         data = self.up.value()
         self.up.clear()
-        return [json.loads(line) for line in data.splitlines()]
+        early, self.early = list(self.early), ()
+        return early + [json.loads(line) for line in data.splitlines()]
 
     def miner(self, account="alice.rig1"):
         proto = self.server.buildProtocol(None)
@@ -193,3 +197,42 @@ class V1Tests(AgentCase):
         self.gateway(version=1, job=False)
         self.assertEqual(self.replies(transport), [{"id": 9, "error": None, "result": True}])
         self.assertEqual(len(self.sent()[-1]["params"]), 9)
+
+
+class BadMinerTests(AgentCase):
+    def test_a_bad_miner_is_dropped_alone(self):
+        self.gateway()
+        good, good_transport = self.miner()
+        bad, bad_transport = self.miner("bob.rig2")
+        self.sent()
+        bad.dataReceived(b"\x00garbage that is not json\n")
+        self.assertTrue(bad_transport.disconnecting)
+        self.assertEqual(self.replies(bad_transport)[0]["error"][1], "Parse error")
+        # Nothing of it went upstream; the other miner's share still does.
+        self.submit(good)
+        self.assertEqual([m["method"] for m in self.sent()], ["agent.sync", "agent.submit"])
+        self.assertFalse(good_transport.disconnecting)
+        self.assertFalse(self.up.disconnecting)
+
+
+class SyncTests(AgentCase):
+    def test_synced_again_after_a_quiet_spell(self):
+        from viabtc.mineragent.context import SYNC_REFRESH
+
+        self.gateway()
+        miner, transport = self.miner()
+        self.submit(miner, msg_id=1)
+        self.submit(miner, msg_id=2, nonce=1)
+        self.assertEqual([m["method"] for m in self.sent()], ["agent.event", "agent.sync", "agent.submit",
+                                                              "agent.submit"])
+        self.clock.advance(SYNC_REFRESH + 1)
+        self.submit(miner, msg_id=3, nonce=2)
+        self.assertEqual([m["method"] for m in self.sent()], ["agent.sync", "agent.submit"])
+
+    def test_a_reconnect_syncs_every_authorized_miner_at_once(self):
+        proto = self.gateway()
+        self.miner()
+        self.miner("bob.rig2")
+        proto.connectionLost(None)
+        self.gateway(job=False)
+        self.assertEqual([m["method"] for m in self.sent()], ["agent.sync", "agent.sync"])

@@ -33,17 +33,23 @@ from viabtc.stratum.session import State
 
 ROLE = "mineragent"
 
+#: Seconds after which a miner without shares is synced again before its
+#: next share: well inside the seed's default ``client_max_idle_time`` (300).
+SYNC_REFRESH = 120.0
+
 
 class MinerLink:
     """One miner as the gateway knows it: its protocol, its ``miner_id`` and the difficulties last synced."""
 
-    __slots__ = ("proto", "miner_id", "synced")
+    __slots__ = ("proto", "miner_id", "synced", "touched")
 
     def __init__(self, proto, miner_id):
         self.proto = proto
         self.miner_id = miner_id
         #: (current, previous) difficulty as the gateway has them on this link, or None
         self.synced = None
+        #: when the gateway last heard of this miner (a sync or a share)
+        self.touched = 0.0
 
     @property
     def authorized(self):
@@ -126,11 +132,25 @@ class MinerAgentContext:
     # -- agent.sync ---------------------------------------------------------------
 
     def sync(self, link):
-        """Tell the gateway ``link``'s difficulties if it does not have them (no-op while the link is down)."""
+        """
+        Tell the gateway ``link``'s difficulties if it does not have them, or
+        if it has not heard of the miner for ``SYNC_REFRESH`` seconds (a
+        gateway forgets miners idle for its ``client_max_idle_time``, and a
+        share for a miner it forgot costs the whole agent link).  No-op while
+        the link is down.
+        """
         session = link.proto.session
         state = (session.current.difficulty, session.previous.difficulty)
-        if link.synced == state or self.upstream.proto is None:
+        now = self._clock.seconds()
+        if self.upstream.proto is None:
             return
+        if link.synced == state and now - link.touched < SYNC_REFRESH:
+            link.touched = now
+            return
+        link.touched = now
+        if link.synced == state:
+            # A refresh: the gateway keeps the pair as it is after these two lines.
+            link.synced = None
         identity = session.identity
         lines = []
         # The gateway moves its difficulty to the previous one at each sync:

@@ -103,14 +103,20 @@ class UpstreamLink:
         self._log.info("upstream {peer} connected; subscribing as agent {agent_id}", role=self.role,
                        peer=proto.peer, agent_id=proto.agent_id)
         # The seed syncs every miner right after the subscribe, before its answer.
-        self.context.resync(link for link in self.context.links.values() if link.authorized)
+        links = self.context.links.values()
+        for link in links:
+            link.synced = None
+        self.context.resync(link for link in links if link.authorized)
 
     def upstream_ready(self, proto, version):
         self.version = self._last_version = version
         self._log.info("upstream {peer} speaks agent protocol v{version}; {count} queued shares to send",
                        role=self.role, peer=proto.peer, version=version, count=len(self._shares))
-        # Miners that left with shares still here must be known upstream too.
-        self.context.resync({id(e.link): e.link for e in self._shares.values()}.values())
+        # Miners that left with shares still here must be known upstream too
+        # (those still connected were synced when the link came up).
+        live = self.context.links
+        self.context.resync({id(e.link): e.link for e in self._shares.values()
+                             if e.link.proto.session not in live}.values())
         while self._events:
             proto.write(self._events.popleft())
         if version == agent.AGENT_V2:
