@@ -13,7 +13,9 @@ answers to where jobs come from and where shares go.
   here goes up as ``agent.submit`` to be checked again and credited to the
   miner's ``user.worker`` by the gateway.  A block candidate is one too
   (``check_share`` accepts a share meeting the block target below the
-  share difficulty), and its line is written before anything else queued.
+  share difficulty); like every share it is written upstream at once, in
+  the order found (nothing is held back: the transport sends whatever one
+  reactor turn wrote in one segment).
 """
 
 import itertools
