@@ -255,3 +255,13 @@ class RejectsTests(AgentServerCase):
         proto, transport, _ = self.agent(offer_v2=True)
         self.send(proto, ("agent.rejects", [["Alice", "rig1", 22, 2]]))
         self.assertTrue(transport.disconnecting)
+
+
+class ResultsBeforeCloseTests(AgentServerCase):
+    def test_verdicts_precede_a_close(self):
+        proto, transport = self.synced(offer_v2=True)
+        proto.dataReceived(agent.request_line(5, "agent.submit", self.share(seq=1)[1]) + b"not json\n")
+        lines = self.received(transport)
+        self.assertEqual(lines[0]["error"][1], "Parse error")
+        self.assertEqual(lines[1]["params"], [[1, 0]])
+        self.assertTrue(transport.disconnecting)

@@ -53,6 +53,15 @@ class AgentServerProtocol(StratumServerProtocol):
 
     def dataReceived(self, data):
         super().dataReceived(data)
+        self._send_results()
+
+    def close(self):
+        # The verdicts of what was read before a close still go out first.
+        self._send_results()
+        super().close()
+
+    def _send_results(self):
+        """The v2 verdicts gathered during one read, in one ``agent.results`` line."""
         results = self._results
         if results:
             self._results = []
