@@ -132,6 +132,13 @@ class TablesTests(TestCase):
         self.assertEqual(seen.verdict(7, 3), 0)
         self.assertIsNone(seen.verdict(8, 3))
 
+    def test_seen_shares_of_quiet_agents_forgotten(self):
+        seen = agent.SeenShares()
+        seen.remember(7, 1, 0, now=0)
+        seen.remember(8, 1, 22, now=100)
+        self.assertEqual(seen.prune(3700, 3600), 1)
+        self.assertEqual((seen.verdict(7, 1), seen.verdict(8, 1), len(seen)), (None, 22, 1))
+
 
 class FuzzTests(TestCase):
     """Any JSON parameters: a value or AgentProtocolError, never anything else."""

@@ -369,22 +369,36 @@ class SeenShares:
     """
     The v2 verdicts a gateway gave each agent's recent shares, by sequence
     number, so that a share resent after a reconnect is answered again but
-    counted once.  At most ``size`` per agent are kept, the oldest dropped.
+    counted once.  At most ``size`` per agent are kept, the oldest dropped;
+    an agent not heard of for ``prune``'s ``max_age`` is forgotten (each
+    start of an agent without a configured ``agent_id`` is a new agent).
     """
 
     def __init__(self, size=1 << 16):
         self.size = size
         self._agents = {}
+        self._used = {}
+
+    def __len__(self):
+        return len(self._agents)
 
     def verdict(self, agent_id, seq):
         """The code given to ``seq`` before, or ``None``."""
         seen = self._agents.get(agent_id)
         return None if seen is None else seen.get(seq)
 
-    def remember(self, agent_id, seq, code):
+    def remember(self, agent_id, seq, code, now=0.0):
         seen = self._agents.get(agent_id)
         if seen is None:
             seen = self._agents[agent_id] = OrderedDict()
+        self._used[agent_id] = now
         seen[seq] = code
         if len(seen) > self.size:
             seen.popitem(last=False)
+
+    def prune(self, now, max_age):
+        """Forget agents whose last share is older than ``max_age`` seconds; returns how many."""
+        old = [agent_id for agent_id, used in self._used.items() if now - used > max_age]
+        for agent_id in old:
+            del self._agents[agent_id], self._used[agent_id]
+        return len(old)

@@ -37,6 +37,10 @@ from viabtc.stratum.share import Reject, check_share
 
 _ACCEPTED = 0
 
+#: Seconds the v2 verdicts of an agent that stopped sending shares are kept:
+#: long enough for any reconnect, then its memory is freed.
+SEEN_SHARES_AGE = 3600.0
+
 
 class AgentServerProtocol(StratumServerProtocol):
     """``StratumServerProtocol`` that also serves ``agent.*``; needs an ``AgentServerFactory``."""
@@ -206,7 +210,7 @@ class AgentServerProtocol(StratumServerProtocol):
             self.session.share_error += 1
             self.context.share_rejected(self.session, user, worker, Reject(code))
         if seq is not None:
-            factory.seen_shares.remember(self.agent_id, seq, code)
+            factory.seen_shares.remember(self.agent_id, seq, code, now)
             self._results.append([seq, code])
 
     def _check(self, submit, miner, user, worker, now):
@@ -313,6 +317,8 @@ class AgentServerFactory(StratumServerFactory):
 
     def housekeeping(self):
         super().housekeeping()
-        expired = self.agent_miners.expire(self.clock.seconds(), self.context.settings.client_max_idle_time)
+        now = self.clock.seconds()
+        self.seen_shares.prune(now, SEEN_SHARES_AGE)
+        expired = self.agent_miners.expire(now, self.context.settings.client_max_idle_time)
         if expired:
             self._log.info("forgot {count} idle miners of agents", count=expired, role=self.context.role)
