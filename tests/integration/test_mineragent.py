@@ -18,7 +18,6 @@ accepts them, and their coinbases carry the agent layout (``0x12``, the job
 id, the agent id).
 """
 
-import asyncio
 import os
 import signal
 import time
@@ -197,7 +196,9 @@ class FarmBehindOneAgent(TestCase):
         contents = snapshot(redis)
         agent_counts, direct_counts = totals(contents, "agent"), totals(contents, "direct")
         agent_counts = {k: v for k, v in agent_counts.items() if not k.startswith("finder")}
-        differ = sorted(k for k in set(agent_counts) | set(direct_counts) if agent_counts.get(k) != direct_counts.get(k))
+        # Every key that differs, with both counts (the first 20, and how many in all).
+        differ = sorted(k for k in set(agent_counts) | set(direct_counts)
+                        if agent_counts.get(k) != direct_counts.get(k))
         self.assertEqual([(k, agent_counts.get(k), direct_counts.get(k)) for k in differ][:20], [], len(differ))
         per_user = MINERS // USERS
         self.assertEqual(direct_counts["user0"], VALID * per_user)
