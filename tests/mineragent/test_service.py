@@ -15,6 +15,7 @@ from viabtc.devnet import free_port
 from viabtc.gateway.config import GatewayConfig
 from viabtc.gateway.http import client_rows
 from viabtc.gateway.service import GatewayService
+from viabtc.mineragent.commands import mineragent_commands
 from viabtc.mineragent.config import MinerAgentConfig
 from viabtc.mineragent.service import MinerAgentService
 from viabtc.stats import records
@@ -119,6 +120,12 @@ class AgentV2Tests(AgentServiceCase):
                             {p.session for p in self.gateway.server.agents})
         self.assertTrue(row["is_agent"])
         self.assertEqual(row["user_agent"], "agent_1")
+        # The admin CLI's commands.
+        commands = mineragent_commands(self.agent)
+        listing = commands["list"]([])
+        self.assertIn(" alice rig1 ", listing)
+        self.assertTrue(listing.endswith("total 2\n"), listing)
+        self.assertIn(f"v2 agent_id {AGENT_ID} sent 5 queued 0 dropped 0", commands["upstream"]([]))
         # ... but counted there, for alice, as a direct miner's duplicate is.
         [session] = self.gateway.server.sessions
         await wait_for(lambda: session.session.share_error == 1, what="the agent's reject report")

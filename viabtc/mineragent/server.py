@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.mineragent.test_server -*-
+# -*- test-case-name: tests.mineragent.test_context -*-
 """
 The miners' Stratum server of a mineragent: ``viabtc.stratum``'s own
 server protocol and factory (the gateway's methods, checks and vardiff),

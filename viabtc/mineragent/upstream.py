@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.mineragent.test_upstream -*-
+# -*- test-case-name: tests.mineragent.test_context -*-
 """
 The mineragent's side of its gateway link: what goes up, what is kept while
 the gateway is away, and the verdicts that come back.
