@@ -380,6 +380,12 @@ class Suite:
                               timeout=600)
         self.results["fastblock"] = json.loads(done.stdout.strip().splitlines()[-1])
 
+    def agent(self):
+        """The mineragent in front of this gateway (``benchmarks.agent``)."""
+        from benchmarks.agent import run_agent
+
+        self.results["agent"] = run_agent(self)
+
     def profile(self):
         """The whole gateway process under load, profiled (the numbers of this run are not reported)."""
         path = os.path.join(self.options.out, "profile-gateway.txt")
@@ -428,6 +434,7 @@ class Suite:
                 ("latency", self.latency),
                 ("block", self.block),
                 ("storm", lambda: storm_scenario(self)),
+                ("agent", self.agent),
                 ("profile", self.profile),
             ):
                 if only and name not in only:
@@ -516,6 +523,9 @@ def summary(results):
             rows.append((f"restart: gateway listening -> last of {n} back at work", "<= 5 s",
                          f"{back['listening_to_last_job_s'] or float('nan'):.2f} s "
                          f"(SIGTERM -> last: {back['sigterm_to_last_job_s'] or float('nan'):.2f} s)"))
+    from benchmarks.agent import summary_rows
+
+    rows.extend(summary_rows(results))
     micro = results.get("micro", {})
     jm = micro.get("jobmaster_template")
     if jm:

@@ -55,3 +55,9 @@ viabtcBlockmaster = ServiceMaker(
     "Relays the pool's and foreign blocks between regions as thin blocks.",
     "viabtc-blockmaster",
 )
+viabtcMineragent = ServiceMaker(
+    "viabtc-mineragent",
+    "viabtc.mineragent.tap",
+    "Stratum server inside a mining farm; carries its miners to a gateway over one agent connection.",
+    "viabtc-mineragent",
+)

@@ -18,7 +18,9 @@ config file's directory.
 Our keys: ``secret`` (HMAC of module packets, both links),
 ``stats_drain_timeout`` (seconds a graceful stop waits for the writer's
 ACKs), ``first_job_wait`` (seconds after start the Stratum ports hold new
-miners in the kernel's queue until the first job, ``viabtc.gateway.server``) and ``limits`` (the Stratum port's abuse limits, ``viabtc.stratum.
+miners in the kernel's queue until the first job, ``viabtc.gateway.server``),
+``agent_v2`` (default true; false speaks only the seed's ``agent.*`` v1 to
+mineragents, docs/mineragent.md) and ``limits`` (the Stratum port's abuse limits, ``viabtc.stratum.
 limits``; every key optional).  ``http_svr.keep_alive`` is the seed's (ref §4.11).
 """
 
@@ -109,6 +111,7 @@ class GatewayConfig:
     stats_drain_timeout: float = 3.0
     first_job_wait: float = 10.0
     limits: Limits = Limits()
+    agent_v2: bool = True
     secret: SecretBlock | None = None
     alert: AlertBlock | None = None
     log: LogBlock | None = None
@@ -152,6 +155,7 @@ class GatewayConfig:
             stats_drain_timeout=reader.optional("stats_drain_timeout", float, 3.0, non_negative),
             first_job_wait=reader.optional("first_job_wait", float, 10.0, non_negative),
             limits=Limits.from_reader(reader.section("limits", required=False)),
+            agent_v2=reader.optional("agent_v2", bool, True),
             secret=SecretBlock.from_reader(reader),
             alert=optional_block(reader, "alert", AlertBlock),
             log=optional_block(reader, "log", LogBlock),

@@ -15,8 +15,6 @@ therefore never build the same coinbase, and within one gateway two live
 connections never share an extranonce1.
 """
 
-import secrets
-
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -24,24 +22,10 @@ from viabtc.bitcoin.hashing import hash_to_display_hex
 from viabtc.rpc.bans import normalise_ip
 from viabtc.gateway.blocks import found_block_body
 from viabtc.stratum.coinbase import miner_coinbase1_head
-from viabtc.stratum.context import Identity, IPoolContext
+from viabtc.stratum.context import IdentityAllocator, IPoolContext
 from viabtc.stratum.job import PreparedJob
 
-_MASK64 = (1 << 64) - 1
-
 ROLE = "gateway"
-
-
-class IdentityAllocator:
-    """The seed's per-process connection counter (ref §4.3), seeded at random."""
-
-    def __init__(self, seed=None):
-        self._counter = secrets.randbits(64) if seed is None else seed & _MASK64
-
-    def allocate(self):
-        self._counter = (self._counter + 1) & _MASK64
-        value = self._counter
-        return Identity(extranonce1=(value & 0xFFFFFFFF).to_bytes(4, "big"), nonce_id=value >> 32)
 
 
 @implementer(IPoolContext)
@@ -83,6 +67,12 @@ class GatewayContext:
 
     def worker_authorized(self, session, user, worker):
         self.stats.event(user, worker, session.host, "connected", self._clock.seconds())
+
+    def agent_event(self, session, user, worker, event):
+        """A miner behind the agent of ``session`` connected or left (``agent.event``)."""
+        self.stats.event(user, worker, session.host, event, self._clock.seconds())
+        if event == "disconnected":
+            self.stats.forget(user, worker)
 
     def session_closed(self, session):
         if self._stopping:

@@ -16,8 +16,8 @@ _MAX_BODY = 1 << 16
 _HASHES_PER_DIFFICULTY = 2**32
 
 
-def client_rows(sessions, now):
-    """``getclientsinfo`` rows for ``Session`` objects at time ``now``."""
+def client_rows(sessions, now, agents=frozenset()):
+    """``getclientsinfo`` rows for ``Session`` objects at time ``now``; ``agents``: those of mineragents."""
     rows = []
     for session in sessions:
         shares = session.share_valid + session.share_error
@@ -26,7 +26,7 @@ def client_rows(sessions, now):
             "session_id": session.identity.subscription_id,
             "peer_addr": session.peer,
             "connect_time": int(session.connect_time),
-            "is_agent": False,
+            "is_agent": session in agents,
             "user": session.user,
             "worker": session.worker,
             "user_agent": session.user_agent,
@@ -71,7 +71,8 @@ class GatewayResource(Resource):
         sessions = [proto.session for proto in self._server.sessions]
         reply = {
             "error": {"code": 0, "message": "ok"},
-            "result": client_rows(sessions, self._clock.seconds()),
+            "result": client_rows(sessions, self._clock.seconds(),
+                                  {proto.session for proto in getattr(self._server, "agents", ())}),
             "id": call.get("id"),
         }
         request.setHeader(b"content-type", b"application/json")

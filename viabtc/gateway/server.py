@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.gateway.test_service -*-
 """
 The gateway's Stratum listener: ``viabtc.stratum``'s server with two
-gateway rules added by composition.
+gateway rules added by composition.  It serves the ``agent.*`` protocol
+of mineragents too (``viabtc.stratum.agent_server``).
 
 * No job, no miners (ref §4.1): until the jobmaster sent a job a new
   connection is closed at once, so a load balancer's next try lands on a
@@ -18,16 +19,20 @@ gateway rules added by composition.
 
 from twisted.logger import Logger
 
-from viabtc.stratum.protocol import StratumServerFactory
+from viabtc.stratum.agent_server import AgentServerFactory
 
 
-class GatewayStratumFactory(StratumServerFactory):
-    """``StratumServerFactory`` for a ``GatewayContext`` whose ``stats`` take the counters."""
+class GatewayStratumFactory(AgentServerFactory):
+    """
+    ``AgentServerFactory`` (Stratum and ``agent.*`` on one port) for a
+    ``GatewayContext`` whose ``stats`` take the counters.
+    """
 
     _log = Logger()
 
-    def __init__(self, context, clock, housekeeping_interval=None, limits=None, first_job_wait=10.0):
-        super().__init__(context, clock, housekeeping_interval, limits)
+    def __init__(self, context, clock, housekeeping_interval=None, limits=None, first_job_wait=10.0,
+                 agent_v2=True):
+        super().__init__(context, clock, housekeeping_interval, limits, agent_v2)
         self._refusing = False
         self.first_job_wait = first_job_wait
         self._held = []

@@ -74,11 +74,12 @@ class GatewayService(service.MultiService):
                                     self.job_client.heartbeat_timeout + self.job_client.heartbeat_interval, ROLE)
 
         self.stats = GatewayStats(MinuteAggregator(config.host, config.coin), self.sender, reactor,
-                                  connections=lambda: len(self.server.sessions), role=ROLE)
+                                  connections=lambda: self.server.miner_connections, role=ROLE)
         self.context = GatewayContext(config.stratum, config.worker_id, JobBook(), BanList(reactor),
                                       self.stats, self.courier, reactor)
         self.server = GatewayStratumFactory(self.context, reactor, limits=config.limits,
-                                            first_job_wait=config.first_job_wait)
+                                            first_job_wait=config.first_job_wait,
+                                            agent_v2=config.agent_v2)
         self.context.server = self.server
         self._job_link = JobLink(self.context)
         self.job_client.add_observer(self._job_link)

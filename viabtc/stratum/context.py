@@ -9,6 +9,8 @@ providing ``IPoolContext``, so the protocol can be tested with a small
 in-test context and reused unchanged by both roles.
 """
 
+import secrets
+
 import attrs
 from zope.interface import Attribute, Interface
 
@@ -17,6 +19,8 @@ from viabtc.stratum.vardiff import VarDiffSettings
 
 #: The version bits a miner may roll (BIP320: bits 13-28).
 POOL_VERSION_MASK = 0x1FFFE000
+
+_MASK64 = (1 << 64) - 1
 
 
 @attrs.frozen
@@ -38,6 +42,22 @@ class Identity:
     def subscription_id(self):
         """16 hex digits naming the subscription; derived, so nothing else to allocate."""
         return f"{self.nonce_id:08x}{self.extranonce1.hex()}"
+
+
+class IdentityAllocator:
+    """
+    The seed's per-process connection counter (ref §4.3, §5.1), seeded at
+    random: the gateway's and the mineragent's miner sessions take their
+    ``Identity`` from one.
+    """
+
+    def __init__(self, seed=None):
+        self._counter = secrets.randbits(64) if seed is None else seed & _MASK64
+
+    def allocate(self):
+        self._counter = (self._counter + 1) & _MASK64
+        value = self._counter
+        return Identity(extranonce1=(value & 0xFFFFFFFF).to_bytes(4, "big"), nonce_id=value >> 32)
 
 
 @attrs.frozen

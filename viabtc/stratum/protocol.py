@@ -92,6 +92,11 @@ def _error(msg_id, code, message):
     return _render_id(msg_id) + _error_tail(code, message)
 
 
+def share_reply(msg_id, code=None):
+    """The reply to a ``mining.submit``: ``true``, or the error of ``Reject`` ``code``."""
+    return _render_id(msg_id) + (_TRUE_TAIL if code is None else _REJECT_TAILS[code])
+
+
 def _notification(method, params):
     return json.dumps({"id": None, "method": method, "params": params}, separators=_SEPARATORS).encode() + b"\n"
 
@@ -562,7 +567,7 @@ class StratumServerProtocol(Protocol):
             return
         if result.is_block or result.aux:
             self._block(user, worker, prepared, result)
-        out.append(_render_id(msg_id) + _TRUE_TAIL)
+        self._accepted(msg_id, out)
         session.share_valid += 1
         session.share_pow += result.difficulty
         session.record(True)
@@ -572,6 +577,14 @@ class StratumServerProtocol(Protocol):
             new = vardiff.on_share(now)
             if new is not None:
                 session.pending = new
+
+    def _accepted(self, msg_id, out):
+        """
+        The reply to an accepted share.  A mineragent speaking protocol v2
+        upstream holds it back until the gateway has judged the share
+        (``viabtc.mineragent.server``).
+        """
+        out.append(_render_id(msg_id) + _TRUE_TAIL)
 
     def _block(self, user, worker, prepared, result):
         """

@@ -1,0 +1,23 @@
+# -*- test-case-name: tests.mineragent.test_tap -*-
+"""
+``twistd -n viabtc-mineragent --config etc/mineragent.json``: the
+mineragent's command line and service, in the shape of Twisted's
+``twisted/names/tap.py``.
+"""
+
+from viabtc.mineragent.config import MinerAgentConfig
+from viabtc.mineragent.context import ROLE
+from viabtc.mineragent.service import MinerAgentService
+from viabtc.tap import RoleOptions, make_role_service
+
+
+class Options(RoleOptions):
+    """``--config FILE``: the mineragent's JSON configuration (the seed's mineragent.json is accepted)."""
+
+    config_class = MinerAgentConfig
+    longdesc = "Serves a farm's miners over Stratum and carries them to a gateway over one agent connection."
+
+
+def makeService(options, reactor=None):
+    """The mineragent ``MultiService`` for ``options.config``."""
+    return make_role_service(ROLE, options, MinerAgentService, reactor)
