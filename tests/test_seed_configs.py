@@ -20,8 +20,8 @@ What is changed, by ``localize``, and nothing else:
 
 Each role is started in this process (``makeService`` + ``startService``
 through its twistd ``Options``) and must be running and accept
-connections on every TCP port of its ``svr``, ``monitor`` and ``cli``.  A role
-built later joins with one line in ``SAMPLES``.
+connections on every TCP port of its ``svr``, ``monitor`` and ``cli``: every
+role of the seed, one line each in ``SAMPLES``.
 """
 
 import copy
@@ -58,6 +58,7 @@ SAMPLES = {
     "alertcenter": ("alertcenter.json", {}),
     "poolbench": ("poolbench.json", {}),
     "blockmaster": ("blockmaster.json", {}),
+    "mineragent": ("mineragent.json", {}),
     # The seed's bitpeer reads its peers from "peer.json", made by its
     # getpeer.py; it ships no sample of it, so ours (loopback) stands in.
     "bitpeer": ("bitpeer.json", {"peer.json": os.path.join(ETC, "peer.json")}),
