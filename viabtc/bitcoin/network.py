@@ -80,16 +80,12 @@ TESTNET = Network(
     ),
 )
 
-TESTNET4 = Network(
+#: BIP94's testnet4: testnet's addresses and proof-of-work limits, its own
+#: magic, ports and genesis, and BIP94's retarget and timewarp rules.
+TESTNET4 = attrs.evolve(
+    TESTNET,
     name="testnet4",
     p2p_magic=bytes.fromhex("1c163f28"),
-    pubkey_hash_prefix=0x6F,
-    script_hash_prefix=0xC4,
-    bech32_hrp="tb",
-    halving_interval=210000,
-    pow_limit=(1 << 224) - 1,
-    pow_no_retargeting=False,
-    pow_allow_min_difficulty_blocks=True,
     default_p2p_port=48333,
     default_rpc_port=48332,
     genesis_hash=hash_from_display_hex(
