@@ -50,7 +50,7 @@ from viabtc.config import (
 )
 from viabtc.stratum.context import StratumSettings
 from viabtc.stratum.limits import Limits
-from viabtc.stratum.vardiff import VarDiffSettings
+from viabtc.stratum.settings import read_vardiff
 
 _log = Logger(namespace="viabtc.gateway.config")
 
@@ -72,17 +72,6 @@ class HTTPBlock:
             server=ServerBlock.from_reader(reader),
             keep_alive=reader.optional("keep_alive", float, 3600.0, positive),
         )
-
-
-def _vardiff(reader):
-    values = {key: reader.required(key, float, positive)
-              for key in ("diff_min", "diff_max", "diff_default", "target_time", "retarget_time")}
-    if values["diff_min"] > values["diff_max"]:
-        raise ConfigError("diff_max", f"{values['diff_max']:g} is below diff_min {values['diff_min']:g}")
-    try:
-        return VarDiffSettings(**values)
-    except ValueError as e:
-        raise ConfigError("diff_default", str(e)) from None
 
 
 def _job(reader):
@@ -129,7 +118,7 @@ class GatewayConfig:
             raise ConfigError("svr.bind", "Stratum listens on stream addresses only (tcp@, ssl:, unix)")
         client_max_idle_time = reader.optional("client_max_idle_time", float, 300.0, positive)
         stratum = StratumSettings(
-            vardiff=_vardiff(reader),
+            vardiff=read_vardiff(reader),
             max_pkg_size=svr.max_pkg_size,
             client_max_idle_time=client_max_idle_time,
         )

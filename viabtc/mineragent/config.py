@@ -54,20 +54,9 @@ from viabtc.config import (
 )
 from viabtc.stratum.context import StratumSettings
 from viabtc.stratum.limits import Limits
-from viabtc.stratum.vardiff import VarDiffSettings
+from viabtc.stratum.settings import read_vardiff
 
 _log = Logger(namespace="viabtc.mineragent.config")
-
-
-def _vardiff(reader):
-    values = {key: reader.required(key, float, positive)
-              for key in ("diff_min", "diff_max", "diff_default", "target_time", "retarget_time")}
-    if values["diff_min"] > values["diff_max"]:
-        raise ConfigError("diff_max", f"{values['diff_max']:g} is below diff_min {values['diff_min']:g}")
-    try:
-        return VarDiffSettings(**values)
-    except ValueError as e:
-        raise ConfigError("diff_default", str(e)) from None
 
 
 def _upstreams(reader):
@@ -119,7 +108,7 @@ class MinerAgentConfig:
         if not svr.stream_binds or svr.datagram_binds:
             raise ConfigError("svr.bind", "Stratum listens on stream addresses only (tcp@, ssl:, unix)")
         stratum = StratumSettings(
-            vardiff=_vardiff(reader),
+            vardiff=read_vardiff(reader),
             max_pkg_size=svr.max_pkg_size,
             client_max_idle_time=reader.optional("client_max_idle_time", float, 300.0, positive),
         )
