@@ -27,7 +27,7 @@ from tests.gateway.support import StatsWriter
 from tests.gateway.test_service import gateway_data
 from tests.jobmaster.mining import TestGateway, in_thread, wait_for
 from tests.jobmaster.test_service import config_for
-from tests.rpc.test_jobmasters import FakeListService
+from tests.rpc.test_addresslist import FakeListService
 from tests.support import bcoin_node
 from viabtc.bitcoin.hashing import hash_to_display_hex, sha256d
 from viabtc.bitpeer import tap as bitpeer_tap
