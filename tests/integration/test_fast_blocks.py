@@ -10,12 +10,15 @@ services on real loopback sockets):
   pool's node;
 - region B: blockmaster B and its own node, connected to no node.
 
-A block the pool finds leaves the jobmaster's courier as cmd 10 to
-blockmaster A only, and reaches the outside node through bitpeer and
-region B's node through the thin-block relay.  A block mined on the outside
+Segwit is active.  A block the pool finds, holding two transactions only
+the pool's node has (one spent with a witness), leaves the jobmaster's
+courier as cmd 10 to blockmaster A only, and reaches the outside node
+through bitpeer and region B's node through the compact relay (the missing
+transactions asked for by cmd 18).  A block mined on the outside
 node reaches bitpeer, which pushes it (cmd 12) to blockmaster A, which
-submits it to the pool's node and relays it to region B, whose node takes
-it (its BIP34 height is above B's node's, so it is not dropped as stale).
+submits it to the pool's node (so the jobmaster, hinted by bitpeer, is soon
+back on full templates) and relays it to region B, whose node takes it (its
+BIP34 height is above B's node's, so it is not dropped as stale).
 """
 
 import os
@@ -23,17 +26,37 @@ import os
 from twisted.internet import reactor
 from twisted.trial.unittest import TestCase
 
-from tests.bitpeer.test_end_to_end import copy_chain, seed_config, start_bitpeer
+from tests.bitpeer.test_end_to_end import SEGWIT_HEIGHT, copy_chain, seed_config, start_bitpeer
+from tests.blockmaster.regions import ANYONE_ADDRESS, ANYONE_SCRIPT, OP_TRUE, spend_coinbase
 from tests.blockmaster.regions import config_for as blockmaster_config
 from tests.jobmaster.mining import TestGateway, in_thread, solve, wait_for
 from tests.jobmaster.test_service import config_for as jobmaster_config
 from tests.support import bcoin_node
+from viabtc.bitcoin.hashing import sha256
+from viabtc.bitcoin.transaction import Transaction, TxIn, TxOut
 from viabtc.blockmaster.service import BlockmasterService
 from viabtc.devnet import free_port
 from viabtc.jobmaster.tap import build_service
 
-#: Blocks shared by every node before the test (BIP34 heights above 16 are pushes, not OP_N).
-CHAIN = 20
+#: Blocks shared by every node before the test: segwit active, coinbases paying P2SH(OP_TRUE).
+CHAIN = SEGWIT_HEIGHT
+
+#: P2WSH(OP_TRUE): spent by a witness holding only the script.
+WITNESS_ANYONE_SCRIPT = b"\x00\x20" + sha256(OP_TRUE)
+
+
+def private_transactions(node):
+    """
+    Two transactions into ``node``'s mempool only: the coinbase of block 1
+    to P2WSH(OP_TRUE), and that output spent with a witness.
+    """
+    funding_hex = spend_coinbase(node, 1, script=WITNESS_ANYONE_SCRIPT)
+    funding, _ = Transaction.parse(bytes.fromhex(funding_hex))
+    spend = Transaction(2, [TxIn(funding.txid(), 0, b"", 0xFFFFFFFF)],
+                        [TxOut(funding.outputs[0].value - 20_000, ANYONE_SCRIPT)], 0,
+                        witnesses=[[OP_TRUE]])
+    for tx in (funding, spend):
+        node.rpc("sendrawtransaction", tx.serialize().hex())
 
 
 class FastBlockTests(TestCase):
@@ -48,8 +71,11 @@ class FastBlockTests(TestCase):
         pool = bcoin_node(self)
         outside = bcoin_node(self, listen=True)
         node_b = bcoin_node(self)
-        hashes = await in_thread(pool.generate, CHAIN)
+        hashes = await in_thread(pool.rpc, "generatetoaddress", CHAIN, ANYONE_ADDRESS)
         await in_thread(copy_chain, pool, [outside, node_b], hashes)
+        await in_thread(private_transactions, pool)
+        self.assertEqual(await in_thread(outside.rpc, "getrawmempool"), [])
+        self.assertEqual(await in_thread(node_b.rpc, "getrawmempool"), [])
 
         port_a, port_b = free_port(), free_port()
         jm_config, jm_tcp, jm_udp, _cli = jobmaster_config(
@@ -76,7 +102,8 @@ class FastBlockTests(TestCase):
                        and region_b.local_height == CHAIN,
                        what="the links: jobmaster -> A -> bitpeer, A <-> B")
         [job, *_] = await wait_for(gateway.jobs, what="a job")
-        self.assertEqual(job.height, CHAIN + 1)
+        self.assertEqual((job.height, len(job.merkle_branch)), (CHAIN + 1, 2))  # coinbase + 2 txs
+        await wait_for(lambda: len(region_a.cache) == 2, what="blockmaster A caching the pool's mempool")
 
         # 1. The pool finds a block: cmd 10 to blockmaster A, and from there everywhere.
         found = solve(job)
@@ -89,6 +116,10 @@ class FastBlockTests(TestCase):
         self.assertIn(("pool", ours), region_a.relay.submitted)
         self.assertIn(("pool", ours), region_b.relay.submitted)
         self.assertEqual(region_a.relay.counters["pool_blocks"], 1)
+        self.assertEqual(region_b.relay.counters["requests"], 1)  # cmd 18: the 2 transactions
+        for node in (outside, node_b):
+            block = await in_thread(node.rpc, "getblock", ours)
+            self.assertEqual(len(block["tx"]), 3)
         self.assertGreaterEqual(relay.counts["announced"], 1)
 
         # 2. A block from outside: bitpeer -> cmd 12 -> blockmaster A -> region B.
@@ -102,3 +133,6 @@ class FastBlockTests(TestCase):
         self.assertIn(("foreign", foreign), region_b.relay.submitted)
         self.assertGreaterEqual(relay.counts["pushed"], 1)
         self.assertEqual(await in_thread(node_b.rpc, "getblockcount"), CHAIN + 2)
+        # The pool's node has it from A: the jobmaster mines full templates on it.
+        await wait_for(lambda: jobmaster.work.mode == "normal"
+                       and jobmaster.work.current.job.height == CHAIN + 3, what="a full job on it")
