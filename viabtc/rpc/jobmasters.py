@@ -28,8 +28,7 @@ def static_jobmasters(reader, key="jobmaster"):
     return addresses
 
 
-def jobmaster_list(sender, reactor, *, static=(), url=None, auth=None, interval=30.0, agent=None,
-                   role="rpc"):
+def jobmaster_list(sender, reactor, *, static=(), url=None, auth=None, interval=30.0, role="rpc"):
     """
     An ``AddressList`` keeping ``sender`` (a ``DatagramSender``) addressed
     to every jobmaster: the ``static`` ones plus those from ``url``.
@@ -37,4 +36,4 @@ def jobmaster_list(sender, reactor, *, static=(), url=None, auth=None, interval=
     def address(addresses):
         sender.set_addresses([a.sockaddr for a in addresses])
     return AddressList(address, reactor, what="jobmasters", transport="udp", allow_empty=False,
-                       static=static, url=url, auth=auth, interval=interval, agent=agent, role=role)
+                       static=static, url=url, auth=auth, interval=interval, role=role)
