@@ -54,7 +54,7 @@ class ConfigTests(unittest.TestCase):
 
     def test_ours(self):
         config = BitpeerConfig.from_file(OURS)
-        self.assertEqual(config.jobmasters, (("127.0.0.1", 6000),))
+        self.assertEqual(tuple(a.sockaddr for a in config.jobmasters), (("127.0.0.1", 6000),))
 
     def test_defaults_and_network_from_magic(self):
         config = self.load()

@@ -60,12 +60,12 @@ def sync(a, b):
     assert b.rpc("getbestblockhash") == a.rpc("getbestblockhash")
 
 
-def spend_coinbase(node, height, fee=20_000):
-    """A signed-by-nobody transaction spending the coinbase at ``height`` (hex)."""
+def spend_coinbase(node, height, fee=20_000, script=ANYONE_SCRIPT):
+    """A signed-by-nobody transaction spending the coinbase at ``height`` to ``script`` (hex)."""
     block = node.rpc("getblock", node.rpc("getblockhash", height), True)
     coinbase_txid = hash_from_display_hex(block["tx"][0])
     tx = Transaction(2, [TxIn(coinbase_txid, 0, push_data(OP_TRUE), 0xFFFFFFFF)],
-                     [TxOut(50_0000_0000 - fee, ANYONE_SCRIPT)], 0)
+                     [TxOut(50_0000_0000 - fee, script)], 0)
     return tx.serialize().hex()
 
 

@@ -9,7 +9,6 @@ from twisted.trial.unittest import TestCase
 
 from tests.blockmaster.test_tap import local_config
 from viabtc.blockmaster.config import MIN_PKG_SIZE, BlockmasterConfig
-from viabtc.blockmaster.peers import BadPeerList, parse_peer_list
 from viabtc.config import ConfigError
 
 SEED = os.path.join(os.path.dirname(__file__), "..", "data", "seed-configs", "blockmaster.json")
@@ -60,18 +59,3 @@ class ConfigTests(TestCase):
                              ({"trust": ["10.0.0.0/8", "nonsense"]}, "trust[1]"),
                              ({"coin": {"name": "BTC"}}, "coin.")):
             self.assertIn(key, str(self.assertRaises(ConfigError, self.load, **changes)))
-
-
-class PeerListTests(TestCase):
-    def test_seed_reply(self):
-        addresses = parse_peer_list(b'{"error": {"message": "ok"}, "result": ["10.0.0.1:5000", '
-                                    b'"10.0.0.2 5000", "10.0.0.1:5000"]}')
-        self.assertEqual([a.sockaddr for a in addresses], [("10.0.0.1", 5000), ("10.0.0.2", 5000)])
-
-    def test_empty_list_is_valid(self):
-        self.assertEqual(parse_peer_list(b'{"error": null, "result": []}'), ())
-
-    def test_bad_replies(self):
-        for body in (b"nope", b"[]", b'{"error": {"message": "denied"}, "result": []}',
-                     b'{"result": "x"}', b'{"result": ["udp@1.2.3.4:5"]}'):
-            self.assertRaises(BadPeerList, parse_peer_list, body)

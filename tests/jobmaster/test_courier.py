@@ -79,3 +79,21 @@ class CourierOrderTests(unittest.TestCase):
         (packet,) = await wait_for(lambda: blockmaster.received, what="the push")
         self.assertEqual((packet.command, packet.pkg_type), (Command.SUBMIT_BLOCK, PacketType.PUSH))
         self.assertEqual(packet.body, candidate.block)
+
+    async def test_stop_ends_the_wait_between_retries(self):
+        """No node answers: the courier waits to retry; ``stop`` ends the wait, leaving no call."""
+        template = Template.from_rpc(self.bcoin.rpc("getblocktemplate", {"rules": ["segwit"]}))
+        _, context = build_job(template, settings(), 1, True)
+        candidate = check_candidate(solve(context), context)
+        down = NodeRPCClient(NodeConfig(url=f"http://127.0.0.1:{free_port()}", user="x", password="y"))
+        self.addCleanup(down.close)
+        nodes = NodeGroup([down])
+        courier = BlockCourier(BlockSubmitter(nodes), nodes, [], self.found_dir, self.clock)
+        delivered = courier.deliver(candidate)
+        self.clock.advance(0)  # the file is saved
+        [pause] = await wait_for(self.clock.getDelayedCalls, what="the wait before the second attempt")
+        stopped = courier.stop()
+        self.assertFalse(pause.active())
+        await stopped  # after one last attempt, on the real reactor
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertTrue(delivered.called)

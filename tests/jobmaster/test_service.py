@@ -328,6 +328,23 @@ class JobmasterNodeTests(TestCase):
         self.assertTrue(back[0].clean_jobs)
         self.assertTrue(any(e["log_level"] == LogLevel.critical for e in events))
 
+    async def test_stop_in_empty_mode_leaves_no_call(self):
+        def timeouts():
+            return [c for c in reactor.getDelayedCalls()
+                    if getattr(c.func, "__name__", None) == "_spv_expired"]
+
+        def no_timeout_left():
+            self.assertEqual(timeouts(), [], "the empty mode's timeout outlived the service")
+        self.addCleanup(no_timeout_left)  # runs after the service's stopService
+        self.start()  # spv_mining_timeout 60: the node never catches up within the test
+        gateway = self.gateway()
+        job = await self.first_job(gateway)
+        await wait_for(lambda: self.service.work.facts, what="chain facts")
+        hint = {"height": job.height, "curtime": job.curtime, "prevhash": "cd" * 32}
+        send_datagram(self.udp, Packet(Command.HEIGHT_UPDATE, json.dumps(hint).encode()))
+        await wait_for(lambda: self.service.work.mode == "empty", what="empty-block mode")
+        self.assertEqual(len(timeouts()), 1)
+
     @defer.inlineCallbacks
     def test_cli(self):
         yield defer.ensureDeferred(self._cli())

@@ -206,6 +206,14 @@ class EmptyModeTests(WorkCase):
         last = self.published[-1]
         self.assertEqual((last.job.height, last.empty, last.job.clean_jobs), (10, False, True))
 
+    def test_stop_cancels_the_timeout(self):
+        self.work.hint_arrived(self.hint())
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        self.work.stop()
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertEqual(self.work.mode, "empty")
+        self.work.stop()  # twice is harmless
+
     def test_refresh_in_empty_mode(self):
         self.work = Work(SETTINGS, self.clock, self.published.append, self.requests.append,
                          rebroadcast_timeout=50, spv_timeout=120)

@@ -19,7 +19,7 @@ from twisted.web import server
 from zope.interface import implementer
 
 from tests.poolbench.test_config import local_config
-from tests.rpc.test_jobmasters import FakeListService
+from tests.rpc.test_addresslist import FakeListService
 from tests.roles import wait_for
 from tests.tools.fakepool import FakePool, make_job
 from viabtc.config import ConfigReader

@@ -1,71 +1,32 @@
-"""The jobmaster list: the seed's HTTP reply, static addresses, and a list service that fails."""
+"""The jobmaster list: static UDP addresses from the config, kept with the fetched ones in the sender."""
 
 import json
 
 from twisted.internet import defer, reactor
 from twisted.trial.unittest import TestCase
-from twisted.web import resource, server
+from twisted.web import server
 
-from tests.roles import wait_for
+from tests.rpc.test_addresslist import FakeListService
+from viabtc.config import ConfigError, ConfigReader
 from viabtc.rpc.client import DatagramSender
-from viabtc.rpc.jobmasters import BadJobmasterList, JobmasterList, parse_jobmaster_list
+from viabtc.rpc.jobmasters import jobmaster_list, static_jobmasters
 
 
-class FakeListService(resource.Resource):
-    """
-    A FAKE of the deployment's HTTP jobmaster-list service (ref §6.4): it
-    answers the seed's reply to a request carrying the right AUTHORIZATION
-    header, and whatever a test sets in ``reply``/``code`` otherwise.
-    """
+class StaticTests(TestCase):
+    def test_udp_ip_addresses(self):
+        reader = ConfigReader({"jobmaster": ["udp@10.0.0.1:6000", "10.0.0.2:6001"]})
+        self.assertEqual([a.sockaddr for a in static_jobmasters(reader)],
+                         [("10.0.0.1", 6000), ("10.0.0.2", 6001)])
+        self.assertEqual(static_jobmasters(ConfigReader({})), ())
 
-    isLeaf = True
-
-    def __init__(self, auth):
-        super().__init__()
-        self.auth = auth
-        self.code = 200
-        self.reply = {"error": {"message": "ok"}, "result": []}
-        self.requests = []
-
-    def render_GET(self, request):
-        self.requests.append(request.getHeader("authorization"))
-        if request.getHeader("authorization") != self.auth:
-            request.setResponseCode(401)
-            return b"unauthorized"
-        request.setResponseCode(self.code)
-        return self.reply if isinstance(self.reply, bytes) else json.dumps(self.reply).encode()
+    def test_errors_name_the_entry(self):
+        for entry in ("tcp@10.0.0.1:6000", "udp@10.0.0.1:0", "udp:host=jm.example:port=6000"):
+            e = self.assertRaises(ConfigError, static_jobmasters, ConfigReader({"jobmaster": [entry]}))
+            self.assertIn("jobmaster[0]", str(e))
 
 
-def reply(*entries):
-    return json.dumps({"error": {"message": "ok"}, "result": list(entries)}).encode()
-
-
-class ParseTests(TestCase):
-    def test_seed_reply(self):
-        self.assertEqual(parse_jobmaster_list(reply("10.0.0.1:6000", "10.0.0.2 6001", "10.0.0.1:6000")),
-                         (("10.0.0.1", 6000), ("10.0.0.2", 6001)))
-
-    def test_null_error_is_fine(self):
-        body = json.dumps({"error": None, "result": ["10.0.0.1:6000"]}).encode()
-        self.assertEqual(parse_jobmaster_list(body), (("10.0.0.1", 6000),))
-
-    def test_bad_replies(self):
-        for body, words in [
-            (b"<html>", "not JSON"),
-            (b"[]", "not a JSON object"),
-            (json.dumps({"error": {"message": "denied"}, "result": []}).encode(), "denied"),
-            (reply(), "non-empty"),
-            (json.dumps({"error": {"message": "ok"}, "result": "10.0.0.1:6000"}).encode(), "non-empty"),
-            (reply("jm.example:6000"), "result[0]"),
-            (reply("10.0.0.1:0"), "result[0]"),
-            (reply("10.0.0.1:6000", 7), "result[1]"),
-        ]:
-            e = self.assertRaises(BadJobmasterList, parse_jobmaster_list, body)
-            self.assertIn(words, str(e))
-
-
-class ListTests(TestCase):
-    """Against a real twisted.web server on loopback, the fake list service behind it."""
+class SenderTests(TestCase):
+    """The list keeps the sender the hints leave by addressed: at start and after a fetch."""
 
     def setUp(self):
         self.service = FakeListService("secret-token")
@@ -74,56 +35,18 @@ class ListTests(TestCase):
         self.url = f"http://127.0.0.1:{port.getHost().port}/jobmaster"
         self.sender = DatagramSender((), max_size=1024, reactor=reactor, role="test")
 
-    def jobmasters(self, **kw):
-        kw.setdefault("url", self.url)
-        kw.setdefault("auth", "secret-token")
-        return JobmasterList(self.sender, reactor, **kw)
-
-    def test_static_only(self):
-        jobmasters = JobmasterList(self.sender, reactor, static=[("10.0.0.1", 6000)])
-        self.assertEqual(jobmasters.addresses, (("10.0.0.1", 6000),))
-
     @defer.inlineCallbacks
-    def test_fetched_with_the_auth_header_and_merged(self):
+    def test_sender_follows_the_list(self):
         self.service.reply = {"error": {"message": "ok"}, "result": ["10.0.0.2:6000", "10.0.0.1:6000"]}
-        jobmasters = self.jobmasters(static=[("10.0.0.1", 6000)])
-        yield jobmasters.refresh()
-        self.assertEqual(self.service.requests, ["secret-token"])
-        self.assertEqual(jobmasters.addresses, (("10.0.0.1", 6000), ("10.0.0.2", 6000)))
-        self.assertIsNone(jobmasters.last_error)
-
-    @defer.inlineCallbacks
-    def test_failed_fetch_keeps_the_last_list(self):
-        self.service.reply = {"error": {"message": "ok"}, "result": ["10.0.0.2:6000"]}
-        jobmasters = self.jobmasters()
-        yield jobmasters.refresh()
-        for code, body in [(500, {"error": {"message": "ok"}, "result": ["10.9.9.9:1"]}),
-                           (200, b"garbage"),
-                           (200, {"error": {"message": "down"}, "result": []})]:
-            self.service.code, self.service.reply = code, body
-            yield jobmasters.refresh()
-            self.assertEqual(jobmasters.addresses, (("10.0.0.2", 6000),))
-            self.assertIsNotNone(jobmasters.last_error)
-
-    @defer.inlineCallbacks
-    def test_wrong_auth_refused_and_logged(self):
-        jobmasters = self.jobmasters(auth="wrong", static=[("10.0.0.1", 6000)])
-        yield jobmasters.refresh()
-        self.assertIn("401", jobmasters.last_error)
-        self.assertEqual(jobmasters.addresses, (("10.0.0.1", 6000),))
-
-    @defer.inlineCallbacks
-    def test_unreachable_service(self):
-        jobmasters = self.jobmasters(url="http://127.0.0.1:1/jobmaster")
-        yield jobmasters.refresh()
-        self.assertIsNotNone(jobmasters.last_error)
-        self.assertEqual(jobmasters.addresses, ())
-
-    @defer.inlineCallbacks
-    def test_refreshed_while_running(self):
-        self.service.reply = {"error": {"message": "ok"}, "result": ["10.0.0.2:6000"]}
-        jobmasters = self.jobmasters(interval=0.05)
+        static = static_jobmasters(ConfigReader({"jobmaster": ["udp@10.0.0.1:6000"]}))
+        jobmasters = jobmaster_list(self.sender, reactor, static=static, url=self.url,
+                                    auth="secret-token", interval=3600, role="test")
         jobmasters.startService()
         self.addCleanup(jobmasters.stopService)
-        yield wait_for(lambda: len(self.service.requests) >= 2 and jobmasters.addresses)
-        self.assertEqual(jobmasters.addresses, (("10.0.0.2", 6000),))
+        self.assertEqual(self.sender.addresses[:1], (("10.0.0.1", 6000),))
+        yield jobmasters.refresh()
+        self.assertEqual(self.sender.addresses, (("10.0.0.1", 6000), ("10.0.0.2", 6000)))
+        self.service.reply = json.dumps({"error": {"message": "ok"}, "result": []}).encode()
+        yield jobmasters.refresh()
+        self.assertEqual(self.sender.addresses, (("10.0.0.1", 6000), ("10.0.0.2", 6000)),
+                         "an empty jobmaster list is a broken service: the last list is kept")

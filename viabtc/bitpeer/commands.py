@@ -5,6 +5,8 @@ SIGUSR1 does), ``status`` lists every configured peer and whether it is
 connected, with the best block and the counts of hints and relays.
 """
 
+from viabtc.rpc.addresslist import describe
+
 
 def bitpeer_commands(service):
     """Name → handler over a ``BitpeerService``."""
@@ -20,8 +22,7 @@ def bitpeer_commands(service):
                  for p in relay.peers}
         lines = [f"best_height {relay.best_height} hinted {relay.hinted_height} "
                  + " ".join(f"{k} {v}" for k, v in relay.counts.items()),
-                 "jobmasters " + (", ".join(f"{h}:{p}" for h, p in service.jobmasters.addresses)
-                                  or "none"),
+                 "jobmasters " + (describe(service.jobmasters.addresses) or "none"),
                  f"blockmasters {len(service.svr_factory.connections)}"]
         for host, port in service.peerset.clients:
             peer = ready.get(f"{host}:{port}")

@@ -39,7 +39,8 @@ from viabtc.config import (
     positive,
     read_config_beside,
 )
-from viabtc.rpc.jobmasters import http_url, static_jobmasters
+from viabtc.rpc.addresslist import http_url
+from viabtc.rpc.jobmasters import static_jobmasters
 
 IGNORED_KEYS = SEED_IGNORED | frozenset({"name", "http_svr"})
 

@@ -32,7 +32,7 @@ from viabtc.rpc.client import DatagramSender
 from viabtc.rpc.codec import Command, Packet
 from viabtc.rpc.heighthint import height_hint_body
 from viabtc.rpc.interfaces import IPacketHandler
-from viabtc.rpc.jobmasters import JobmasterList
+from viabtc.rpc.jobmasters import jobmaster_list
 from viabtc.rpc.protocol import RPCServerFactory
 from viabtc.service import StartupError, listen_stream
 
@@ -98,7 +98,7 @@ class BitpeerService(MultiService):
         self.sender = DatagramSender((), max_size=MAX_REPLY_SIZE, secret=secret, reactor=reactor,
                                      role=ROLE)
         self.sender.setServiceParent(self)
-        self.jobmasters = JobmasterList(
+        self.jobmasters = jobmaster_list(
             self.sender, reactor, static=config.jobmasters, url=config.jobmaster_url,
             auth=config.request_auth, interval=config.jobmaster_update_interval, role=ROLE)
         self.jobmasters.setServiceParent(self)

@@ -41,6 +41,7 @@ from viabtc.config import (
     positive,
     read_config_file,
 )
+from viabtc.rpc.addresslist import http_url
 
 #: Keys the seed reads but that have no use here.
 IGNORED_KEYS = SEED_IGNORED | frozenset({"http_svr", "name"})
@@ -49,12 +50,6 @@ IGNORED_KEYS = SEED_IGNORED | frozenset({"http_svr", "name"})
 MIN_PKG_SIZE = 8 * 1024 * 1024
 
 _log = Logger()
-
-
-def _url(value):
-    if not value.startswith(("http://", "https://")):
-        raise ValueError(f"must be an http:// or https:// URL, got {value!r}")
-    return value
 
 
 def _stream_clients(reader, key):
@@ -118,7 +113,7 @@ class BlockmasterConfig:
             coin=CoinRPCBlock.from_reader(reader.section("coin")),
             blockmasters=_stream_clients(reader, "blockmaster"),
             bitpeers=_stream_clients(reader, "bitpeer"),
-            blockmaster_url=reader.optional("blockmaster_url", str, None, _url),
+            blockmaster_url=reader.optional("blockmaster_url", str, None, http_url),
             request_auth=reader.optional("request_auth", str, None),
             blockmaster_update_interval=reader.optional("blockmaster_update_interval", float, 30.0,
                                                         positive),

@@ -20,13 +20,13 @@ from zope.interface import implementer
 
 from viabtc.bitcoin.hashing import hash_from_display_hex
 from viabtc.blockmaster.commands import blockmaster_commands
-from viabtc.blockmaster.peers import PeerList
 from viabtc.blockmaster.relay import FOREIGN, POOL, Relay
 from viabtc.blockmaster.txcache import TxCache
 from viabtc.cli import cli_service
 from viabtc.node.jsonrpc import NodeCallError, NodeConfig, NodeGroup
 from viabtc.node.submit import BlockSubmitter
 from viabtc.p2p.thin import HELLO, HELLO_BODY, CachedTx, ThinBlockError, is_hello
+from viabtc.rpc.addresslist import AddressList
 from viabtc.rpc.client import FailoverClient
 from viabtc.rpc.codec import Command, Packet
 from viabtc.rpc.interfaces import IDatagramHandler, ILinkObserver, IPacketHandler
@@ -170,9 +170,10 @@ class BlockmasterService(MultiService):
         # adds any (a child added to a parent that is starting would be started twice).
         self.peer_links = MultiService()
         self.peer_links.setServiceParent(self)
-        self.peer_list = PeerList(self.set_blockmasters, reactor, static=config.blockmasters,
-                                  url=config.blockmaster_url, auth=config.request_auth,
-                                  interval=config.blockmaster_update_interval)
+        self.peer_list = AddressList(self.set_blockmasters, reactor, what="blockmasters",
+                                     transport="tcp", allow_empty=True, static=config.blockmasters,
+                                     url=config.blockmaster_url, auth=config.request_auth,
+                                     interval=config.blockmaster_update_interval, role=ROLE)
         self.peer_list.setServiceParent(self)
         if config.cli is not None:
             cli_service(config.cli, blockmaster_commands(self), reactor).setServiceParent(self)

@@ -63,8 +63,8 @@ class BlockCourier:
     ``nodes`` its ``NodeGroup`` (asked for the tip height between retries),
     ``blockmasters`` a list of ``ILink`` (``FailoverClient``); ``clock`` an
     ``IReactorTime``.  ``deliver`` returns a Deferred that fires (never
-    fails) when the block's fate is known; ``stop`` waits for the deliveries
-    in flight.
+    fails) when the block's fate is known; ``stop`` ends the waits between
+    retries and waits for the deliveries in flight.
     """
 
     _log = Logger()
@@ -79,6 +79,8 @@ class BlockCourier:
         self._retry_limit = retry_limit
         self._in_flight = set()
         self._stopping = False
+        #: the waits between retries (Deferred -> DelayedCall), ended early by ``stop``
+        self._pauses = {}
         #: hashes of blocks already delivered, so a block reported twice
         #: (two gateways, a retransmission) is submitted once
         self._seen = set()
@@ -177,8 +179,17 @@ class BlockCourier:
                                    "({summary}); retrying", hash=candidate.display_hash,
                                    height=candidate.height, summary=report.summary(),
                                    role="jobmaster")
-            await _sleep(self._clock, delay)
+            await self._pause(delay)
             delay = min(delay * 2, RETRY_MAX)
+
+    async def _pause(self, seconds):
+        """Wait ``seconds`` before the next attempt, or until ``stop``."""
+        d = defer.Deferred()
+        self._pauses[d] = self._clock.callLater(seconds, d.callback, None)
+        try:
+            await d
+        finally:
+            self._pauses.pop(d, None)
 
     async def _tip_height(self):
         """The node's block count, or None while no node answers."""
@@ -193,6 +204,9 @@ class BlockCourier:
         its current attempt, or after ``timeout`` seconds.
         """
         self._stopping = True
+        for d, call in list(self._pauses.items()):
+            call.cancel()
+            d.callback(None)
         if not self._in_flight:
             return defer.succeed(None)
         waiting = defer.DeferredList(list(self._in_flight))
@@ -214,9 +228,3 @@ def _write_durably(directory, path, parts):
         f.write(b"\n")
         f.flush()
         os.fsync(f.fileno())
-
-
-def _sleep(clock, seconds):
-    d = defer.Deferred()
-    clock.callLater(seconds, d.callback, None)
-    return d

@@ -13,9 +13,9 @@ is lifecycle and plumbing: the node's chain is checked (or, without a
 any job is made; a config that disagrees with the node stops the role with
 one ``config error`` line; a 1 s tick drives refreshes, ban expiry and the no-job watchdog, and a
 graceful stop stops accepting, lets in-flight block submissions finish
-(bounded), cancels the chain calls still waiting on the node (a node may
-take their whole timeout, or a header walk many calls) and closes the
-gateway links.
+(bounded), cancels every pending call (the tick, the empty mode's timeout,
+the chain calls still waiting on the node: a node may take their whole
+timeout, or a header walk many calls) and closes the gateway links.
 """
 
 import attrs
@@ -225,6 +225,7 @@ class JobmasterService(MultiService):
             self.aux.close()
         if self._chain_call is not None and self._chain_call.active():
             self._chain_call.cancel()
+        self.work.stop()
         stopped = defer.gatherResults([
             defer.maybeDeferred(super().stopService),
             self.courier.stop(STOP_SUBMIT_TIMEOUT),

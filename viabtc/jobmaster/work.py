@@ -198,6 +198,15 @@ class Work:
         """New settings (``setcoinbase``) for the jobs made from now on."""
         self.settings = settings
 
+    def stop(self):
+        """The service is stopping: cancel the empty mode's timeout (the mode stays as it is)."""
+        self._cancel_spv_timeout()
+
+    def _cancel_spv_timeout(self):
+        if self._spv_call is not None and self._spv_call.active():
+            self._spv_call.cancel()
+        self._spv_call = None
+
     # -- the machine -------------------------------------------------------
 
     @_machine.state(initial=True)
@@ -256,9 +265,7 @@ class Work:
         self.mode = "normal"
         self.hint = None
         self._hint_facts = None
-        if self._spv_call is not None and self._spv_call.active():
-            self._spv_call.cancel()
-        self._spv_call = None
+        self._cancel_spv_timeout()
 
     @_machine.output()
     def _report_timeout(self):

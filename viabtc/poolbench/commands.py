@@ -7,18 +7,20 @@ height seen, served by ``viabtc.cli`` on the ``cli`` address.
 
 import time
 
+from viabtc.rpc.addresslist import describe
+
 
 def poolbench_commands(bench, jobmasters, clock):
     """
-    Name → handler over ``bench`` (a ``Bench``), ``jobmasters`` (a
-    ``JobmasterList``) and ``clock`` (``IReactorTime``, wall-clock seconds).
+    Name → handler over ``bench`` (a ``Bench``), ``jobmasters`` (an
+    ``AddressList``) and ``clock`` (``IReactorTime``, wall-clock seconds).
     """
 
     def list_(args):
         """per pool: job height, last notify, connected; the best height"""
         now = clock.seconds()
         lines = [f"best_height {bench.best_height} hinted {bench.hinted_height}",
-                 "jobmasters " + (", ".join(f"{h}:{p}" for h, p in jobmasters.addresses) or "none")]
+                 "jobmasters " + (describe(jobmasters.addresses) or "none")]
         for pool in bench.pools.values():
             flags = [flag for flag, on in (("self", pool.is_self), ("notify", pool.is_notify)) if on]
             lines.append(" ".join([

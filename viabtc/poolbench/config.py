@@ -33,7 +33,8 @@ from viabtc.config import (
     positive,
     read_config_file,
 )
-from viabtc.rpc.jobmasters import http_url, static_jobmasters
+from viabtc.rpc.addresslist import http_url
+from viabtc.rpc.jobmasters import static_jobmasters
 
 #: The seed's sample names the module in a top-level ``name`` it never reads.
 IGNORED_KEYS = SEED_IGNORED | frozenset({"name"})

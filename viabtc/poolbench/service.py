@@ -13,7 +13,7 @@ from twisted.logger import Logger
 from viabtc.cli import cli_service
 from viabtc.poolbench.bench import Bench
 from viabtc.poolbench.commands import poolbench_commands
-from viabtc.rpc.jobmasters import JobmasterList
+from viabtc.rpc.jobmasters import jobmaster_list
 from viabtc.poolbench.watcher import PoolWatcher
 from viabtc.rpc.client import DatagramSender
 from viabtc.rpc.codec import Command, Packet
@@ -42,7 +42,7 @@ class PoolbenchService(MultiService):
             (), max_size=MAX_REPLY_SIZE, secret=None if config.secret is None else config.secret.value,
             reactor=reactor, role=ROLE)
         self.sender.setServiceParent(self)
-        self.jobmasters = JobmasterList(
+        self.jobmasters = jobmaster_list(
             self.sender, reactor, static=config.jobmasters, url=config.jobmaster_url,
             auth=config.request_auth, interval=config.jobmaster_update_interval, role=ROLE)
         self.jobmasters.setServiceParent(self)
