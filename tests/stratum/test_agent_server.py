@@ -105,6 +105,27 @@ class SubscribeTests(AgentServerCase):
         self.assertEqual(reply["error"][0], Reject.NOT_SUBSCRIBED)
         self.assertFalse(transport.disconnecting)
 
+    def test_every_agent_method_answers_before_subscribe_and_on_bad_params(self):
+        for method in ("agent.sync", "agent.event", "agent.status", "agent.rejects", "agent.submit"):
+            proto, transport = self.connect()
+            self.send(proto, (method, []))
+            [reply] = self.received(transport)
+            self.assertEqual(reply["error"][:2], [Reject.NOT_SUBSCRIBED, "Not an agent session"], method)
+            self.assertFalse(transport.disconnecting, method)
+            proto, transport, _ = self.agent(offer_v2=True)
+            self.send(proto, (method, [[]] if method == "agent.rejects" else []))
+            [reply] = self.received(transport)
+            self.assertEqual(reply["error"][0], Reject.OTHER, method)
+            self.assertTrue(reply["error"][1].startswith(method), (method, reply["error"][1]))
+            self.assertTrue(transport.disconnecting, method)
+
+    def test_v1_rejects_are_refused_before_their_params_are_read(self):
+        proto, transport, _ = self.agent()
+        self.send(proto, ("agent.rejects", [[]]))
+        [reply] = self.received(transport)
+        self.assertEqual(reply["error"][1], "agent.rejects needs protocol v2")
+        self.assertTrue(transport.disconnecting)
+
     def test_job_broadcast_reaches_agents_raw(self):
         proto, transport, _ = self.agent()
         new = prepared_job(job_id="1b", clean_jobs=False)
