@@ -475,6 +475,14 @@ def assemble(header, coinbase, chosen):
     return Rebuilt(block, (cb, *chosen))
 
 
+def _rebuild(header, coinbase, chosen):
+    """``assemble`` once every position has its transaction; else ``Missing`` (the positions of None)."""
+    missing = tuple(i for i, tx in enumerate(chosen) if tx is None)
+    if missing:
+        return Missing(missing)
+    return assemble(header, coinbase, chosen)
+
+
 def reconstruct(thin, lookup, supplied=None):
     """
     Rebuild ``thin`` (a ``ThinBlock``).  ``lookup(key)`` gives the cached
@@ -488,19 +496,14 @@ def reconstruct(thin, lookup, supplied=None):
     """
     supplied = supplied or {}
     chosen = []
-    missing = []
-    for i, key in enumerate(thin.keys):
+    for key in thin.keys:
         tx = supplied.get(key)
         if tx is None:
             candidates = lookup(key)
             if len(candidates) == 1:
                 tx = candidates[0]
-        if tx is None:
-            missing.append(i)
         chosen.append(tx)
-    if missing:
-        return Missing(tuple(missing))
-    return assemble(thin.header, thin.coinbase, chosen)
+    return _rebuild(thin.header, thin.coinbase, chosen)
 
 
 def reconstruct_compact(compact, pool, supplied=None):
@@ -521,16 +524,11 @@ def reconstruct_compact(compact, pool, supplied=None):
         if sid in wanted:
             found.setdefault(sid, []).append(tx)
     chosen = []
-    missing = []
     for i, sid in enumerate(compact.short_ids):
         tx = supplied.get(i)
         if tx is None:
             candidates = found.get(sid, ())
             if len(candidates) == 1 and len(wanted[sid]) == 1:
                 tx = candidates[0]
-        if tx is None:
-            missing.append(i)
         chosen.append(tx)
-    if missing:
-        return Missing(tuple(missing))
-    return assemble(compact.header, compact.coinbase, chosen)
+    return _rebuild(compact.header, compact.coinbase, chosen)
