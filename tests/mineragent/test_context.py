@@ -19,6 +19,7 @@ from viabtc.stratum.agent_client import AgentClientProtocol
 from viabtc.stratum.context import IdentityAllocator
 
 from tests.stratum.jobs import CURTIME, job_dict, settings
+from tests.support import written_json
 
 AGENT_ID = 77
 
@@ -73,9 +74,7 @@ class AgentCase(TestCase):
             "alice.rig1", job_id, "0000000000000000", f"{ntime:08x}", f"{nonce:08x}"]}).encode() + b"\n")
 
     def replies(self, transport):
-        data = transport.value()
-        transport.clear()
-        return [json.loads(line) for line in data.splitlines()]
+        return written_json(transport)
 
 
 class V2Tests(AgentCase):

@@ -1,7 +1,5 @@
 """Tests for viabtc.stratum.agent_server: agent.* on the gateway's Stratum port."""
 
-import json
-
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.internet.address import IPv4Address
@@ -15,6 +13,7 @@ from viabtc.stratum.share import Reject
 
 from tests.stratum.jobs import CURTIME, prepared_job, regtest_job
 from tests.stratum.test_protocol import CountingTransport, RecordingContext
+from tests.support import written_json
 
 
 class AgentContext(RecordingContext):
@@ -51,9 +50,7 @@ class AgentServerCase(TestCase):
         proto.dataReceived(b"".join(agent.request_line(i + 1, m, p) for i, (m, p) in enumerate(requests)))
 
     def received(self, transport):
-        data = transport.value()
-        transport.clear()
-        return [json.loads(line) for line in data.splitlines()]
+        return written_json(transport)
 
     def agent(self, offer_v2=False, agent_id=77):
         proto, transport = self.connect()
