@@ -451,10 +451,6 @@ class CmpctBlock:
     short_ids: tuple = attrs.field(converter=tuple)
     prefilled: tuple = attrs.field(converter=tuple)
 
-    @property
-    def tx_count(self):
-        return len(self.short_ids) + len(self.prefilled)
-
     def serialize(self):
         parts = [self.header.serialize(), _U64.pack(self.nonce), compact_size(len(self.short_ids))]
         parts.extend(s.to_bytes(_SHORT_ID_SIZE, "little") for s in self.short_ids)

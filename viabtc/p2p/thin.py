@@ -91,11 +91,6 @@ class ThinBlockError(ValueError):
     """Bytes that are not a valid thin-block message."""
 
 
-def tx_key(raw):
-    """The seed's key of a serialized transaction: 8 bytes of its display-order SHA-256d."""
-    return sha256d(raw)[:-KEY_SIZE - 1:-1]
-
-
 @attrs.frozen
 class CachedTx:
     """
@@ -109,6 +104,7 @@ class CachedTx:
 
     @property
     def key(self):
+        """The seed's key: 8 bytes of the display-order SHA-256d of the bytes as relayed (the wtxid's)."""
         return self.wtxid[:-KEY_SIZE - 1:-1]
 
     @classmethod
