@@ -30,6 +30,8 @@ from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.protocols.policies import WrappingFactory
 from twisted.web import resource, server
 
+from viabtc.config import NodeEntry
+
 
 def _dsha(data):
     return hashlib.sha256(hashlib.sha256(data).digest()).digest()
@@ -168,6 +170,16 @@ class _StandIn(resource.Resource):
     @property
     def port_number(self):
         return self._port_number
+
+    async def serve(self, testcase):
+        """Listen until ``testcase``'s cleanup; returns ``node_entry()``."""
+        await self.start()
+        testcase.addCleanup(self.stop)
+        return self.node_entry()
+
+    def node_entry(self):
+        """The ``NodeEntry`` a jobmaster reaches this daemon by."""
+        return NodeEntry(host="127.0.0.1", port=self._port_number, user="aux", password="aux")
 
     async def stop(self):
         """Stop listening and cut every connection (a daemon that died)."""
