@@ -54,10 +54,8 @@ class AgentCase(TestCase):
 
     def sent(self):
         """What the agent wrote upstream since the last call (the syncs after a subscribe included)."""
-        data = self.up.value()
-        self.up.clear()
         early, self.early = list(self.early), ()
-        return early + [json.loads(line) for line in data.splitlines()]
+        return early + written_json(self.up)
 
     def miner(self, account="alice.rig1"):
         proto = self.server.buildProtocol(None)
