@@ -28,7 +28,7 @@ from viabtc.stratum.job import Job, PreparedJob
 from tests.gateway.support import StatsWriter, TestJobmaster, connect_miner, job_body, solve, wait_for
 from tests.gateway.test_service import DIFFICULTY, gateway_data
 from tests.integration.processes import Processes
-from tests.mineragent.test_config import seed_sample
+from tests.support import seed_sample
 
 
 def credited(writer, key="alice:rig1"):
@@ -54,7 +54,7 @@ class AgentProcesses(TestCase):
             http_svr=None, monitor=None, cli=None, **(gateway or {}))
         await self.start_gateway()
         if with_agent:
-            data = seed_sample()
+            data = seed_sample("mineragent")
             data.pop("log")
             data.pop("cli")
             data["svr"]["bind"] = [f"tcp@127.0.0.1:{self.agent_port}"]

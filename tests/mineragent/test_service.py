@@ -24,16 +24,14 @@ from viabtc.stratum.coinbase import agent_coinbase1_head
 from tests.gateway.support import StatsWriter, TestJobmaster, connect_miner, job_body, solve, wait_for
 from tests.gateway.test_service import DIFFICULTY, gateway_data
 from tests.stratum.jobs import REGTEST_BITS, REGTEST_TARGET
+from tests.support import seed_sample
 
 AGENT_ID = 0xA6E27001
 
 
 def agent_data(gateway_port, **changes):
     """The seed's sample mineragent.json with only hosts, ports and our test difficulties changed."""
-    import json
-
-    with open(os.path.join(os.path.dirname(__file__), "..", "data", "seed-configs", "mineragent.json")) as f:
-        data = json.load(f)
+    data = seed_sample("mineragent")
     data.pop("log")
     data.pop("process")
     data["svr"]["bind"] = [f"tcp@127.0.0.1:{free_port()}"]
