@@ -28,11 +28,12 @@ from viabtc.stratum.job import Job, PreparedJob
 from tests.gateway.support import StatsWriter, TestJobmaster, connect_miner, job_body, solve, wait_for
 from tests.gateway.test_service import DIFFICULTY, gateway_data
 from tests.integration.processes import Processes
+from tests.mineragent.test_service import credited_shares
 from tests.support import seed_sample
 
 
 def credited(writer, key="alice:rig1"):
-    return sum(r.num for _, r in writer.records(records.META_SHARE) if r.key == key)
+    return credited_shares(writer).get(key, 0)
 
 
 class AgentProcesses(TestCase):

@@ -42,6 +42,14 @@ def agent_data(gateway_port, **changes):
     return {key: value for key, value in data.items() if value is not None}
 
 
+def credited_shares(writer):
+    """``{key: num}`` summed over the share records ``writer`` received."""
+    out = {}
+    for _, r in writer.records(records.META_SHARE):
+        out[r.key] = out.get(r.key, 0) + r.num
+    return out
+
+
 class AgentServiceCase(TestCase):
     timeout = 60
 
@@ -91,10 +99,7 @@ class AgentServiceCase(TestCase):
         """``{key: num}`` of the share records the gateway shipped, after its graceful stop."""
         await self.stop_gateway()
         await wait_for(lambda: self.writer.records(records.META_SHARE), what="share records")
-        out = {}
-        for _, r in self.writer.records(records.META_SHARE):
-            out[r.key] = out.get(r.key, 0) + r.num
-        return out
+        return credited_shares(self.writer)
 
 
 class AgentV2Tests(AgentServiceCase):
