@@ -24,23 +24,18 @@ to the agent exactly as it does to the gateway.
 
 import json
 import os
-import shutil
-import socket
 import subprocess
-import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
+from benchmarks.role import ROOT, TwistdRole, seed_sample_path
 
-SEED_CONFIG = os.path.join(ROOT, "..", "shared", "seed", "configs", "mineragent.json")
+#: The repository's copy of the seed's sample, for a clone on its own.
 TESTS_CONFIG = os.path.join(ROOT, "tests", "data", "seed-configs", "mineragent.json")
 
 
 def agent_config(run_dir, agent_port, gateway_port, difficulty, v2):
     """The seed's sample ``mineragent.json`` pointed at the benchmark's gateway."""
-    path = SEED_CONFIG if os.path.exists(SEED_CONFIG) else TESTS_CONFIG
-    with open(path) as f:
+    with open(seed_sample_path("mineragent", TESTS_CONFIG)) as f:
         config = json.load(f)
     config.pop("cli", None)
     config["log"] = {"path": os.path.join(run_dir, "mineragent"), "flag": "fatal,error,warn,info"}
@@ -54,51 +49,24 @@ def agent_config(run_dir, agent_port, gateway_port, difficulty, v2):
     return config
 
 
-class AgentRole:
+class AgentRole(TwistdRole):
     """One ``viabtc-mineragent`` twistd process; ready once it has a job from the gateway."""
 
     def __init__(self, run_dir, agent_port, gateway_port, difficulty, v2=True, cpu=None):
-        shutil.rmtree(run_dir, ignore_errors=True)
-        os.makedirs(run_dir)
         self.port = agent_port
-        config_path = os.path.join(run_dir, "mineragent.json")
-        with open(config_path, "w") as f:
-            json.dump(agent_config(run_dir, agent_port, gateway_port, difficulty, v2), f, indent=2)
-        self.log_path = os.path.join(run_dir, "mineragent-twistd.log")
-        argv = [os.path.join(os.path.dirname(sys.executable), "twistd"), "--logfile", self.log_path,
-                "--pidfile", "", "-n", "viabtc-mineragent", "--config", config_path]
-        self.popen = subprocess.Popen(argv, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                      stderr=open(os.path.join(run_dir, "mineragent.stderr"), "a"))
-        if cpu is not None:
-            os.sched_setaffinity(self.popen.pid, {cpu})
-
-    @property
-    def pid(self):
-        return self.popen.pid
+        super().__init__(run_dir, "viabtc-mineragent", "mineragent",
+                         agent_config(run_dir, agent_port, gateway_port, difficulty, v2), cpu)
 
     def wait_ready(self, timeout=60.0):
         """Until the agent has its first job (it refuses miners before)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.popen.poll() is not None:
-                raise RuntimeError(f"mineragent exited ({self.popen.returncode}); see {self.log_path}")
-            try:
-                with open(self.log_path) as f:
-                    if " sent to 0 miners" in f.read():
-                        return
-            except FileNotFoundError:
-                pass
+            self.check_running()
+            with open(self.log_path) as f:
+                if " sent to 0 miners" in f.read():
+                    return
             time.sleep(0.1)
         raise RuntimeError(f"mineragent had no job within {timeout:g} s; see {self.log_path}")
-
-    def stop(self, timeout=30.0):
-        if self.popen.poll() is None:
-            self.popen.terminate()
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait()
 
 
 def socket_bytes(port, seen):
@@ -137,16 +105,10 @@ def _until_result(gen, port, seen, timeout=600.0):
                 raise
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def run_agent(suite):
     """The agent's measures on the suite's running gateway and jobfeed; returns the results dict."""
     from benchmarks.context import BENCH_DIFFICULTY
-    from benchmarks.runner import Proc, cpu_seconds, rss_kib
+    from benchmarks.runner import Proc, cpu_seconds, free_port, rss_kib
 
     quick = suite.quick
     results = {}
@@ -156,7 +118,7 @@ def run_agent(suite):
         return Proc("benchmarks.loadgen", "--port", port, "--cpu", 1, *args)
 
     def start(v2):
-        agent = AgentRole(os.path.join(out, f"v{2 if v2 else 1}"), _free_port(), suite.gateway_port,
+        agent = AgentRole(os.path.join(out, f"v{2 if v2 else 1}"), free_port(), suite.gateway_port,
                           BENCH_DIFFICULTY, v2)
         agent.wait_ready()
         return agent

@@ -32,15 +32,14 @@ resend its whole journal every few seconds.
 """
 
 import argparse
-import json
 import os
-import sys
 import time
 import weakref
 
 from twisted.internet import protocol, stdio
 from twisted.protocols.basic import LineReceiver
 
+from benchmarks.events import emit
 from benchmarks.mainnet import job_settings, template_result
 from viabtc.bitcoin.target import bits_to_target
 from viabtc.jobmaster.candidate import check_candidate
@@ -62,11 +61,6 @@ from viabtc.rpc.codec import Packet, PacketType, ProtocolError, decode_datagram,
 from viabtc.rpc.protocol import RPCServerFactory
 
 REGTEST_BITS = 0x207FFFFF
-
-
-def emit(**event):
-    sys.stdout.write(json.dumps(event) + "\n")
-    sys.stdout.flush()
 
 
 class JobFeed:

@@ -44,6 +44,7 @@ from twisted.internet.task import LoopingCall
 from twisted.protocols.basic import LineReceiver
 
 from benchmarks.context import BENCH_DIFFICULTY
+from benchmarks.events import emit
 from benchmarks.grind import WorkSpec, grind, grind_task, submit_line, worker_init
 from viabtc.bitcoin.target import bits_to_target, difficulty_to_target
 
@@ -51,11 +52,6 @@ _monotonic = time.monotonic
 _NOTIFY = b'"method":"mining.notify"'
 _TRUE = b'"result":true'
 _NOTIFY_PARAMS = b'"method":"mining.notify","params":["'
-
-
-def emit(**event):
-    sys.stdout.write(json.dumps(event) + "\n")
-    sys.stdout.flush()
 
 
 def percentiles(samples, points=(50, 90, 99, 99.9)):

@@ -44,6 +44,8 @@ from viabtc.p2p.thin import split_block
 from viabtc.rpc.client import FailoverClient
 from viabtc.rpc.codec import Command, Packet
 
+from tests.p2p.blocks import segwit_block
+
 OP_TRUE = b"\x51"
 ANYONE_SCRIPT = b"\xa9\x14" + hash160(OP_TRUE) + b"\x87"
 ANYONE_ADDRESS = b58check_encode(bytes([0x26]) + hash160(OP_TRUE))
@@ -155,29 +157,9 @@ class _Sink:
         return True
 
 
-def synthetic_block(count):
-    """A segwit block of ``count`` transactions after the coinbase (half with witnesses), no PoW."""
-    from viabtc.bitcoin.header import BlockHeader
-    from viabtc.bitcoin.merkle import merkle_root
-    from viabtc.bitcoin.serialize import bip34_height_push, compact_size
-    from viabtc.bitcoin.transaction import witness_commitment_script
-    spends = [Transaction(2, [TxIn(hash160(i.to_bytes(4, "little")) + bytes(12), 0, b"", 0xFFFFFFFD)],
-                          [TxOut(1000 + i, b"\x00\x14" + bytes(20)), TxOut(5000, ANYONE_SCRIPT)], 0,
-                          [[bytes(72), bytes(33)]] if i % 2 else [])
-              for i in range(count)]
-    wroot = merkle_root([bytes(32)] + [tx.wtxid() for tx in spends])
-    coinbase = Transaction(1, [TxIn(bytes(32), 0xFFFFFFFF, bip34_height_push(800_000), 0xFFFFFFFF)],
-                           [TxOut(50, ANYONE_SCRIPT), TxOut(0, witness_commitment_script(wroot))], 0,
-                           [[bytes(32)]])
-    root = merkle_root([coinbase.txid()] + [tx.txid() for tx in spends])
-    header = BlockHeader(0x20000000, bytes(32), root, 1_700_000_000, 0x207FFFFF, 0).serialize()
-    txs = [coinbase, *spends]
-    return header + compact_size(len(txs)) + b"".join(tx.serialize() for tx in txs)
-
-
 def pure(count, runs=7):
     """Best-of-``runs`` ms: A's full_block, B's rebuild of the seed thin block and of the compact one."""
-    raw = synthetic_block(count)
+    raw = segwit_block(count)
     _, txs = split_block(raw)
     best = {}
     for compact in (False, True):

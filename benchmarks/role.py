@@ -1,6 +1,7 @@
 # -*- test-case-name: benchmarks -*-
 """
-The real ``viabtc-gateway`` role as the benchmarks' gateway under test.
+The real ``viabtc-gateway`` role as the benchmarks' gateway under test,
+and what any role run by the benchmarks shares (``TwistdRole``).
 
 ``twistd -n viabtc-gateway --config <file>``, the command an operator runs,
 with a config made from the seed's sample ``gateway.json`` (ref §10): the
@@ -33,16 +34,20 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
-#: The seed's sample config, as the gateway is deployed from it, beside
-#: the repository in the project's tree; a clone on its own falls back to
-#: the repository's sample (``etc/gateway.json``, the same keys).
-SEED_CONFIG = os.path.join(ROOT, "..", "shared", "seed", "configs", "gateway.json")
-ETC_CONFIG = os.path.join(ROOT, "etc", "gateway.json")
+#: The seed's sample configs, as the roles are deployed from them, beside
+#: the repository in the project's tree.
+SEED_CONFIGS = os.path.join(ROOT, "..", "shared", "seed", "configs")
+
+
+def seed_sample_path(name, fallback):
+    """The seed's sample ``<name>.json``; ``fallback`` in a clone on its own."""
+    path = os.path.join(SEED_CONFIGS, f"{name}.json")
+    return path if os.path.exists(path) else fallback
 
 
 def base_config_path():
-    """The sample config the benchmark gateway is made from."""
-    return SEED_CONFIG if os.path.exists(SEED_CONFIG) else ETC_CONFIG
+    """The sample config the benchmark gateway is made from (else ``etc/gateway.json``, the same keys)."""
+    return seed_sample_path("gateway", os.path.join(ROOT, "etc", "gateway.json"))
 
 
 def gateway_config(run_dir, stratum_port, jobmaster_port, writer_port, difficulty):
@@ -66,43 +71,71 @@ def gateway_config(run_dir, stratum_port, jobmaster_port, writer_port, difficult
     return config
 
 
-class GatewayRole:
-    """One ``viabtc-gateway`` twistd process pinned to ``cpu``; its log read for job lines."""
+class TwistdRole:
+    """
+    One role as an operator runs it, ``twistd -n <plugin> --config <file>``,
+    in a fresh ``run_dir`` (no journal or log left by an earlier run):
+    ``<name>.json`` (``config``), ``<name>-twistd.log`` and
+    ``<name>-twistd.stderr``; pinned to ``cpu`` when given.
+    """
 
-    def __init__(self, run_dir, stratum_port, jobmaster_port, writer_port, difficulty, cpu, profile=None):
-        # A fresh directory: no statistics journal or log left by an earlier run.
+    def __init__(self, run_dir, plugin, name, config, cpu=None, twistd_options=()):
         shutil.rmtree(run_dir, ignore_errors=True)
         os.makedirs(run_dir)
-        self.port = stratum_port
-        self.config_path = os.path.join(run_dir, "gateway.json")
+        self.name = name
+        self.config_path = os.path.join(run_dir, f"{name}.json")
         with open(self.config_path, "w") as f:
-            json.dump(gateway_config(run_dir, stratum_port, jobmaster_port, writer_port, difficulty), f, indent=2)
-        self.log_path = os.path.join(run_dir, "gateway-twistd.log")
+            json.dump(config, f, indent=2)
+        self.log_path = os.path.join(run_dir, f"{name}-twistd.log")
         open(self.log_path, "w").close()
-        twistd = ["--logfile", self.log_path, "--pidfile", "", "-n", "viabtc-gateway", "--config", self.config_path]
-        self.profile = profile
-        self._stats = os.path.join(run_dir, "gateway.pstats")
-        if profile:
-            twistd = ["--profile", self._stats, "--profiler", "cprofile", "--savestats", *twistd]
-        argv = [os.path.join(os.path.dirname(sys.executable), "twistd"), *twistd]
+        argv = [os.path.join(os.path.dirname(sys.executable), "twistd"), *twistd_options,
+                "--logfile", self.log_path, "--pidfile", "", "-n", plugin, "--config", self.config_path]
         self.popen = subprocess.Popen(
             argv, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=open(os.path.join(run_dir, "gateway-twistd.stderr"), "a"),
+            stderr=open(os.path.join(run_dir, f"{name}-twistd.stderr"), "a"),
         )
-        os.sched_setaffinity(self.popen.pid, {cpu})
-        self._log = open(self.log_path)
-        self._tail = ""
+        if cpu is not None:
+            os.sched_setaffinity(self.popen.pid, {cpu})
 
     @property
     def pid(self):
         return self.popen.pid
 
+    def check_running(self):
+        """``RuntimeError`` naming the log if the process has exited."""
+        if self.popen.poll() is not None:
+            raise RuntimeError(f"{self.name} exited ({self.popen.returncode}); see {self.log_path}")
+
+    def stop(self, timeout=30.0):
+        """SIGTERM, and SIGKILL after ``timeout`` seconds."""
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+
+
+class GatewayRole(TwistdRole):
+    """One ``viabtc-gateway`` twistd process pinned to ``cpu``; its log read for job lines."""
+
+    def __init__(self, run_dir, stratum_port, jobmaster_port, writer_port, difficulty, cpu, profile=None):
+        self.port = stratum_port
+        self.profile = profile
+        self._stats = os.path.join(run_dir, "gateway.pstats")
+        profiling = ("--profile", self._stats, "--profiler", "cprofile", "--savestats") if profile else ()
+        super().__init__(run_dir, "viabtc-gateway", "gateway",
+                         gateway_config(run_dir, stratum_port, jobmaster_port, writer_port, difficulty), cpu,
+                         profiling)
+        self._log = open(self.log_path)
+        self._tail = ""
+
     def wait_listening(self, timeout=60.0):
         """Wait for the Stratum port (opened at start; miners are refused until a job came)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.popen.poll() is not None:
-                raise RuntimeError(f"gateway exited ({self.popen.returncode}); see {self.log_path}")
+            self.check_running()
             try:
                 socket.create_connection(("127.0.0.1", self.port), 0.5).close()
                 return
@@ -128,8 +161,7 @@ class GatewayRole:
                     if m and (job_id is None or m.group(1) == job_id):
                         return int(m.group(2)), float(m.group(3))
                 continue
-            if self.popen.poll() is not None:
-                raise RuntimeError(f"gateway exited ({self.popen.returncode}); see {self.log_path}")
+            self.check_running()
             time.sleep(0.02)
         raise RuntimeError(f"gateway logged no job {job_id or ''} within {timeout:g} s")
 
@@ -149,13 +181,7 @@ class GatewayRole:
         return ""
 
     def stop(self, timeout=30.0):
-        if self.popen.poll() is None:
-            self.popen.terminate()
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait()
+        super().stop(timeout)
         self._log.close()
         if self.profile and os.path.exists(self._stats):
             with open(self.profile, "w") as f:

@@ -16,19 +16,14 @@ jobmaster's), then forwards it.
 """
 
 import argparse
-import json
 import os
-import sys
 import time
 
 from twisted.internet import protocol
 
+from benchmarks.events import emit
+
 _monotonic = time.monotonic
-
-
-def emit(**event):
-    sys.stdout.write(json.dumps(event) + "\n")
-    sys.stdout.flush()
 
 
 class _Upstream(protocol.Protocol):

@@ -30,7 +30,6 @@ a fresh gateway, then SIGTERM, a restart, and the miners' storm back.
 
 import argparse
 import errno
-import json
 import os
 import resource
 import select
@@ -39,14 +38,11 @@ import sys
 import time
 from collections import deque
 
+from benchmarks.events import emit
+
 _monotonic = time.monotonic
 _NOTIFY = b'"mining.notify"'
 _IN, _OUT, _ERR = select.EPOLLIN, select.EPOLLOUT, select.EPOLLERR | select.EPOLLHUP
-
-
-def emit(**event):
-    sys.stdout.write(json.dumps(event) + "\n")
-    sys.stdout.flush()
 
 
 class Session:

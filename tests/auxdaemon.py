@@ -30,6 +30,8 @@ from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.protocols.policies import WrappingFactory
 from twisted.web import resource, server
 
+from viabtc.config import NodeEntry
+
 
 def _dsha(data):
     return hashlib.sha256(hashlib.sha256(data).digest()).digest()
@@ -44,7 +46,7 @@ def _varint(data, at):
 
 
 def _legacy_tx(data, at):
-    """``(end, first input's scriptSig)`` of the legacy transaction at ``at``."""
+    """``(end, first input's scriptSig, output scripts)`` of the legacy transaction at ``at``."""
     at += 4
     n_in, at = _varint(data, at)
     script_sig = None
@@ -55,11 +57,18 @@ def _legacy_tx(data, at):
             script_sig = data[at:at + n]
         at += n + 4
     n_out, at = _varint(data, at)
+    scripts = []
     for _ in range(n_out):
         at += 8
         n, at = _varint(data, at)
+        scripts.append(data[at:at + n])
         at += n
-    return at + 4, script_sig
+    return at + 4, script_sig, scripts
+
+
+def _output_scripts(coinbase):
+    """The output scripts of a legacy coinbase transaction."""
+    return _legacy_tx(coinbase, 0)[2]
 
 
 def _hash_list(data, at):
@@ -67,11 +76,17 @@ def _hash_list(data, at):
     return [data[at + 32 * i:at + 32 * (i + 1)] for i in range(n)], at + 32 * n
 
 
-def _climb(leaf, branch, index):
+def _climb(leaf, branch, index=0):
+    """The root from ``leaf`` at ``index`` and its ``branch`` (index 0: the coinbase's path)."""
     for sibling in branch:
         leaf = _dsha(sibling + leaf) if index & 1 else _dsha(leaf + sibling)
         index >>= 1
     return leaf
+
+
+def _bits_target(bits):
+    exponent, mantissa = bits >> 24, bits & 0xFFFFFF
+    return mantissa << (8 * (exponent - 3))
 
 
 def verify_auxpow(raw, block_hash, chain_id, target):
@@ -81,7 +96,7 @@ def verify_auxpow(raw, block_hash, chain_id, target):
     Namecoin Core would give.
     """
     try:
-        end, script_sig = _legacy_tx(raw, 0)
+        end, script_sig, _ = _legacy_tx(raw, 0)
         coinbase = raw[:end]
         at = end + 32  # the parent block hash, not used by the check
         coinbase_branch, at = _hash_list(raw, at)
@@ -129,33 +144,79 @@ def verify_auxpow(raw, block_hash, chain_id, target):
     return None
 
 
-class AuxDaemonStandIn(resource.Resource):
+class _StandIn(resource.Resource):
+    """What the stand-ins share: listening, stopping, call and submission records."""
+
+    isLeaf = True
+
+    def __init__(self, name, reactor=None):
+        super().__init__()
+        self.name = name
+        self.accepted = []
+        self.rejected = []
+        self.calls = []
+        self.reactor = reactor or default_reactor
+        self.port = None
+        self._factory = WrappingFactory(server.Site(self))
+        self._port_number = 0
+
+    async def start(self, port=0):
+        """Listen on 127.0.0.1 (``port`` 0: any free port, kept for restarts)."""
+        endpoint = TCP4ServerEndpoint(self.reactor, port or self._port_number, interface="127.0.0.1")
+        self.port = await endpoint.listen(self._factory)
+        self._port_number = self.port.getHost().port
+        return self._port_number
+
+    @property
+    def port_number(self):
+        return self._port_number
+
+    async def serve(self, testcase):
+        """Listen until ``testcase``'s cleanup; returns ``node_entry()``."""
+        await self.start()
+        testcase.addCleanup(self.stop)
+        return self.node_entry()
+
+    def node_entry(self):
+        """The ``NodeEntry`` a jobmaster reaches this daemon by."""
+        return NodeEntry(host="127.0.0.1", port=self._port_number, user="aux", password="aux")
+
+    async def stop(self):
+        """Stop listening and cut every connection (a daemon that died)."""
+        if self.port is not None:
+            port, self.port = self.port, None
+            await port.stopListening()
+        for protocol in list(self._factory.protocols):
+            protocol.transport.abortConnection()
+
+    def coin_config(self, **extra):
+        """The ``aux_coin`` entry for this daemon."""
+        entry = {"name": self.name, "host": "127.0.0.1", "port": self._port_number,
+                 "user": "aux", "pass": "aux"}
+        entry.update(extra)
+        return entry
+
+    def _json(self, request, value):
+        request.setHeader(b"content-type", b"application/json")
+        return json.dumps(value).encode()
+
+
+class AuxDaemonStandIn(_StandIn):
     """
     One aux chain.  ``bits`` sets its difficulty (``target`` overrides it);
     ``accepted`` and ``rejected`` list ``(display hash, reason or None)`` of
     every submission; ``delay`` (seconds) slows every answer.
     """
 
-    isLeaf = True
-
     def __init__(self, name, chain_id, bits=0x207FFFFF, target=None, height=100, reactor=None):
-        super().__init__()
-        self.name = name
+        super().__init__(name, reactor)
         self.chain_id = chain_id
         self.bits = bits
-        exponent, mantissa = bits >> 24, bits & 0xFFFFFF
-        self.target = target if target is not None else mantissa << (8 * (exponent - 3))
+        self.target = target if target is not None else _bits_target(bits)
         self.height = height
         self.delay = 0.0
-        self.accepted = []
-        self.rejected = []
-        self.calls = []
-        self.reactor = reactor or default_reactor
-        self.port = None
         self._blocks = {}
-        self._factory = WrappingFactory(server.Site(self))
         self._later = set()
-        self._port_number = 0
 
     # -- the chain -----------------------------------------------------------
 
@@ -221,8 +282,7 @@ class AuxDaemonStandIn(resource.Resource):
         except LookupError as e:
             request.setResponseCode(404)
             reply = {"result": None, "error": {"code": -32601, "message": str(e)}, "id": request_id}
-        data = json.dumps(reply).encode()
-        request.setHeader(b"content-type", b"application/json")
+        data = self._json(request, reply)
         if not self.delay:
             return data
 
@@ -236,107 +296,15 @@ class AuxDaemonStandIn(resource.Resource):
         self._later.add(call)
         return server.NOT_DONE_YET
 
-    # -- lifecycle -------------------------------------------------------------
-
-    async def start(self, port=0):
-        """Listen on 127.0.0.1 (``port`` 0: any free port, kept for restarts)."""
-        endpoint = TCP4ServerEndpoint(self.reactor, port or self._port_number, interface="127.0.0.1")
-        self.port = await endpoint.listen(self._factory)
-        self._port_number = self.port.getHost().port
-        return self._port_number
-
-    @property
-    def port_number(self):
-        return self._port_number
-
     async def stop(self):
-        """Stop listening and cut every connection (a daemon that died)."""
-        if self.port is not None:
-            port, self.port = self.port, None
-            await port.stopListening()
+        """As any stand-in's, and the answers still delayed are dropped."""
         for call in list(self._later):
             call.cancel()
         self._later.clear()
-        for protocol in list(self._factory.protocols):
-            protocol.transport.abortConnection()
-
-    def coin_config(self, **extra):
-        """The ``aux_coin`` entry for this daemon."""
-        entry = {"name": self.name, "host": "127.0.0.1", "port": self._port_number,
-                 "user": "aux", "pass": "aux"}
-        entry.update(extra)
-        return entry
+        await super().stop()
 
 
-def _merkle_root_from_branch(leaf, branch):
-    for sibling in branch:
-        leaf = _dsha(leaf + sibling)
-    return leaf
-
-
-def _outputs(coinbase):
-    """The output scripts of a legacy coinbase transaction."""
-    at = 4
-    n_in, at = _varint(coinbase, at)
-    for _ in range(n_in):
-        at += 36
-        n, at = _varint(coinbase, at)
-        at += n + 4
-    n_out, at = _varint(coinbase, at)
-    scripts = []
-    for _ in range(n_out):
-        at += 8
-        n, at = _varint(coinbase, at)
-        scripts.append(coinbase[at:at + n])
-        at += n
-    return scripts
-
-
-class _JSONResource(resource.Resource):
-    """What the RSK and VCASH stand-ins share: listening, stopping, call records."""
-
-    isLeaf = True
-
-    def __init__(self, name, reactor=None):
-        super().__init__()
-        self.name = name
-        self.accepted = []
-        self.rejected = []
-        self.calls = []
-        self.reactor = reactor or default_reactor
-        self.port = None
-        self._factory = WrappingFactory(server.Site(self))
-        self._port_number = 0
-
-    async def start(self, port=0):
-        endpoint = TCP4ServerEndpoint(self.reactor, port or self._port_number, interface="127.0.0.1")
-        self.port = await endpoint.listen(self._factory)
-        self._port_number = self.port.getHost().port
-        return self._port_number
-
-    @property
-    def port_number(self):
-        return self._port_number
-
-    async def stop(self):
-        if self.port is not None:
-            port, self.port = self.port, None
-            await port.stopListening()
-        for protocol in list(self._factory.protocols):
-            protocol.transport.abortConnection()
-
-    def coin_config(self, **extra):
-        entry = {"name": self.name, "host": "127.0.0.1", "port": self._port_number,
-                 "user": "aux", "pass": "aux"}
-        entry.update(extra)
-        return entry
-
-    def _json(self, request, value):
-        request.setHeader(b"content-type", b"application/json")
-        return json.dumps(value).encode()
-
-
-class RskStandIn(_JSONResource):
+class RskStandIn(_StandIn):
     """
     An RSK node STAND-IN (rskj's ``mnr_*`` and the ``eth_*`` calls the
     jobmaster makes).  ``mnr_submitBitcoinBlockPartialMerkle`` is checked as
@@ -359,7 +327,7 @@ class RskStandIn(_JSONResource):
         header, coinbase = bytes.fromhex(header_hex), bytes.fromhex(coinbase_hex)
         if bytes.fromhex(work_hash) != self.work_hash():
             return "work not found"
-        tagged = [s for s in _outputs(coinbase) if b"RSKBLOCK:" in s]
+        tagged = [s for s in _output_scripts(coinbase) if b"RSKBLOCK:" in s]
         if not tagged or not tagged[-1].endswith(b"RSKBLOCK:" + self.work_hash()):
             return "coinbase has no RSKBLOCK tag for the work"
         hashes = [bytes.fromhex(h) for h in hashes_text.split()]
@@ -369,7 +337,7 @@ class RskStandIn(_JSONResource):
             return f"{len(hashes)} merkle hashes for a tree of {count} transactions"
         if hashes[0] != _dsha(coinbase):
             return "first merkle hash is not the coinbase txid"
-        if _merkle_root_from_branch(hashes[0], hashes[1:]) != header[36:68]:
+        if _climb(hashes[0], hashes[1:]) != header[36:68]:
             return "merkle root mismatch"
         if int.from_bytes(_dsha(header), "little") > self.target:
             return "header does not meet the RSK target"
@@ -408,7 +376,7 @@ class RskStandIn(_JSONResource):
         return self._json(request, {"jsonrpc": "2.0", "id": body.get("id"), "result": result})
 
 
-class VcashStandIn(_JSONResource):
+class VcashStandIn(_StandIn):
     """
     A VCASH pool API STAND-IN: ``GET /v1/pool/getauxblock`` gives the
     current header hash, height and bits; ``POST /v1/pool/submitauxblock``
@@ -420,8 +388,7 @@ class VcashStandIn(_JSONResource):
     def __init__(self, name="VCASH", bits=0x207FFFFF, reactor=None):
         super().__init__(name, reactor)
         self.bits = bits
-        exponent, mantissa = bits >> 24, bits & 0xFFFFFF
-        self.target = mantissa << (8 * (exponent - 3))
+        self.target = _bits_target(bits)
         self.height = 900
 
     def header_hash(self):
@@ -431,11 +398,11 @@ class VcashStandIn(_JSONResource):
         if body.get("header_hash") != self.header_hash().hex():
             return "unknown header hash"
         header, coinbase = bytes.fromhex(body["btc_header"]), bytes.fromhex(body["btc_coinbase"])
-        if b"\x6a\x24\xb9\xe1\x1b\x6d" + self.header_hash() not in _outputs(coinbase):
+        if b"\x6a\x24\xb9\xe1\x1b\x6d" + self.header_hash() not in _output_scripts(coinbase):
             return "coinbase has no VCASH output"
         text = body["btc_merkle_branch"]
         branch = [bytes.fromhex(text[i:i + 64])[::-1] for i in range(0, len(text), 64)]
-        if _merkle_root_from_branch(_dsha(coinbase), branch) != header[36:68]:
+        if _climb(_dsha(coinbase), branch) != header[36:68]:
             return "merkle root mismatch"
         if int.from_bytes(_dsha(header), "little") > self.target:
             return "header does not meet the VCASH target"

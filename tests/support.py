@@ -2,8 +2,12 @@
 Helpers shared by the trial suite: start real local services for a test case
 and turn a missing service into a skip (developer machines) or a failure
 (``VIABTC_REQUIRE_SERVICES=1``, i.e. CI); wait on the real reactor for
-something to become true.
+something to become true; read the JSON lines a protocol wrote; load
+the seed's sample configs (``tests/data/seed-configs``).
 """
+
+import json
+import os
 
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
@@ -71,3 +75,20 @@ async def wait_for(predicate, timeout=20.0, what="condition"):
             return value
         await deferLater(reactor, 0.02, lambda: None)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def written_json(transport):
+    """The JSON lines written to ``transport`` (a ``StringTransport``) since the last call, decoded."""
+    data = transport.value()
+    transport.clear()
+    return [json.loads(line) for line in data.splitlines()]
+
+
+#: Copies of the seed's sample configs, one per role.
+SEED_CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "seed-configs")
+
+
+def seed_sample(name):
+    """The seed's sample config ``<name>.json``, as a fresh dict."""
+    with open(os.path.join(SEED_CONFIGS, f"{name}.json")) as f:
+        return json.load(f)

@@ -132,6 +132,11 @@ class CommitmentTests(TestCase):
         self.assertEqual(aux_target({"bits": 0x207FFFFF}), bits_to_target(0x207FFFFF))
         self.assertRaises(ValueError, aux_target, {})
         self.assertRaises(ValueError, aux_target, {"target": "00" * 31})
+        for reply, why in (({"_target": "zz"}, "_target is not hex"),
+                           ({"target": "00" * 31}, "target is not 32 bytes")):
+            with self.assertRaises(ValueError) as e:
+                aux_target(reply)
+            self.assertEqual(str(e.exception), why)
         self.assertRaises(ValueError, aux_target, {"target": "00" * 32})
 
 

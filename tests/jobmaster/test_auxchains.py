@@ -9,7 +9,6 @@ from twisted.internet import reactor
 from twisted.logger import LogLevel, capturedLogs
 from twisted.trial.unittest import TestCase
 
-from viabtc.config import NodeEntry
 from viabtc.jobmaster.auxchains import (
     AuxChain, AuxChains, AuxCoinConfig, RskChain, VcashChain, VcashHTTP, rsk_imported,
 )
@@ -32,12 +31,11 @@ class AuxChainTests(TestCase):
 
     async def daemon(self, name="NMC", chain_id=1, **kw):
         daemon = AuxDaemonStandIn(name, chain_id, **kw)
-        await daemon.start()
-        self.addCleanup(daemon.stop)
+        await daemon.serve(self)
         return daemon
 
     def chain(self, daemon, address=None, call_timeout=2.0, job_timeout=15.0):
-        entry = NodeEntry(host="127.0.0.1", port=daemon.port_number, user="u", password="p")
+        entry = daemon.node_entry()
         nodes = NodeGroup.from_configs([NodeConfig.from_entry(entry, timeout=call_timeout)], reactor)
         self.changes = []
         self.clock = Clock()
@@ -150,15 +148,10 @@ class AuxChainTests(TestCase):
 class AuxChainsTests(TestCase):
 
     async def test_work_over_two_chains_and_collision(self):
-        daemons = []
+        chains = []
         for name, chain_id in (("NMC", 1), ("SYS", 2), ("XYZ", 5)):
             daemon = AuxDaemonStandIn(name, chain_id)
-            await daemon.start()
-            self.addCleanup(daemon.stop)
-            daemons.append(daemon)
-        chains = []
-        for daemon in daemons:
-            entry = NodeEntry(host="127.0.0.1", port=daemon.port_number, user="u", password="p")
+            entry = await daemon.serve(self)
             nodes = NodeGroup.from_configs([NodeConfig.from_entry(entry)], reactor)
             chain = AuxChain(AuxCoinConfig(daemon.name, (entry,)), nodes, reactor, 15.0, lambda: None)
             self.addCleanup(chain.close)
@@ -189,9 +182,7 @@ class RskVcashChainTests(TestCase):
 
     async def test_rsk_work_and_job_interval(self):
         rsk = RskStandIn()
-        await rsk.start()
-        self.addCleanup(rsk.stop)
-        entry = NodeEntry(host="127.0.0.1", port=rsk.port_number, user="u", password="p")
+        entry = await rsk.serve(self)
         nodes = NodeGroup.from_configs([NodeConfig.from_entry(entry)], reactor)
         clock = Clock()
         changes = []
@@ -218,9 +209,7 @@ class RskVcashChainTests(TestCase):
 
     async def test_vcash_work(self):
         vcash = VcashStandIn()
-        await vcash.start()
-        self.addCleanup(vcash.stop)
-        entry = NodeEntry(host="127.0.0.1", port=vcash.port_number, user="u", password="p")
+        entry = await vcash.serve(self)
         changes = []
         chain = VcashChain("VCASH", VcashHTTP(entry, reactor), reactor, lambda: changes.append(1))
         self.addCleanup(chain.close)

@@ -207,6 +207,17 @@ class RskVcashTests(TestCase):
         self.assertEqual(work.aux().aux_target, format(0xFFFF << 208, "064x"))
         self.assertRaises(ValueError, VcashWork.from_reply, "VCASH", {"height": 5, "cur_hash": "cd"})
 
+    def test_bad_block_hashes_named(self):
+        for value, why in ((None, "blockHashForMergedMining is missing"),
+                           ("0xzz" + "ab" * 31, "blockHashForMergedMining is not hex"),
+                           ("0X" + "ab" * 31, "blockHashForMergedMining is not 32 bytes")):
+            with self.assertRaises(ValueError) as e:
+                RskWork.from_reply("RSK", {"blockHashForMergedMining": value, "target": "0x1"}, 1)
+            self.assertEqual(str(e.exception), why)
+        with self.assertRaises(ValueError) as e:
+            VcashWork.from_reply("VCASH", {"height": 5, "cur_hash": "cd" * 31, "bits": 1})
+        self.assertEqual(str(e.exception), "cur_hash is not 32 bytes")
+
     def test_outputs_in_the_seeds_order(self):
         rsk, vcash = RskStandIn(), VcashStandIn()
         work, _ = merge([aux_block("NMC", 1)], 4, 0, rsk_work(rsk), vcash_work(vcash))

@@ -159,8 +159,7 @@ class JobmasterNodeTests(TestCase):
 
     async def _aux_chain_mined_and_dropped(self):
         daemon = AuxDaemonStandIn("NMC", 1)
-        await daemon.start()
-        self.addCleanup(daemon.stop)
+        await daemon.serve(self)
         self.start(aux_coin=[daemon.coin_config()], aux_merkle_size=2, aux_merkle_nonce=0,
                    aux_job_timeout=15)
         gateway = self.gateway()

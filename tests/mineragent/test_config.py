@@ -1,6 +1,5 @@
 """Tests for viabtc.mineragent.config: the seed's mineragent.json as it is, and our keys."""
 
-import json
 import os
 
 from twisted.trial.unittest import TestCase
@@ -9,10 +8,12 @@ from viabtc.config import ConfigError, ConfigReader
 from viabtc.devnet import project_root
 from viabtc.mineragent.config import MinerAgentConfig
 
+from tests import support
+
 
 def seed_sample():
-    with open(os.path.join(project_root(), "tests", "data", "seed-configs", "mineragent.json")) as f:
-        return json.load(f)
+    """The seed's mineragent.json (``tests.integration.test_mineragent`` takes it from here)."""
+    return support.seed_sample("mineragent")
 
 
 def load(data):

@@ -19,6 +19,7 @@ from viabtc.stratum.agent_client import AgentClientProtocol
 from viabtc.stratum.context import IdentityAllocator
 
 from tests.stratum.jobs import CURTIME, job_dict, settings
+from tests.support import written_json
 
 AGENT_ID = 77
 
@@ -53,10 +54,8 @@ class AgentCase(TestCase):
 
     def sent(self):
         """What the agent wrote upstream since the last call (the syncs after a subscribe included)."""
-        data = self.up.value()
-        self.up.clear()
         early, self.early = list(self.early), ()
-        return early + [json.loads(line) for line in data.splitlines()]
+        return early + written_json(self.up)
 
     def miner(self, account="alice.rig1"):
         proto = self.server.buildProtocol(None)
@@ -73,9 +72,7 @@ class AgentCase(TestCase):
             "alice.rig1", job_id, "0000000000000000", f"{ntime:08x}", f"{nonce:08x}"]}).encode() + b"\n")
 
     def replies(self, transport):
-        data = transport.value()
-        transport.clear()
-        return [json.loads(line) for line in data.splitlines()]
+        return written_json(transport)
 
 
 class V2Tests(AgentCase):

@@ -28,7 +28,8 @@ from viabtc.stratum.job import Job, PreparedJob
 from tests.gateway.support import StatsWriter, TestJobmaster, connect_miner, job_body, solve, wait_for
 from tests.gateway.test_service import DIFFICULTY, gateway_data
 from tests.integration.processes import Processes
-from tests.mineragent.test_config import seed_sample
+from tests.mineragent.test_service import credited_shares
+from tests.support import seed_sample
 
 
 #: How long the upstream is cut: the issue's 30 s, within the seed sample's
@@ -37,7 +38,7 @@ CUT_SECONDS = 30.0
 
 
 def credited(writer, key="alice:rig1"):
-    return sum(r.num for _, r in writer.records(records.META_SHARE) if r.key == key)
+    return credited_shares(writer).get(key, 0)
 
 
 class AgentProcesses(TestCase):
@@ -59,7 +60,7 @@ class AgentProcesses(TestCase):
             http_svr=None, monitor=None, cli=None, **(gateway or {}))
         await self.start_gateway()
         if with_agent:
-            data = seed_sample()
+            data = seed_sample("mineragent")
             data.pop("log")
             data.pop("cli")
             data["svr"]["bind"] = [f"tcp@127.0.0.1:{self.agent_port}"]

@@ -24,16 +24,14 @@ from viabtc.stratum.coinbase import agent_coinbase1_head
 from tests.gateway.support import StatsWriter, TestJobmaster, connect_miner, job_body, solve, wait_for
 from tests.gateway.test_service import DIFFICULTY, gateway_data
 from tests.stratum.jobs import REGTEST_BITS, REGTEST_TARGET
+from tests.support import seed_sample
 
 AGENT_ID = 0xA6E27001
 
 
 def agent_data(gateway_port, **changes):
     """The seed's sample mineragent.json with only hosts, ports and our test difficulties changed."""
-    import json
-
-    with open(os.path.join(os.path.dirname(__file__), "..", "data", "seed-configs", "mineragent.json")) as f:
-        data = json.load(f)
+    data = seed_sample("mineragent")
     data.pop("log")
     data.pop("process")
     data["svr"]["bind"] = [f"tcp@127.0.0.1:{free_port()}"]
@@ -42,6 +40,14 @@ def agent_data(gateway_port, **changes):
     data.update(diff_min=DIFFICULTY / 4, diff_max=1024, diff_default=DIFFICULTY, agent_id=AGENT_ID)
     data.update(changes)
     return {key: value for key, value in data.items() if value is not None}
+
+
+def credited_shares(writer):
+    """``{key: num}`` summed over the share records ``writer`` received."""
+    out = {}
+    for _, r in writer.records(records.META_SHARE):
+        out[r.key] = out.get(r.key, 0) + r.num
+    return out
 
 
 class AgentServiceCase(TestCase):
@@ -93,10 +99,7 @@ class AgentServiceCase(TestCase):
         """``{key: num}`` of the share records the gateway shipped, after its graceful stop."""
         await self.stop_gateway()
         await wait_for(lambda: self.writer.records(records.META_SHARE), what="share records")
-        out = {}
-        for _, r in self.writer.records(records.META_SHARE):
-            out[r.key] = out.get(r.key, 0) + r.num
-        return out
+        return credited_shares(self.writer)
 
 
 class AgentV2Tests(AgentServiceCase):

@@ -18,8 +18,8 @@ from viabtc.mineragent.service import MinerAgentService
 from tests.gateway.support import StatsWriter, TestJobmaster, connect_miner, job_body, wait_for
 from tests.gateway.test_service import gateway_data
 from tests.integration.processes import Processes
-from tests.mineragent.test_config import seed_sample
 from tests.roles import RoleTapChecks
+from tests.support import seed_sample
 
 
 class TapTests(RoleTapChecks, TestCase):
@@ -31,7 +31,7 @@ class TapTests(RoleTapChecks, TestCase):
 
     @property
     def good(self):
-        data = seed_sample()
+        data = seed_sample("mineragent")
         del data["log"]
         return data
 
@@ -59,7 +59,7 @@ class ProcessTests(TestCase):
         procs.role("gateway", gateway_data(jobmaster_port, writer.address, os.path.join(directory, "queue"),
                                            svr={"bind": [f"tcp@127.0.0.1:{gateway_port}"], "max_pkg_size": 10240},
                                            http_svr=None, monitor=None, cli=None))
-        data = seed_sample()
+        data = seed_sample("mineragent")
         data["log"]["path"] = os.path.join(directory, "mineragent")
         data["svr"]["bind"] = [f"tcp@127.0.0.1:{agent_port}"]
         data["cli"] = f"tcp@127.0.0.1:{free_port()}"

@@ -16,7 +16,7 @@ def rebuild(compact, transactions):
     """What a BIP152 receiver holding ``transactions`` (mempool) rebuilds."""
     k0, k1 = short_id_keys(compact.header.serialize(), compact.nonce)
     pool = {short_txid(k0, k1, tx.wtxid()): tx.serialize() for tx in transactions}
-    slots = [None] * compact.tx_count
+    slots = [None] * (len(compact.short_ids) + len(compact.prefilled))
     for p in compact.prefilled:
         slots[p.index] = p.raw
     ids = iter(compact.short_ids)

@@ -150,6 +150,15 @@ class LimitTests(SynchronousTestCase):
         message = CmpctBlock(HEADER, 1, [], [PrefilledTx(1, coinbase)])
         self.assertRaises(P2PError, decode, "cmpctblock", message.serialize())
 
+    def test_differential_index_past_0xffff(self):
+        # a gap of 0xFFFF after index 1 lands on 0x10001
+        with self.assertRaises(P2PError) as e:
+            decode("getblocktxn", bytes(32) + b"\x02\x01\xfd\xff\xff")
+        self.assertIn("index 65537 out of range", str(e.exception))
+        with self.assertRaises(P2PError) as e:
+            decode("cmpctblock", HEADER.serialize() + bytes(8) + b"\x00\x01\xfe\x00\x00\x01\x00" + bytes(60))
+        self.assertIn("prefilled index 65536 out of range", str(e.exception))
+
     def test_block_message_keeps_raw(self):
         raw = block_bytes("mainnet-000170")
         self.assertEqual(BlockMessage.parse(raw).raw, raw)

@@ -233,7 +233,8 @@ class TrafficTests(ProtocolCase):
 
     def test_lost_reported_and_forgotten(self):
         peer = self.ready_peer()
-        self.assertEqual(self.factory.ready_peers(), [peer.protocol])
+        self.assertEqual(self.factory.peers, {peer.protocol})
+        self.assertTrue(peer.protocol.ready)
         peer.protocol.connectionLost(None)
         self.assertEqual(self.handler.events[-1], ("lost", peer.protocol))
         self.assertEqual(self.factory.peers, set())

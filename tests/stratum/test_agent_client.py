@@ -15,6 +15,7 @@ from viabtc.stratum import agent
 from viabtc.stratum.agent_client import AgentClientProtocol, IAgentUpstreamHandler
 
 from tests.stratum.jobs import job_dict
+from tests.support import written_json
 
 
 @implementer(IAgentUpstreamHandler)
@@ -52,9 +53,7 @@ class ClientCase(TestCase):
         return proto
 
     def lines(self):
-        data = self.transport.value()
-        self.transport.clear()
-        return [json.loads(line) for line in data.splitlines()]
+        return written_json(self.transport)
 
 
 class HandshakeTests(ClientCase):

@@ -1,7 +1,5 @@
 """Tests for viabtc.stratum.agent_server: agent.* on the gateway's Stratum port."""
 
-import json
-
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.internet.address import IPv4Address
@@ -15,6 +13,7 @@ from viabtc.stratum.share import Reject
 
 from tests.stratum.jobs import CURTIME, prepared_job, regtest_job
 from tests.stratum.test_protocol import CountingTransport, RecordingContext
+from tests.support import written_json
 
 
 class AgentContext(RecordingContext):
@@ -51,9 +50,7 @@ class AgentServerCase(TestCase):
         proto.dataReceived(b"".join(agent.request_line(i + 1, m, p) for i, (m, p) in enumerate(requests)))
 
     def received(self, transport):
-        data = transport.value()
-        transport.clear()
-        return [json.loads(line) for line in data.splitlines()]
+        return written_json(transport)
 
     def agent(self, offer_v2=False, agent_id=77):
         proto, transport = self.connect()
@@ -104,6 +101,27 @@ class SubscribeTests(AgentServerCase):
         [reply] = self.received(transport)
         self.assertEqual(reply["error"][0], Reject.NOT_SUBSCRIBED)
         self.assertFalse(transport.disconnecting)
+
+    def test_every_agent_method_answers_before_subscribe_and_on_bad_params(self):
+        for method in ("agent.sync", "agent.event", "agent.status", "agent.rejects", "agent.submit"):
+            proto, transport = self.connect()
+            self.send(proto, (method, []))
+            [reply] = self.received(transport)
+            self.assertEqual(reply["error"][:2], [Reject.NOT_SUBSCRIBED, "Not an agent session"], method)
+            self.assertFalse(transport.disconnecting, method)
+            proto, transport, _ = self.agent(offer_v2=True)
+            self.send(proto, (method, [[]] if method == "agent.rejects" else []))
+            [reply] = self.received(transport)
+            self.assertEqual(reply["error"][0], Reject.OTHER, method)
+            self.assertTrue(reply["error"][1].startswith(method), (method, reply["error"][1]))
+            self.assertTrue(transport.disconnecting, method)
+
+    def test_v1_rejects_are_refused_before_their_params_are_read(self):
+        proto, transport, _ = self.agent()
+        self.send(proto, ("agent.rejects", [[]]))
+        [reply] = self.received(transport)
+        self.assertEqual(reply["error"][1], "agent.rejects needs protocol v2")
+        self.assertTrue(transport.disconnecting)
 
     def test_job_broadcast_reaches_agents_raw(self):
         proto, transport, _ = self.agent()

@@ -23,6 +23,8 @@ from viabtc.stratum.client import (
     prevhash_to_stratum,
 )
 
+from tests.support import written_json
+
 
 class RecordingHandler(StratumClientHandler):
     """Keeps every callback it receives, in order."""
@@ -85,9 +87,7 @@ class Connected:
 
     def sent(self):
         """The requests written since the last call, decoded."""
-        data = self.transport.value()
-        self.transport.clear()
-        return [json.loads(line) for line in data.splitlines()]
+        return written_json(self.transport)
 
     def feed(self, *messages):
         self.protocol.dataReceived(

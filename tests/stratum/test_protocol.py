@@ -18,6 +18,7 @@ from viabtc.stratum.protocol import StratumServerFactory
 from viabtc.stratum.session import State
 
 from tests.stratum.jobs import CURTIME, prepared_job, regtest_job, settings as make_settings
+from tests.support import written_json
 
 
 class CountingTransport(StringTransport):
@@ -95,9 +96,7 @@ class ServerTestCase(TestCase):
         proto.dataReceived(b"".join(json.dumps(m).encode() + b"\n" for m in messages))
 
     def received(self, transport):
-        data = transport.value()
-        transport.clear()
-        return [json.loads(line) for line in data.splitlines()]
+        return written_json(transport)
 
     def call(self, proto, transport, method, params, msg_id=1):
         self.send(proto, {"id": msg_id, "method": method, "params": params})

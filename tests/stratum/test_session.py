@@ -2,7 +2,7 @@
 
 from twisted.trial.unittest import TestCase
 
-from viabtc.stratum.session import RESULT_RING, TRANSITIONS, Input, Session, State
+from viabtc.stratum.session import RESULT_RING, TRANSITIONS, Input, Session, State, sessions_table
 
 from tests.stratum.jobs import IDENTITY, prepared_job
 
@@ -106,3 +106,17 @@ class ResultRingTests(TestCase):
         for _ in range(RESULT_RING):
             s.record(True)
         self.assertFalse(s.record(False))
+
+
+class SessionsTableTests(TestCase):
+    def test_oldest_first_with_a_total(self):
+        late = Session(IDENTITY, "10.0.0.2", 4001, 1_700_000_060.0, 2.0)
+        late.authorize("alice.rig1", 4)
+        late.user_agent = "cgminer/4.10"
+        late.share_valid, late.share_error = 7, 1
+        early = session()
+        self.assertEqual(sessions_table([late, early]), (
+            "peer user worker difficulty valid error connected user_agent\n"
+            "10.0.0.1:4000 - - 1 0 0 1970-01-01T00:00:00Z -\n"
+            "10.0.0.2:4001 alice rig1 2 7 1 2023-11-14T22:14:20Z cgminer/4.10\n"
+            "total 2\n"))

@@ -148,6 +148,17 @@ def commitment(root, size, nonce):
     return MERGED_MINING_HEADER + root[::-1] + _U32.pack(size) + _U32.pack(nonce & _MASK32)
 
 
+def hex32(text, what):
+    """32 bytes from the hex ``text`` of an aux daemon's reply; ``ValueError`` naming ``what``."""
+    try:
+        raw = bytes.fromhex(text)
+    except ValueError:
+        raise ValueError(f"{what} is not hex") from None
+    if len(raw) != 32:
+        raise ValueError(f"{what} is not 32 bytes")
+    return raw
+
+
 def aux_target(reply):
     """
     An aux chain's target (an integer) from a ``getauxblock`` /
@@ -158,13 +169,7 @@ def aux_target(reply):
     for key in ("_target", "target"):
         text = reply.get(key)
         if isinstance(text, str) and text:
-            try:
-                raw = bytes.fromhex(text)
-            except ValueError:
-                raise ValueError(f"{key} is not hex") from None
-            if len(raw) != 32:
-                raise ValueError(f"{key} is not 32 bytes")
-            target = int.from_bytes(raw, "little")
+            target = int.from_bytes(hex32(text, key), "little")
             break
     else:
         bits = reply.get("bits")

@@ -81,15 +81,28 @@ class Block:
 def parse_block(raw):
     """Parse block bytes; ``DecodeError`` on any malformation or trailing bytes."""
     header = BlockHeader.parse(raw[:HEADER_SIZE])
+    transactions, _ = parse_transactions(raw)
+    return Block(header, transactions)
+
+
+def parse_transactions(raw):
+    """
+    ``(transactions, offsets)`` of block bytes ``raw`` (its header is not
+    looked at): ``offsets`` has where each transaction starts and, last,
+    where the block ends, so that ``raw[offsets[i]:offsets[i + 1]]`` are
+    transaction ``i``'s bytes as they came.  ``DecodeError`` on any
+    malformation or trailing bytes.
+    """
     count, offset = read_compact_size(raw, HEADER_SIZE)
     if count == 0:
         raise DecodeError("a block has at least the coinbase transaction")
-    transactions = []
+    transactions, offsets = [], [offset]
     for _ in range(count):
         tx, offset = Transaction.parse(raw, offset)
         transactions.append(tx)
+        offsets.append(offset)
     if offset != len(raw):
         raise DecodeError(f"{len(raw) - offset} trailing bytes after the last transaction")
     if not transactions[0].inputs:
         raise DecodeError("the coinbase has no input")
-    return Block(header, transactions)
+    return transactions, offsets

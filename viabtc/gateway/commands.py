@@ -7,7 +7,7 @@ authorized worker's ``connected`` event again, so the metawriter's worker
 list can be rebuilt).
 """
 
-import time
+from viabtc.stratum.session import sessions_table
 
 
 def gateway_commands(context):
@@ -15,15 +15,7 @@ def gateway_commands(context):
 
     def list_sessions(args):
         """list miner connections"""
-        header = "peer user worker difficulty valid error connected user_agent"
-        lines = [header]
-        for proto in sorted(context.server.sessions, key=lambda p: p.session.connect_time):
-            s = proto.session
-            since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(s.connect_time))
-            lines.append(f"{s.peer} {s.user or '-'} {s.worker or '-'} {s.difficulty:g} {s.share_valid}"
-                         f" {s.share_error} {since} {s.user_agent or '-'}")
-        lines.append(f"total {len(context.server.sessions)}")
-        return "\n".join(lines) + "\n"
+        return sessions_table([proto.session for proto in context.server.sessions])
 
     def setcoinname(args):
         """setcoinname <name>: the coin prefix of statistics keys"""

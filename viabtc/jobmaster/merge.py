@@ -24,6 +24,7 @@ from viabtc.bitcoin.auxpow import (
     check_auxpow,
     commitment,
     expected_index,
+    hex32,
 )
 from viabtc.bitcoin.hashing import hash_to_display_hex, sha256d
 from viabtc.bitcoin.target import MAX_TARGET, bits_to_target
@@ -75,14 +76,7 @@ def _hex32(value, what):
     """32 bytes from hex text with or without ``0x``; ``ValueError`` naming ``what``."""
     if not isinstance(value, str):
         raise ValueError(f"{what} is missing")
-    text = value[2:] if value[:2].lower() == "0x" else value
-    try:
-        raw = bytes.fromhex(text)
-    except ValueError:
-        raise ValueError(f"{what} is not hex") from None
-    if len(raw) != 32:
-        raise ValueError(f"{what} is not 32 bytes")
-    return raw
+    return hex32(value[2:] if value[:2].lower() == "0x" else value, what)
 
 
 @attrs.frozen

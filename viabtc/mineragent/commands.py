@@ -4,7 +4,7 @@ The mineragent's admin commands (ref §11, served by ``viabtc.cli``):
 ``list`` (one line per miner) and ``upstream`` (the gateway link).
 """
 
-import time
+from viabtc.stratum.session import sessions_table
 
 
 def mineragent_commands(agent_service):
@@ -13,14 +13,7 @@ def mineragent_commands(agent_service):
 
     def list_sessions(args):
         """list miner connections"""
-        lines = ["peer user worker difficulty valid error connected user_agent"]
-        for link in sorted(context.links.values(), key=lambda k: k.proto.session.connect_time):
-            s = link.proto.session
-            since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(s.connect_time))
-            lines.append(f"{s.peer} {s.user or '-'} {s.worker or '-'} {s.difficulty:g} {s.share_valid}"
-                         f" {s.share_error} {since} {s.user_agent or '-'}")
-        lines.append(f"total {len(context.links)}")
-        return "\n".join(lines) + "\n"
+        return sessions_table([link.proto.session for link in context.links.values()])
 
     def upstream(args):
         """the gateway link: address, protocol version, shares sent and waiting"""

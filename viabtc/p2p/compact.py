@@ -27,12 +27,11 @@ import struct
 
 from siphashc import siphash
 
-from viabtc.bitcoin.block import Block
+from viabtc.bitcoin.block import Block, parse_transactions
 from viabtc.bitcoin.hashing import sha256d
 from viabtc.bitcoin.header import HEADER_SIZE, BlockHeader
-from viabtc.bitcoin.serialize import DecodeError, compact_size, read_compact_size
+from viabtc.bitcoin.serialize import DecodeError, compact_size
 from viabtc.bitcoin.shortid import short_id_keys
-from viabtc.bitcoin.transaction import Transaction
 from viabtc.p2p.messages import BlockTxn, CmpctBlock, PrefilledTx
 
 _KEYS = struct.Struct("<QQ")
@@ -80,21 +79,9 @@ class RelayBlock:
 
     def _split(self):
         raw = self.raw
-        count, offset = read_compact_size(raw, HEADER_SIZE)
-        if count == 0:
-            raise DecodeError("a block has at least the coinbase transaction")
-        txs, slices = [], []
-        for _ in range(count):
-            start = offset
-            tx, offset = Transaction.parse(raw, offset)
-            txs.append(tx)
-            slices.append(raw[start:offset])
-        if offset != len(raw):
-            raise DecodeError(f"{len(raw) - offset} trailing bytes after the last transaction")
-        if not txs[0].inputs:
-            raise DecodeError("the coinbase has no input")
+        txs, offsets = parse_transactions(raw)
         self._parsed = Block(self.header, txs)
-        self._raw_txs = slices
+        self._raw_txs = [raw[start:end] for start, end in zip(offsets, offsets[1:])]
 
     def compact(self, version=2):
         """The ``CmpctBlock`` for BIP152 ``version`` (1: txids, 2: wtxids)."""

@@ -104,6 +104,13 @@ class _Reader:
             self._fail(f"{n} {what} cannot fit in {self.left} bytes")
         return n
 
+    def index(self, previous, what):
+        """The next of BIP152's differentially encoded indexes (after ``previous``), at most 0xFFFF."""
+        index = previous + self.compact() + 1
+        if index > 0xFFFF:
+            self._fail(f"{what} {index} out of range")
+        return index
+
     def var_bytes(self, limit, what):
         n = self.compact()
         if n > limit:
@@ -411,6 +418,16 @@ class BlockMessage:
         return cls(payload)
 
 
+def _differential(indexes):
+    """BIP152's differential encoding of increasing absolute ``indexes``: each as its gap to the one before."""
+    previous = -1
+    parts = []
+    for i in indexes:
+        parts.append(compact_size(i - previous - 1))
+        previous = i
+    return parts
+
+
 @attrs.frozen
 class PrefilledTx:
     """A transaction sent whole inside a ``cmpctblock``: its block index and raw bytes."""
@@ -434,19 +451,12 @@ class CmpctBlock:
     short_ids: tuple = attrs.field(converter=tuple)
     prefilled: tuple = attrs.field(converter=tuple)
 
-    @property
-    def tx_count(self):
-        return len(self.short_ids) + len(self.prefilled)
-
     def serialize(self):
         parts = [self.header.serialize(), _U64.pack(self.nonce), compact_size(len(self.short_ids))]
         parts.extend(s.to_bytes(_SHORT_ID_SIZE, "little") for s in self.short_ids)
         parts.append(compact_size(len(self.prefilled)))
-        previous = -1
-        for tx in self.prefilled:
-            parts.append(compact_size(tx.index - previous - 1))
-            parts.append(tx.raw)
-            previous = tx.index
+        for step, tx in zip(_differential(tx.index for tx in self.prefilled), self.prefilled):
+            parts += (step, tx.raw)
         return b"".join(parts)
 
     @classmethod
@@ -460,23 +470,12 @@ class CmpctBlock:
         prefilled = []
         index = -1
         for _ in range(m):
-            index += r.compact() + 1
-            if index > 0xFFFF:
-                r._fail(f"prefilled index {index} out of range")
+            index = r.index(index, "prefilled index")
             prefilled.append(PrefilledTx(index, r.transaction()))
         r.done()
         if n + m == 0 or (prefilled and prefilled[-1].index >= n + m):
             raise P2PError(f"cmpctblock: prefilled indexes do not fit {n + m} transactions")
         return cls(header, nonce, short_ids, prefilled)
-
-
-def _differential(indexes):
-    previous = -1
-    parts = []
-    for i in indexes:
-        parts.append(compact_size(i - previous - 1))
-        previous = i
-    return parts
 
 
 @attrs.frozen
@@ -500,9 +499,7 @@ class GetBlockTxn:
         indexes = []
         index = -1
         for _ in range(n):
-            index += r.compact() + 1
-            if index > 0xFFFF:
-                r._fail(f"index {index} out of range")
+            index = r.index(index, "index")
             indexes.append(index)
         r.done()
         return cls(block_hash, indexes)

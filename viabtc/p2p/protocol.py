@@ -382,7 +382,3 @@ class PeerFactory(Factory):
 
     def buildProtocol(self, addr):
         return PeerProtocol(self)
-
-    def ready_peers(self):
-        """The peers that finished the handshake, in no particular order."""
-        return [p for p in self.peers if p.ready]

@@ -91,11 +91,6 @@ class ThinBlockError(ValueError):
     """Bytes that are not a valid thin-block message."""
 
 
-def tx_key(raw):
-    """The seed's key of a serialized transaction: 8 bytes of its display-order SHA-256d."""
-    return sha256d(raw)[:-KEY_SIZE - 1:-1]
-
-
 @attrs.frozen
 class CachedTx:
     """
@@ -109,6 +104,7 @@ class CachedTx:
 
     @property
     def key(self):
+        """The seed's key: 8 bytes of the display-order SHA-256d of the bytes as relayed (the wtxid's)."""
         return self.wtxid[:-KEY_SIZE - 1:-1]
 
     @classmethod
@@ -475,6 +471,14 @@ def assemble(header, coinbase, chosen):
     return Rebuilt(block, (cb, *chosen))
 
 
+def _rebuild(header, coinbase, chosen):
+    """``assemble`` once every position has its transaction; else ``Missing`` (the positions of None)."""
+    missing = tuple(i for i, tx in enumerate(chosen) if tx is None)
+    if missing:
+        return Missing(missing)
+    return assemble(header, coinbase, chosen)
+
+
 def reconstruct(thin, lookup, supplied=None):
     """
     Rebuild ``thin`` (a ``ThinBlock``).  ``lookup(key)`` gives the cached
@@ -488,19 +492,14 @@ def reconstruct(thin, lookup, supplied=None):
     """
     supplied = supplied or {}
     chosen = []
-    missing = []
-    for i, key in enumerate(thin.keys):
+    for key in thin.keys:
         tx = supplied.get(key)
         if tx is None:
             candidates = lookup(key)
             if len(candidates) == 1:
                 tx = candidates[0]
-        if tx is None:
-            missing.append(i)
         chosen.append(tx)
-    if missing:
-        return Missing(tuple(missing))
-    return assemble(thin.header, thin.coinbase, chosen)
+    return _rebuild(thin.header, thin.coinbase, chosen)
 
 
 def reconstruct_compact(compact, pool, supplied=None):
@@ -521,16 +520,11 @@ def reconstruct_compact(compact, pool, supplied=None):
         if sid in wanted:
             found.setdefault(sid, []).append(tx)
     chosen = []
-    missing = []
     for i, sid in enumerate(compact.short_ids):
         tx = supplied.get(i)
         if tx is None:
             candidates = found.get(sid, ())
             if len(candidates) == 1 and len(wanted[sid]) == 1:
                 tx = candidates[0]
-        if tx is None:
-            missing.append(i)
         chosen.append(tx)
-    if missing:
-        return Missing(tuple(missing))
-    return assemble(compact.header, compact.coinbase, chosen)
+    return _rebuild(compact.header, compact.coinbase, chosen)

@@ -82,7 +82,21 @@ class AgentServerProtocol(StratumServerProtocol):
 
     def _not_agent(self, msg_id, out):
         out.append(_error(msg_id, Reject.NOT_SUBSCRIBED, "Not an agent session"))
-        return True
+
+    def _agent_params(self, msg_id, params, out, parse):
+        """
+        ``parse(params)`` for an agent session; None once the error is
+        answered (not an agent session, or params the seed refuses).
+        ``agent.submit`` does the same inline: no call more per share.
+        """
+        if self.agent_id is None:
+            self._not_agent(msg_id, out)
+            return None
+        try:
+            return parse(params)
+        except agent.AgentProtocolError as e:
+            self._agent_error(msg_id, str(e), out)
+            return None
 
     def _agent_subscribe(self, msg_id, params, out, now):
         session = self.session
@@ -116,52 +130,34 @@ class AgentServerProtocol(StratumServerProtocol):
                        peer=session.peer, agent_id=self.agent_id, version=version)
 
     def _agent_sync(self, msg_id, params, out, now):
-        if self.agent_id is None:
-            self._not_agent(msg_id, out)
-            return
-        try:
-            sync = agent.parse_sync(params)
-        except agent.AgentProtocolError as e:
-            self._agent_error(msg_id, str(e), out)
+        sync = self._agent_params(msg_id, params, out, agent.parse_sync)
+        if sync is None:
             return
         self.factory.agent_miners.sync(self.agent_id, sync, now)
         out.append(_render_id(msg_id) + b',"error":null,"result":true}\n')
 
     def _agent_event(self, msg_id, params, out, now):
-        if self.agent_id is None:
-            self._not_agent(msg_id, out)
+        parsed = self._agent_params(msg_id, params, out, agent.parse_event)
+        if parsed is None:
             return
-        try:
-            user, worker, event = agent.parse_event(params)
-        except agent.AgentProtocolError as e:
-            self._agent_error(msg_id, str(e), out)
-            return
+        user, worker, event = parsed
         self.factory.agent_event(self, user, worker, event)
 
     def _agent_status(self, msg_id, params, out, now):
-        if self.agent_id is None:
-            self._not_agent(msg_id, out)
+        parsed = self._agent_params(msg_id, params, out, agent.parse_status)
+        if parsed is None:
             return
-        try:
-            timestamp, connections = agent.parse_status(params)
-        except agent.AgentProtocolError as e:
-            self._agent_error(msg_id, str(e), out)
-            return
+        timestamp, connections = parsed
         if timestamp != self._last_status:
             self._last_status = timestamp
             self.agent_connections = connections
 
     def _agent_rejects(self, msg_id, params, out, now):
-        if self.agent_id is None:
-            self._not_agent(msg_id, out)
-            return
-        if self.agent_version < agent.AGENT_V2:
+        if self.agent_id is not None and self.agent_version < agent.AGENT_V2:
             self._agent_error(msg_id, "agent.rejects needs protocol v2", out)
             return
-        try:
-            rejects = agent.parse_rejects(params)
-        except agent.AgentProtocolError as e:
-            self._agent_error(msg_id, str(e), out)
+        rejects = self._agent_params(msg_id, params, out, agent.parse_rejects)
+        if rejects is None:
             return
         session = self.session
         for user, worker, code, count in rejects:

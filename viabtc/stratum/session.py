@@ -12,6 +12,7 @@ read it too, so its public attributes are its documented surface.
 """
 
 import enum
+import time
 from binascii import hexlify
 
 from viabtc.stratum.account import parse_account
@@ -204,3 +205,17 @@ class Session:
         self._invalid += invalid
         self._result_count += 1
         return self._result_count >= RESULT_RING and self._invalid > _MAX_INVALID
+
+
+def sessions_table(sessions):
+    """
+    The admin CLI's ``list`` (the gateway's and the mineragent's): a header,
+    one line per session, oldest first, and the total.
+    """
+    lines = ["peer user worker difficulty valid error connected user_agent"]
+    for s in sorted(sessions, key=lambda s: s.connect_time):
+        since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(s.connect_time))
+        lines.append(f"{s.peer} {s.user or '-'} {s.worker or '-'} {s.difficulty:g} {s.share_valid}"
+                     f" {s.share_error} {since} {s.user_agent or '-'}")
+    lines.append(f"total {len(sessions)}")
+    return "\n".join(lines) + "\n"
