@@ -12,7 +12,7 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import TestCase
 
 from tests.bitcoin.vectors import block_bytes
-from tests.p2p.test_thin import segwit_block
+from tests.p2p.blocks import segwit_block
 from viabtc.bitcoin.hashing import hash_to_display_hex, sha256d
 from viabtc.blockmaster.relay import FOREIGN, POOL, Relay
 from viabtc.blockmaster.txcache import TxCache

@@ -2,7 +2,7 @@
 
 from twisted.trial.unittest import TestCase
 
-from tests.p2p.test_thin import segwit_block
+from tests.p2p.blocks import segwit_block
 from viabtc.bitcoin.hashing import sha256d
 from viabtc.blockmaster.txcache import TxCache
 from viabtc.p2p.thin import CachedTx, split_block

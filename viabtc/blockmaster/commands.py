@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.blockmaster.test_service -*-
+# -*- test-case-name: tests.blockmaster.test_tap -*-
 """
 Blockmaster's admin commands (ref §11): the seed's ``blocknotify`` (read
 the node's height now) and ``tx_info`` (cache size), and ``status`` (links,

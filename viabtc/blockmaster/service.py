@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.blockmaster.test_service -*-
+# -*- test-case-name: tests.blockmaster.test_tap -*-
 """
 The blockmaster role assembled (ref §6.1): the RPC server on ``svr`` (cmd 10
 from jobmasters, thin blocks from other regions), an RPC client per bitpeer

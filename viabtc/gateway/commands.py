@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.gateway.test_commands -*-
+# -*- test-case-name: tests.gateway.test_service -*-
 """
 The gateway's admin commands (ref §4.12, served by ``viabtc.cli``):
 ``list`` (one line per miner connection), ``setcoinname <name>`` and

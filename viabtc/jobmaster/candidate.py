@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.jobmaster.test_candidate -*-
+# -*- test-case-name: tests.jobmaster.test_jobs -*-
 """
 Turning a gateway's found-block report into block bytes worth submitting, pure.
 
