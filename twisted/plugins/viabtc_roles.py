@@ -43,3 +43,9 @@ viabtcPoolbench = ServiceMaker(
     "Watches other pools' Stratum jobs and hints new heights to the jobmaster.",
     "viabtc-poolbench",
 )
+viabtcDashboard = ServiceMaker(
+    "viabtc-dashboard",
+    "viabtc.dashboard.tap",
+    "Web dashboard of the pool's hashrate, shares, blocks and workers, read from Redis.",
+    "viabtc-dashboard",
+)

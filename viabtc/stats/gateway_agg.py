@@ -29,6 +29,9 @@ SHARE = "share"
 POW = "pow"
 REJECT = "reject"
 GOAL = "goal"
+# Our addition (a float monitor counter): the same sum as ``pow``, exact at
+# fractional difficulties, for ``viabtc.stats.hashrate``.
+POW_FLOAT = "pow_float"
 REJECT_CODE = "reject_%d"
 
 # Seed rule for float monitors: smaller magnitudes are not worth a write.

@@ -1,0 +1,45 @@
+"""Server-side SVG charts carry their data and round axes."""
+
+import json
+import re
+from html import unescape
+
+from twisted.trial import unittest
+
+from viabtc.dashboard import svg
+
+
+class TickTests(unittest.TestCase):
+    def test_nice_ticks(self):
+        self.assertEqual(svg.nice_ticks(0), [0.0, 1.0])
+        self.assertEqual(svg.nice_ticks(9.3), [0.0, 2.5, 5.0, 7.5, 10.0])
+        self.assertEqual(svg.nice_ticks(1.07e6)[-1], 1.5e6)
+        self.assertEqual(svg.nice_ticks(float("nan")), [0.0, 1.0])
+
+
+class ChartTests(unittest.TestCase):
+    series = ((60, 1.0), (120, 3.0), (180, 2.0))
+
+    def test_line_chart_points_and_data(self):
+        text = svg.line_chart(self.series, label="x", fmt=str, chart_id="c")
+        data = json.loads(unescape(re.search(r'data-series="([^"]*)"', text).group(1)))
+        self.assertEqual(data, [[60, 1.0], [120, 3.0], [180, 2.0]])
+        points = re.search(r'<polyline class="line" points="([^"]*)"', text).group(1).split()
+        self.assertEqual(len(points), 3)
+        ys = [float(p.split(",")[1]) for p in points]
+        self.assertLess(ys[1], ys[2])
+        self.assertLess(ys[2], ys[0])
+        self.assertIn('id="c"', text)
+
+    def test_empty_chart(self):
+        self.assertIn("no data yet", svg.line_chart((), label="x", fmt=str))
+
+    def test_labels_escaped(self):
+        text = svg.line_chart(self.series, label='<a "b">', fmt=lambda v: "<%g>" % v)
+        self.assertNotIn("<a ", text)
+        self.assertIn("&lt;3&gt;", text)
+
+    def test_sparkline_and_bars(self):
+        self.assertEqual(len(re.search(r'points="([^"]*)"', svg.sparkline(self.series, label="s")).group(1).split()), 3)
+        self.assertIn("width:100.0%", svg.bars((("a", 4), ("b", 2))))
+        self.assertIn("none", svg.bars(()))

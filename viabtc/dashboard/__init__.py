@@ -1,0 +1,3 @@
+"""
+The dashboard role: a web page showing what the pool does, read from Redis.
+"""
