@@ -4,7 +4,15 @@ import json
 
 from twisted.trial import unittest
 
-from viabtc.dashboard.snapshot import KeyStats, RawStats, assign_block_minutes, build, reject_reason, window
+from viabtc.dashboard.snapshot import (
+    KeyStats,
+    RawStats,
+    assign_block_minutes,
+    build,
+    reject_reason,
+    window,
+    written_minutes,
+)
 from viabtc.stats.schema import block_json
 
 START = 1_699_999_980  # a minute start
@@ -78,6 +86,18 @@ class BuildTests(unittest.TestCase):
     def test_empty(self):
         snap = build(RawStats(now=NOW, coin="btc", minutes=MINUTES, worker_minutes=MINUTES))
         self.assertEqual((snap.pool_rate, snap.connections, snap.users, snap.blocks), (0.0, None, (), ()))
+
+
+class WrittenMinutesTests(unittest.TestCase):
+    def test_unwritten_newest_minutes_left_out(self):
+        minutes = window(NOW, 5)
+        self.assertEqual(written_minutes(minutes, {"share": {minutes[2]: 1}}), minutes[:3])
+        self.assertEqual(written_minutes(minutes, {"share": {minutes[-1]: 1}}), minutes)
+
+    def test_a_stopped_pool_shows_its_zeros_after_the_lag(self):
+        minutes = window(NOW, 5)
+        self.assertEqual(written_minutes(minutes, {"share": {minutes[0]: 1}}), minutes[:3])
+        self.assertEqual(written_minutes(minutes, {}), minutes)
 
 
 class BlockTests(unittest.TestCase):

@@ -20,6 +20,8 @@ from viabtc.stats.hashrate import format_hashrate
 # labels are drawn near their natural size.
 FULL = 1180
 HALF = 570
+#: Newest blocks listed on the overview.
+OVERVIEW_BLOCKS = 12
 
 
 def _count(n):
@@ -77,14 +79,16 @@ def _blocks_table(snapshot):
     if not snapshot.blocks:
         return '<p class="empty">No blocks in <code>newblock</code> yet.</p>'
     rows = []
-    for block in snapshot.blocks:
+    for block in snapshot.blocks[:OVERVIEW_BLOCKS]:
         chain = (f'<span class="tag aux">{escape(block.name)} (aux)</span>' if block.aux
                  else f'<span class="tag main">{escape(block.name)}</span>')
         when = _clock(block.minute) if block.minute is not None else "—"
         rows.append(f'<tr><td>{when}</td><td>{chain}</td><td class="hash"><code>{escape(block.hash)}</code></td>'
                     f'<td>{escape(block.user)}.{escape(block.worker)}</td></tr>')
+    more = len(snapshot.blocks) - OVERVIEW_BLOCKS
+    note = f'<p class="note">and {more} older in <code>newblock</code></p>' if more > 0 else ""
     return ('<table class="grid-table blocks"><thead><tr><th>Found (minute)</th><th>Chain</th><th>Hash</th>'
-            '<th>Finder</th></tr></thead><tbody>' + "".join(rows) + "</tbody></table>")
+            '<th>Finder</th></tr></thead><tbody>' + "".join(rows) + "</tbody></table>" + note)
 
 
 def _user_link(user):

@@ -27,6 +27,8 @@ BLOCK_AUX = "block_aux"
 REJECT_PREFIX = "reject_"
 #: Minutes over which "current" hashrates are averaged.
 CURRENT_MINUTES = 10
+#: Minutes a completed minute may take to reach Redis.
+WRITE_LAG = 2
 
 
 def window(now, minutes):
@@ -189,9 +191,31 @@ def assign_block_minutes(entries, main_minutes, aux_minutes, main_chain):
     return tuple(blocks)
 
 
+def written_minutes(minutes, monitor):
+    """
+    ``minutes`` without the newest ones the metawriter has not written yet.
+
+    A minute reaches Redis up to ``WRITE_LAG`` minutes after it ends (the
+    gateway ships it once over, the metawriter files it at its next
+    once-a-minute flush), so the window's last minutes are often still
+    empty: charting them as 0 would show every live pool collapsing.  They
+    are left out while newer than the newest minute any counter has; a pool
+    that really stopped shows its zeros once they are older than the lag.
+    """
+    window_set = set(minutes)
+    written = [t for values in monitor.values() for t in values if t in window_set]
+    newest = max(written) if written else None
+    if newest is None:
+        return minutes
+    lag_start = minutes[-1] - 60 * (WRITE_LAG - 1)
+    return tuple(t for t in minutes if t <= newest or t < lag_start)
+
+
 def build(raw):
     """The ``Snapshot`` for ``raw`` (a ``RawStats``)."""
-    minutes, wminutes = raw.minutes, raw.worker_minutes
+    minutes = written_minutes(raw.minutes, raw.monitor)
+    kept = set(minutes)
+    wminutes = tuple(t for t in raw.worker_minutes if t in kept)
     current = minutes[-CURRENT_MINUTES:]
     monitor = raw.monitor
     shares = monitor.get(SHARE, {})

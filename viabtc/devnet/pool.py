@@ -220,19 +220,20 @@ class LocalPool:
         raise RuntimeError(f"{role} did not open port {port}; see {self.run_dir}/{role}.log")
 
     def check_alive(self):
+        """Raise when a role has exited, or a miner has failed (one done with its --max-shares is fine)."""
         for role, process in self.processes.items():
-            if process.poll() is not None:
+            if process.poll() is not None and (role in ROLES or process.returncode != 0):
                 raise RuntimeError(
                     f"{role} exited with status {process.returncode}; see {self.run_dir}/{role}.log")
 
-    def start_miner(self, threads=1, extra=()):
+    def start_miner(self, threads=1, extra=(), account="demo.cpu0", name="miner"):
         argv = [sys.executable, "-m", "viabtc.tools.miner",
                 "-o", f"stratum+tcp://127.0.0.1:{self.ports.stratum}",
-                "-u", "demo.cpu0", "-p", "x", "--threads", str(threads), *extra]
-        log_path = os.path.join(self.run_dir, "miner.log")
-        self.processes["miner"] = subprocess.Popen(
+                "-u", account, "-p", "x", "--threads", str(threads), *extra]
+        log_path = os.path.join(self.run_dir, f"{name}.log")
+        self.processes[name] = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=open(log_path, "wb"), stderr=subprocess.STDOUT)
-        self.say(f"started viabtc-miner (log {log_path})")
+        self.say(f"started viabtc-miner as {account} (log {log_path})")
 
     def pool_minute(self):
         """
@@ -257,7 +258,8 @@ class LocalPool:
         return minute, int(shares[minute]), difficulty, hashrate.hashrate(difficulty)
 
     def stop(self):
-        for role in ["miner", *reversed(ROLES)]:
+        miners = [name for name in self.processes if name not in ROLES]
+        for role in [*miners, *reversed(ROLES)]:
             # SIGTERM: each role stops gracefully (statistics flushed).
             stop_process(self.processes.pop(role, None), grace=10.0)
         if self.node is not None:
