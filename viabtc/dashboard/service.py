@@ -13,6 +13,7 @@ from twisted.web.server import Site
 from viabtc.dashboard.reader import StatsReader
 from viabtc.dashboard.snapshot import build
 from viabtc.dashboard.web import DashboardRoot, DashboardState
+from viabtc.metrics import MetricsPage, RoleMetrics, counter, gauge
 from viabtc.redis import RedisConnection
 from viabtc.service import listen_stream
 
@@ -84,6 +85,9 @@ class DashboardService(service.MultiService):
         self.redis = None
         self.refresher = None
         self.root = DashboardRoot(self.state)
+        self.metrics = RoleMetrics(ROLE)
+        self.metrics.add(self._collect)
+        self.root.putChild(b"metrics", MetricsPage(self.metrics))
         site = Site(self.root, timeout=config.http_svr.keep_alive, reactor=reactor)
         self.site = site
         self.listeners = [listen_stream(self, address, site, reactor)
@@ -104,6 +108,13 @@ class DashboardService(service.MultiService):
         self._log.info("dashboard for {coin} on {binds}, reading redis {host}:{port}",
                        coin=config.coin, binds=", ".join(a.text for a in config.http_svr.server.stream_binds),
                        host=config.redis.host, port=config.redis.port, role=ROLE)
+
+    def _collect(self):
+        refresher = self.refresher
+        if refresher is None:
+            return []
+        return [counter("dashboard_reads", "Statistics reads from Redis completed.", refresher.reads),
+                gauge("dashboard_redis_failing", "1 while reads from Redis fail.", int(refresher.failing))]
 
     def stopService(self):
         d = super().stopService()

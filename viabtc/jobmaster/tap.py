@@ -5,10 +5,12 @@ command line and service, in the shape of Twisted's ``twisted/names/tap.py``.
 """
 
 from viabtc.jobmaster.config import JobmasterConfig
+from viabtc.jobmaster.metrics import CountingSubmitter, TimedNodes, jobmaster_metrics
 from viabtc.jobmaster.service import JobmasterService
 from viabtc.node.jsonrpc import NodeConfig, NodeGroup
 from viabtc.node.submit import BlockSubmitter
 from viabtc.node.template import TemplateSource
+from viabtc.metrics import RoleMetrics
 from viabtc.tap import RoleOptions, make_role_service
 
 ROLE = "jobmaster"
@@ -25,8 +27,13 @@ def build_service(config, reactor):
     """The ``JobmasterService`` for ``config``, its node clients included."""
     nodes = NodeGroup.from_configs(
         [NodeConfig.from_entry(entry) for entry in config.main_coin.nodes], reactor)
-    templates = TemplateSource(nodes, reactor)
-    return JobmasterService(config, reactor, nodes, templates, BlockSubmitter(nodes))
+    timed = TimedNodes(nodes, reactor)
+    templates = TemplateSource(timed, reactor)
+    submitter = CountingSubmitter(BlockSubmitter(nodes))
+    service = JobmasterService(config, reactor, timed, templates, submitter)
+    service.metrics = RoleMetrics(ROLE)
+    service.metrics.add(jobmaster_metrics(service, timed, submitter))
+    return service
 
 
 def makeService(options, reactor=None):

@@ -6,6 +6,8 @@ service construction for the metarelay role.
 
 from viabtc.metarelay.config import MetaRelayConfig
 from viabtc.metarelay.service import ROLE, MetaRelayService
+from viabtc.metarelay.metrics import metarelay_metrics
+from viabtc.metrics import RoleMetrics
 from viabtc.tap import RoleOptions, make_role_service
 
 
@@ -15,6 +17,14 @@ class Options(RoleOptions):
     config_class = MetaRelayConfig
 
 
+def build_service(config, reactor):
+    """The ``MetaRelayService`` for ``config``, with its metrics."""
+    service = MetaRelayService(config, reactor)
+    service.metrics = RoleMetrics(ROLE)
+    service.metrics.add(metarelay_metrics(service))
+    return service
+
+
 def makeService(options, reactor=None):
     """The metarelay ``MultiService`` for ``options.config``."""
-    return make_role_service(ROLE, options, MetaRelayService, reactor)
+    return make_role_service(ROLE, options, build_service, reactor)

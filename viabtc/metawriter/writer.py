@@ -74,6 +74,8 @@ class MetaWriter:
         self.accepted = 0
         self.duplicates = 0
         self.dropped = 0
+        # Seconds (ticks) with batches waiting for Redis, since start (meta_flush_cost summed).
+        self.flush_cost_total = 0
 
     # -- start ---------------------------------------------------------
 
@@ -181,6 +183,7 @@ class MetaWriter:
         now = self.clock.seconds()
         if len(self.store):
             self._flush_cost += 1
+            self.flush_cost_total += 1
         if now - self._last_flush >= 60:
             self._last_flush = minute_start(now)
             self.flush()

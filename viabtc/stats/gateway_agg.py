@@ -95,6 +95,9 @@ class MinuteAggregator:
         self._buckets = {}
         self._minute = None
         self._bucket = None
+        # Monitor sums of every minute handed out so far (for /metrics).
+        self._sent_ints = {}
+        self._sent_floats = {}
 
     def _bucket_for(self, now):
         minute = int(now // 60) * 60
@@ -153,6 +156,19 @@ class MinuteAggregator:
         floats = self._bucket_for(now).floats
         floats[key] = floats.get(key, 0.0) + value
 
+    def totals(self):
+        """
+        ``(ints, floats)``: every monitor counter summed since start, the
+        minutes still held included (``viabtc.metrics`` reads this at
+        scrape time, so shares pay nothing for it).
+        """
+        ints, floats = dict(self._sent_ints), dict(self._sent_floats)
+        for bucket in self._buckets.values():
+            bucket_ints, bucket_floats = _monitor_sums(bucket)
+            _add_into(ints, bucket_ints)
+            _add_into(floats, bucket_floats)
+        return ints, floats
+
     def flush(self, now):
         """
         The records of every minute that ended at or before ``now``, oldest
@@ -186,19 +202,32 @@ class MinuteAggregator:
                 if wrejects:
                     shares.append(records.ShareRecord(
                         share_record_key(user, worker, reject=True), host, coin, wrejects, 0, 0.0))
-        ints = {SHARE: bucket.share, POW: bucket.pow, REJECT: bucket.reject}
-        for code, n in bucket.reject_codes.items():
-            ints[REJECT_CODE % code] = n
-        for key, value in bucket.ints.items():
-            ints[key] = ints.get(key, 0) + value
+        ints, floats = _monitor_sums(bucket)
+        _add_into(self._sent_ints, ints)
+        _add_into(self._sent_floats, floats)
         monitor_ints = tuple(
             records.MonitorIntRecord(key, host, coin, value) for key, value in ints.items() if value
         )
-        floats = {GOAL: bucket.goal}
-        for key, value in bucket.floats.items():
-            floats[key] = floats.get(key, 0.0) + value
         monitor_floats = tuple(
             records.MonitorFloatRecord(key, host, coin, value)
             for key, value in floats.items() if abs(value) > FLOAT_EPSILON
         )
         return MinuteRecords(minute, tuple(shares), monitor_ints, monitor_floats)
+
+
+def _monitor_sums(bucket):
+    """The monitor counters of one minute's bucket: ``(ints, floats)``."""
+    ints = {SHARE: bucket.share, POW: bucket.pow, REJECT: bucket.reject}
+    for code, n in bucket.reject_codes.items():
+        ints[REJECT_CODE % code] = n
+    for key, value in bucket.ints.items():
+        ints[key] = ints.get(key, 0) + value
+    floats = {GOAL: bucket.goal}
+    for key, value in bucket.floats.items():
+        floats[key] = floats.get(key, 0.0) + value
+    return ints, floats
+
+
+def _add_into(total, values):
+    for key, value in values.items():
+        total[key] = total.get(key, 0) + value
