@@ -5,8 +5,8 @@ service construction for the alertcenter role.
 """
 
 from viabtc.alertcenter.config import AlertCenterConfig
-from viabtc.alertcenter.service import ROLE, AlertCenterService
 from viabtc.alertcenter.metrics import alertcenter_metrics
+from viabtc.alertcenter.service import ROLE, AlertCenterService
 from viabtc.metrics import RoleMetrics
 from viabtc.tap import RoleOptions, make_role_service
 

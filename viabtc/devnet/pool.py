@@ -61,6 +61,9 @@ class Ports:
     metawriter_monitor: int
     alertcenter: int
     dashboard: int
+    jobmaster_http: int
+    metawriter_metrics: int
+    alertcenter_metrics: int
 
     @classmethod
     def choose(cls, stratum):
@@ -82,6 +85,7 @@ def role_configs(run_dir, ports, node, redis, payouts, secret):
             "log": {"path": os.path.join(run_dir, "alertcenter"), "flag": log_flags},
             "svr": {"bind": [f"udp@127.0.0.1:{ports.alertcenter}"], "max_pkg_size": 10240},
             "redis": {"host": redis.host, "port": redis.port},
+            "metrics": f"tcp@127.0.0.1:{ports.alertcenter_metrics}",
         },
         "metawriter": {
             "log": {"path": os.path.join(run_dir, "metawriter"), "flag": log_flags},
@@ -94,6 +98,7 @@ def role_configs(run_dir, ports, node, redis, payouts, secret):
             "dup_timeout": 3600,
             "trust_file": "metawriter-trust.json",
             "journal": os.path.join(run_dir, "metawriter-journal"),
+            "metrics": f"tcp@127.0.0.1:{ports.metawriter_metrics}",
             "secret": secret,
         },
         "jobmaster": {
@@ -103,6 +108,7 @@ def role_configs(run_dir, ports, node, redis, payouts, secret):
             "svr": {"bind": [f"tcp@127.0.0.1:{ports.jobmaster}", f"udp@127.0.0.1:{ports.jobmaster}"],
                     "max_pkg_size": 8388608},
             "cli": f"tcp@127.0.0.1:{ports.jobmaster_cli}",
+            "http_svr": {"bind": [f"tcp@127.0.0.1:{ports.jobmaster_http}"], "max_pkg_size": 102400},
             "main_coin": {"name": "BTC", "host": node.host, "port": node.rpc_port,
                           "user": "viabtc", "pass": node.api_key},
             "main_coin_recipient": main,

@@ -12,8 +12,9 @@ tag texts must fit in the 100-byte coinbase scriptSig at any height.
 Our keys: ``network`` (address rules and the chain the node must be on),
 ``found_blocks_dir`` (where every found block's hex is written before it is
 submitted), ``secret`` (HMAC of module packets), ``hint_trust`` (sources
-allowed to send height hints) and ``gateway_trust`` (sources allowed to
-connect as gateways).
+allowed to send height hints), ``gateway_trust`` (sources allowed to
+connect as gateways) and ``bans`` (IP addresses banned for good at every
+gateway, beside the CLI's ``addban``; reloaded on SIGHUP).
 """
 
 import ipaddress
@@ -51,6 +52,19 @@ IGNORED_KEYS = SEED_IGNORED | frozenset({
 })
 
 _log = Logger(namespace="viabtc.jobmaster.config")
+
+
+def _ban_list(reader):
+    """``bans``: IP addresses in one spelling each (IPv4-mapped IPv6 as IPv4)."""
+    out = []
+    for index, value in enumerate(reader.list("bans", str, required=False, default=())):
+        try:
+            address = ipaddress.ip_address(value)
+        except ValueError:
+            raise ConfigError(f"{reader.path('bans')}[{index}]", f"{value[:64]!r} is not an IP address") from None
+        mapped = getattr(address, "ipv4_mapped", None)
+        out.append(str(mapped or address))
+    return tuple(dict.fromkeys(out))
 
 
 def _trust_list(reader, key):
@@ -105,6 +119,7 @@ class JobmasterConfig:
     secret: SecretBlock | None = None
     hint_trust: tuple | None = None
     gateway_trust: tuple | None = None
+    bans: tuple = ()
     alert: AlertBlock | None = None
     log: LogBlock | None = None
     process: ProcessBlock | None = None
@@ -161,6 +176,7 @@ class JobmasterConfig:
             secret=SecretBlock.from_reader(reader),
             hint_trust=_trust_list(reader, "hint_trust"),
             gateway_trust=_trust_list(reader, "gateway_trust"),
+            bans=_ban_list(reader),
             alert=AlertBlock.from_reader(alert) if alert is not None else None,
             log=LogBlock.from_reader(log) if log is not None else None,
             process=ProcessBlock.from_reader(process) if process is not None else None,

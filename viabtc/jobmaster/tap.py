@@ -6,6 +6,7 @@ command line and service, in the shape of Twisted's ``twisted/names/tap.py``.
 
 from viabtc.jobmaster.config import JobmasterConfig
 from viabtc.jobmaster.metrics import CountingSubmitter, TimedNodes, jobmaster_metrics
+from viabtc.jobmaster.reload import apply_config_bans, reload_jobmaster
 from viabtc.jobmaster.service import JobmasterService
 from viabtc.node.jsonrpc import NodeConfig, NodeGroup
 from viabtc.node.submit import BlockSubmitter
@@ -33,6 +34,8 @@ def build_service(config, reactor):
     service = JobmasterService(config, reactor, timed, templates, submitter)
     service.metrics = RoleMetrics(ROLE)
     service.metrics.add(jobmaster_metrics(service, timed, submitter))
+    apply_config_bans(service, config.bans)
+    service.reload = lambda new: reload_jobmaster(service, new)
     return service
 
 

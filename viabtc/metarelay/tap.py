@@ -5,8 +5,8 @@ service construction for the metarelay role.
 """
 
 from viabtc.metarelay.config import MetaRelayConfig
-from viabtc.metarelay.service import ROLE, MetaRelayService
 from viabtc.metarelay.metrics import metarelay_metrics
+from viabtc.metarelay.service import ROLE, MetaRelayService
 from viabtc.metrics import RoleMetrics
 from viabtc.tap import RoleOptions, make_role_service
 

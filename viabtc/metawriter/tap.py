@@ -5,8 +5,9 @@ service construction for the metawriter role.
 """
 
 from viabtc.metawriter.config import MetaWriterConfig
-from viabtc.metawriter.service import ROLE, MetaWriterService
 from viabtc.metawriter.metrics import metawriter_metrics
+from viabtc.metawriter.reload import reload_metawriter
+from viabtc.metawriter.service import ROLE, MetaWriterService
 from viabtc.metrics import RoleMetrics
 from viabtc.tap import RoleOptions, make_role_service
 
@@ -22,6 +23,7 @@ def build_service(config, reactor):
     service = MetaWriterService(config, reactor)
     service.metrics = RoleMetrics(ROLE)
     service.metrics.add(metawriter_metrics(service))
+    service.reload = lambda new: reload_metawriter(service, new)
     return service
 
 
