@@ -19,7 +19,6 @@ the real reply.
 
 import argparse
 import json
-import os
 import secrets
 import socket
 import sys
