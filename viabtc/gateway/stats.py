@@ -30,7 +30,7 @@ from twisted.logger import Logger
 from viabtc.rpc.codec import Packet, PacketType
 from viabtc.rpc.intake import TurnBatch
 from viabtc.stats import records
-from viabtc.stats.gateway_agg import POW_FLOAT, minute_start
+from viabtc.stats.gateway_agg import minute_start
 
 #: Monitor keys the gateway adds beside the aggregator's share/pow/reject/goal.
 CONNECTIONS = "connections"
@@ -103,8 +103,7 @@ class GatewayStats:
         whole = int(difficulty)
         if whole != difficulty or self._carry:
             whole = self._carry_pow(user, worker, difficulty)
-        self.aggregator.share(user, worker, 0, whole, goal, now)
-        self.aggregator.monitor_float(POW_FLOAT, difficulty, now)
+        self.aggregator.share(user, worker, 0, whole, goal, now, difficulty)
 
     def _carry_pow(self, user, worker, difficulty):
         key = (user, worker)

@@ -68,13 +68,14 @@ class MinuteRecords:
 class _Bucket:
     """Mutable counters of one minute; lives only until that minute is flushed."""
 
-    __slots__ = ("users", "share", "pow", "reject", "goal", "reject_codes", "ints", "floats")
+    __slots__ = ("users", "share", "pow", "pow_float", "reject", "goal", "reject_codes", "ints", "floats")
 
     def __init__(self):
         # user -> [num, pow, goal, rejects, {worker: [num, pow, rejects]}]
         self.users = {}
         self.share = 0
         self.pow = 0
+        self.pow_float = 0.0
         self.reject = 0
         self.goal = 0.0
         self.reject_codes = {}
@@ -110,11 +111,13 @@ class MinuteAggregator:
         self._bucket = bucket
         return bucket
 
-    def share(self, user, worker, code, difficulty, goal, now):
+    def share(self, user, worker, code, difficulty, goal, now, exact=None):
         """
         Count one share: ``code`` 0 is accepted with ``difficulty`` (an int,
         the share's pow) and ``goal`` (its fraction of a block); any other
-        code is a reject of that code.
+        code is a reject of that code.  ``exact`` is the share's difficulty
+        as a float, summed into the ``pow_float`` counter (``difficulty``
+        when not given).
         """
         bucket = self._bucket_for(now)
         entry = bucket.users.get(user)
@@ -132,6 +135,7 @@ class MinuteAggregator:
         else:
             bucket.share += 1
             bucket.pow += difficulty
+            bucket.pow_float += difficulty if exact is None else exact
             bucket.goal += goal
             entry[0] += 1
             entry[1] += difficulty
@@ -222,7 +226,7 @@ def _monitor_sums(bucket):
         ints[REJECT_CODE % code] = n
     for key, value in bucket.ints.items():
         ints[key] = ints.get(key, 0) + value
-    floats = {GOAL: bucket.goal}
+    floats = {GOAL: bucket.goal, POW_FLOAT: bucket.pow_float}
     for key, value in bucket.floats.items():
         floats[key] = floats.get(key, 0.0) + value
     return ints, floats
