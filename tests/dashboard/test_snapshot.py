@@ -9,6 +9,7 @@ from viabtc.dashboard.snapshot import (
     RawStats,
     assign_block_minutes,
     build,
+    recent,
     reject_reason,
     window,
     written_minutes,
@@ -82,6 +83,14 @@ class BuildTests(unittest.TestCase):
         self.assertEqual(dict(snap.pool_series)[T], rate)
         self.assertEqual(dict(snap.users[0].series)[T], rate)
         self.assertEqual(dict(snap.users[0].workers[0].series)[T], rate)
+
+    def test_current_rate_since_the_start_at_most_ten_minutes(self):
+        snap = build(regtest_raw())
+        # The pool only mined in the last minute: its rate, not a fifth of it.
+        self.assertAlmostEqual(snap.pool_rate, 0.05 * 2**32 / 60)
+        self.assertEqual((snap.blocks_counted, snap.aux_blocks_counted), (2, 0))
+        self.assertEqual(recent(MINUTES, {}), MINUTES)
+        self.assertEqual(recent(MINUTES, {MINUTES[1]: 1}), MINUTES[1:])
 
     def test_empty(self):
         snap = build(RawStats(now=NOW, coin="btc", minutes=MINUTES, worker_minutes=MINUTES))

@@ -15,6 +15,9 @@ class TickTests(unittest.TestCase):
         self.assertEqual(svg.nice_ticks(9.3), [0.0, 2.5, 5.0, 7.5, 10.0])
         self.assertEqual(svg.nice_ticks(1.07e6)[-1], 1.5e6)
         self.assertEqual(svg.nice_ticks(float("nan")), [0.0, 1.0])
+        self.assertEqual(svg.nice_ticks(1, integer=True), [0.0, 1.0])
+        self.assertEqual(svg.nice_ticks(9, integer=True), [0.0, 5.0, 10.0])
+        self.assertEqual(svg.nice_ticks(30, integer=True), [0.0, 10.0, 20.0, 30.0])
 
 
 class ChartTests(unittest.TestCase):

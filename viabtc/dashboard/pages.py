@@ -146,16 +146,15 @@ def overview(snapshot, query="", refresh=30.0):
     hours = s.history_minutes / 60
     span = f"{hours:g} h" if hours >= 1 else f"{s.history_minutes} min"
     accepted_total = s.shares + s.rejects
-    main_blocks = sum(1 for b in s.blocks if not b.aux)
-    aux_blocks = len(s.blocks) - main_blocks
     cards = "".join([
-        _card("Pool hashrate", format_hashrate(s.pool_rate), "mean of the last 10 min", "accent"),
+        _card("Pool hashrate", format_hashrate(s.pool_rate), "mean of the last 10 min (or since start)", "accent"),
         _card("Accepted shares", _count(s.shares), f"last {span}"),
         _card("Rejected", _percent(s.rejects, accepted_total), f"{_count(s.rejects)} shares, last {span}",
               "warn" if s.rejects else ""),
         _card("Connections", "—" if s.connections is None else _count(s.connections), "latest minute"),
         _card("Workers", _count(len(s.workers)), f"{len(s.users)} users"),
-        _card("Blocks found", _count(main_blocks), f"+ {aux_blocks} aux" if aux_blocks else "in newblock"),
+        _card("Blocks found", _count(s.blocks_counted),
+              (f"+ {_count(s.aux_blocks_counted)} aux, " if s.aux_blocks_counted else "") + f"last {span}"),
     ])
     reasons = svg.bars(s.rejects_by_reason, fmt=_count)
     body = f"""
@@ -168,20 +167,20 @@ def overview(snapshot, query="", refresh=30.0):
 <div class="columns">
 <section class="panel">
 <h2>Accepted shares <span class="sub">per minute</span></h2>
-{svg.line_chart(s.share_series, label="accepted shares per minute", fmt=svg.number, width=HALF, height=200, css="shares",
+{svg.line_chart(s.share_series, label="accepted shares per minute", fmt=svg.number, width=HALF, height=200, css="shares", integer=True,
                 chart_id="share-chart")}
 </section>
 <section class="panel">
 <h2>Rejects by reason <span class="sub">last {span}</span></h2>
 {reasons}
 <h3>Rejected shares per minute</h3>
-{svg.line_chart(s.reject_series, label="rejected shares per minute", fmt=svg.number, width=HALF, height=110, css="rejects",
+{svg.line_chart(s.reject_series, label="rejected shares per minute", fmt=svg.number, width=HALF, height=110, css="rejects", integer=True,
                 chart_id="reject-chart")}
 </section>
 </div>
 <section class="panel">
 <h2>Connections <span class="sub">miners connected, sampled each minute</span></h2>
-{svg.line_chart(s.connection_series, label="connections", fmt=svg.number, width=FULL, height=150, css="conns",
+{svg.line_chart(s.connection_series, label="connections", fmt=svg.number, width=FULL, height=150, css="conns", integer=True,
                 chart_id="connection-chart")}
 </section>
 <section class="panel">
@@ -193,7 +192,7 @@ def overview(snapshot, query="", refresh=30.0):
 {_users_table(s)}
 </section>
 <section class="panel">
-<h2>Workers <span class="sub">hashrate = mean of the last 10 min</span></h2>
+<h2>Workers <span class="sub">hashrate = mean of the last 10 min (or since the worker started)</span></h2>
 <form class="search" method="get" action="/" role="search">
 <input type="search" id="worker-search" name="q" value="{escape(query)}" placeholder="Search user.worker" autocomplete="off">
 <span class="count" id="worker-count"></span>
@@ -218,7 +217,7 @@ def user_page(snapshot, user, refresh=30.0):
                                        width=HALF, height=170, css="worker", chart_id=f"worker-{w.worker}")
                       + "</section>")
     cards = "".join([
-        _card("Hashrate", format_hashrate(row.rate), "mean of the last 10 min", "accent"),
+        _card("Hashrate", format_hashrate(row.rate), "mean of the last 10 min (or since start)", "accent"),
         _card("Accepted shares", _count(row.shares), f"last {snapshot.worker_minutes} min"),
         _card("Rejected", _percent(row.rejects, row.shares + row.rejects), f"{_count(row.rejects)} shares"),
         _card("Workers", _count(len(row.workers))),

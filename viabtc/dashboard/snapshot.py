@@ -121,7 +121,9 @@ class Snapshot:
     updated: float
     coin: str
     pool_series: tuple  # ((minute, H/s), ...) over the history window
-    pool_rate: float  # mean H/s over the last CURRENT_MINUTES
+    pool_rate: float  # mean H/s over ``recent`` minutes
+    blocks_counted: int  # main-chain blocks counted in the window (monitor ``block``)
+    aux_blocks_counted: int
     shares: int  # accepted, history window
     rejects: int
     rejects_by_reason: tuple  # ((reason, count), ...), most first
@@ -145,6 +147,18 @@ class Snapshot:
     def reject_percent(self):
         total = self.shares + self.rejects
         return 100.0 * self.rejects / total if total else 0.0
+
+
+def recent(minutes, active):
+    """
+    The minutes a "current" hashrate averages: the last ``CURRENT_MINUTES``
+    of ``minutes``, but none before the first in which ``active`` (minute →
+    value) has something, so a pool or worker that started two minutes ago
+    shows its rate, not a fifth of it.
+    """
+    last = minutes[-CURRENT_MINUTES:]
+    started = [t for t in last if active.get(t)]
+    return tuple(t for t in last if t >= started[0]) if started else last
 
 
 def _series(values, minutes):
@@ -216,11 +230,11 @@ def build(raw):
     minutes = written_minutes(raw.minutes, raw.monitor)
     kept = set(minutes)
     wminutes = tuple(t for t in raw.worker_minutes if t in kept)
-    current = minutes[-CURRENT_MINUTES:]
     monitor = raw.monitor
     shares = monitor.get(SHARE, {})
     pool_goal = monitor.get(GOAL, {})
     pool_diff = hr.pool_difficulty(monitor.get(POW, {}), monitor.get(POW_FLOAT, {}))
+    current = recent(minutes, pool_diff)
     pool_mean = hr.mean_per_share(pool_diff, shares)
     pool_rates = hr.rates(pool_diff)
 
@@ -249,14 +263,14 @@ def build(raw):
             active = [t for t in wminutes if wstats.shares.get(t)]
             workers.append(WorkerRow(
                 user=user, worker=worker,
-                rate=hr.average_rate(wdiff, wminutes[-CURRENT_MINUTES:]),
+                rate=hr.average_rate(wdiff, recent(wminutes, wstats.shares)),
                 shares=_total(wstats.shares, wminutes), rejects=_total(wstats.rejects, wminutes),
                 series=_series(hr.rates(wdiff), wminutes),
                 last_minute=active[-1] if active else None,
             ))
         workers.sort(key=lambda w: (-w.rate, w.worker))
         users.append(UserRow(
-            user=user, rate=hr.average_rate(udiff, wminutes[-CURRENT_MINUTES:]),
+            user=user, rate=hr.average_rate(udiff, recent(wminutes, stats.shares)),
             shares=_total(stats.shares, wminutes), rejects=_total(stats.rejects, wminutes),
             series=_series(hr.rates(udiff), wminutes), workers=tuple(workers),
         ))
@@ -267,6 +281,8 @@ def build(raw):
         coin=raw.coin,
         pool_series=_series(pool_rates, minutes),
         pool_rate=hr.average_rate(pool_diff, current),
+        blocks_counted=_total(monitor.get(BLOCK, {}), minutes),
+        aux_blocks_counted=_total(monitor.get(BLOCK_AUX, {}), minutes),
         shares=_total(shares, minutes),
         rejects=_total(monitor.get(REJECT, {}), minutes),
         rejects_by_reason=tuple(reasons),

@@ -16,14 +16,21 @@ import time
 from html import escape
 
 
-def nice_ticks(top, count=4):
-    """Round tick values from 0 up to at least ``top`` (about ``count`` steps)."""
+def nice_ticks(top, count=4, integer=False):
+    """
+    Round tick values from 0 up to at least ``top`` (about ``count``
+    steps); whole steps only when ``integer`` (counts).
+    """
     if top <= 0 or not math.isfinite(top):
         return [0.0, 1.0]
     raw = top / count
+    if integer:
+        raw = max(raw, 1.0)
     magnitude = 10 ** math.floor(math.log10(raw))
     for factor in (1, 2, 2.5, 5, 10):
         step = factor * magnitude
+        if integer and step != int(step):
+            continue
         if step >= raw:
             break
     ticks = [0.0]
@@ -44,16 +51,17 @@ def _data(series):
     return escape(json.dumps([[int(t), v] for t, v in series], separators=(",", ":")))
 
 
-def line_chart(series, *, label, fmt, width=720, height=220, css="pool", chart_id=None):
+def line_chart(series, *, label, fmt, width=720, height=220, css="pool", chart_id=None, integer=False):
     """
     An SVG line chart of ``series`` (``((minute, value), ...)``, oldest
     first); ``fmt`` turns a y value into its label (e.g. a hashrate with
-    unit), ``label`` names the chart for screen readers.
+    unit), ``label`` names the chart for screen readers; ``integer``: the
+    values are counts, so the y axis has whole steps.
     """
     left, right, top, bottom = 78, 12, 12, 26
     plot_w, plot_h = width - left - right, height - top - bottom
     values = [v for _t, v in series]
-    ticks = nice_ticks(max(values) if values else 0.0)
+    ticks = nice_ticks(max(values) if values else 0.0, integer=integer)
     y_max = ticks[-1]
     n = len(series)
 
