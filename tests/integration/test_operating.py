@@ -17,7 +17,8 @@ dashboard included, and ``viabtc-miner`` processes mine through the gateway:
    counters move by exactly what a miner saw accepted;
 3. SIGHUP to the jobmaster with a broken file changes nothing (logged);
    with ``bans`` naming the miner's address it bans the connected miner at
-   the gateway.
+   the gateway, and the new coinbase message is what ``viabtc-cli jobmaster
+   getcoinbase`` reads back.
 """
 
 import io
@@ -26,6 +27,8 @@ import os
 import re
 import shutil
 import signal
+import subprocess
+import sys
 import time
 import urllib.request
 from urllib.parse import urlsplit
@@ -246,12 +249,18 @@ class OperatingTests(unittest.TestCase):
         self.assertEqual(value(scrape(ports.gateway_http), "viabtc_sessions"), 1)
 
         with open(path, "w") as f:
-            json.dump(dict(config, bans=["127.0.0.1"]), f)
+            json.dump(dict(config, bans=["127.0.0.1"], coinbase_message="reloaded"), f)
         os.kill(jobmaster.pid, signal.SIGHUP)
         gateway = self.wait(lambda: (lambda s: s if value(s, "viabtc_bans") == 1 else None)(
             scrape(ports.gateway_http)), 20, "the ban at the gateway", alive=False)
         self.wait(lambda: value(scrape(ports.gateway_http), "viabtc_sessions") == 0, 20,
                   "the banned miner closed", alive=False)
-        self.assertIn("applied bans; needs a restart: nothing", self.log("jobmaster"))
+        self.assertIn("applied bans, coinbase_message; needs a restart: nothing", self.log("jobmaster"))
+        # viabtc-cli finds the jobmaster's cli address in its config and reads the new message.
+        cli = subprocess.run([os.path.join(os.path.dirname(sys.executable), "viabtc-cli"), "--json",
+                              "--config", path, "jobmaster", "getcoinbase"],
+                             stdout=subprocess.PIPE, timeout=30, check=False)
+        self.assertEqual(cli.returncode, 0, cli.stdout)
+        self.assertEqual(json.loads(cli.stdout)["reply"], "reloaded\n")
         self.assertEqual(value(gateway, "viabtc_link_up", link="jobmaster"), 1)
         self.assertIsNone(jobmaster.poll())
