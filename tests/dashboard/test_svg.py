@@ -20,6 +20,18 @@ class TickTests(unittest.TestCase):
         self.assertEqual(svg.nice_ticks(30, integer=True), [0.0, 10.0, 20.0, 30.0])
 
 
+class TimeAxisTests(unittest.TestCase):
+    def test_round_label_times(self):
+        self.assertEqual(svg.label_interval(59 * 60), 600)
+        self.assertEqual(svg.label_interval(359 * 60), 3600)
+        self.assertEqual(svg.label_interval(5 * 60), 60)
+        series = tuple((1_700_000_040 + 60 * i, 0.0) for i in range(60))
+        text = svg.line_chart(series, label="x", fmt=str)
+        labels = re.findall(r'<text class="xlabel"[^>]*>([^<]*)</text>', text)
+        self.assertEqual(len(labels), 6)
+        self.assertTrue(all(label.endswith("0") for label in labels), labels)
+
+
 class ChartTests(unittest.TestCase):
     series = ((60, 1.0), (120, 3.0), (180, 2.0))
 

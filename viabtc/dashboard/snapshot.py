@@ -294,6 +294,6 @@ def build(raw):
                                     raw.main_chain),
         users=tuple(users),
         workers_total=raw.workers_total,
-        history_minutes=len(minutes),
-        worker_minutes=len(wminutes),
+        history_minutes=len(raw.minutes),
+        worker_minutes=len(raw.worker_minutes),
     )

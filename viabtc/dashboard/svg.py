@@ -39,6 +39,18 @@ def nice_ticks(top, count=4, integer=False):
     return ticks
 
 
+#: Seconds between time labels, round clock times, smallest first.
+_LABEL_INTERVALS = (60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
+
+
+def label_interval(span, labels=6):
+    """Seconds between x-axis labels at round clock times: at most about ``labels`` over ``span`` s."""
+    for every in _LABEL_INTERVALS:
+        if span / every <= labels:
+            return every
+    return _LABEL_INTERVALS[-1]
+
+
 def _clock(minute):
     return time.strftime("%H:%M", time.gmtime(minute))
 
@@ -80,10 +92,11 @@ def line_chart(series, *, label, fmt, width=720, height=220, css="pool", chart_i
         out.append(f'<text class="ylabel" x="{left - 6}" y="{ty + 4:.1f}" text-anchor="end">'
                    f'{escape(fmt(tick))}</text>')
     if n:
-        step = max(1, n // 6)
-        for i in range(0, n, step):
-            out.append(f'<text class="xlabel" x="{x(i):.1f}" y="{height - 8}" text-anchor="middle">'
-                       f'{_clock(series[i][0])}</text>')
+        every = label_interval(series[-1][0] - series[0][0])
+        for i, (t, _v) in enumerate(series):
+            if t % every == 0:
+                out.append(f'<text class="xlabel" x="{x(i):.1f}" y="{height - 8}" text-anchor="middle">'
+                           f'{_clock(t)}</text>')
         points = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, (_t, v) in enumerate(series))
         base = top + plot_h
         out.append(f'<path class="area" d="M{x(0):.1f},{base} L{points.replace(" ", " L")} '
