@@ -6,6 +6,7 @@ service construction for the alertcenter role.
 
 from viabtc.alertcenter.config import AlertCenterConfig
 from viabtc.alertcenter.metrics import alertcenter_metrics
+from viabtc.alertcenter.reload import reload_alertcenter
 from viabtc.alertcenter.service import ROLE, AlertCenterService
 from viabtc.metrics import RoleMetrics
 from viabtc.tap import RoleOptions, make_role_service
@@ -22,6 +23,7 @@ def build_service(config, reactor):
     service = AlertCenterService(config, reactor)
     service.metrics = RoleMetrics(ROLE)
     service.metrics.add(alertcenter_metrics(service))
+    service.reload = lambda new: reload_alertcenter(service, new)
     return service
 
 

@@ -6,6 +6,7 @@ service construction for the metarelay role.
 
 from viabtc.metarelay.config import MetaRelayConfig
 from viabtc.metarelay.metrics import metarelay_metrics
+from viabtc.metarelay.reload import reload_metarelay
 from viabtc.metarelay.service import ROLE, MetaRelayService
 from viabtc.metrics import RoleMetrics
 from viabtc.tap import RoleOptions, make_role_service
@@ -22,6 +23,7 @@ def build_service(config, reactor):
     service = MetaRelayService(config, reactor)
     service.metrics = RoleMetrics(ROLE)
     service.metrics.add(metarelay_metrics(service))
+    service.reload = lambda new: reload_metarelay(service, new)
     return service
 
 
