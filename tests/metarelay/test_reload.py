@@ -1,4 +1,4 @@
-"""SIGHUP's part in the metarelay: the trust list of its listeners."""
+"""SIGHUP's part in the metarelay (the trust list of its listeners) and its /metrics source."""
 
 import os
 import socket
@@ -10,8 +10,10 @@ from twisted.trial import unittest
 from viabtc.config import RPCClientBlock, ServerBlock, parse_address
 from viabtc.devnet import free_port
 from viabtc.metarelay.config import MetaRelayConfig
+from viabtc.metarelay.metrics import metarelay_metrics
 from viabtc.metarelay.reload import reload_metarelay
 from viabtc.metarelay.service import MetaRelayService
+from viabtc.metrics import RoleMetrics
 from viabtc.reload import ReloadReport
 
 
@@ -35,3 +37,9 @@ class MetaRelayReloadTests(unittest.TestCase):
         self.assertEqual(report, ReloadReport(("trust",), ("queue",)))
         self.assertTrue(all(x.trust("127.0.0.1") and not x.trust("10.0.0.1") for x in listeners))
         self.assertEqual(relay.config.queue, config.queue)
+
+        # Its /metrics source: the writer link's queue.
+        metrics = RoleMetrics("metarelay")
+        metrics.add(metarelay_metrics(relay))
+        text = metrics.render().decode()
+        self.assertIn('viabtc_link_queue_packets{link="writer"} 0.0', text)

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.alertcenter.test_metrics -*-
+# -*- test-case-name: tests.integration.test_operating -*-
 """
 The alertcenter's Prometheus metrics (``viabtc.metrics``): alerts received,
 pushed to Redis, dropped while Redis was away, and waiting.

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.dashboard.test_pages -*-
+# -*- test-case-name: tests.dashboard.test_service -*-
 """
 The dashboard's HTML, rendered from a ``Snapshot``.
 

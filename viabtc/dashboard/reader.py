@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.dashboard.test_reader -*-
+# -*- test-case-name: tests.dashboard.test_service -*-
 """
 One read of the pool's statistics from Redis, as the seed's keys hold them
 (``docs/redis.md``), into a ``snapshot.RawStats``.

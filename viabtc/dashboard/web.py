@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.dashboard.test_web -*-
+# -*- test-case-name: tests.dashboard.test_service -*-
 """
 The dashboard's HTTP resources (twisted.web).
 

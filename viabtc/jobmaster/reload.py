@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.jobmaster.test_reload -*-
+# -*- test-case-name: tests.jobmaster.test_metrics -*-
 """
 What a SIGHUP changes in a running jobmaster (``viabtc.reload``): the ban
 list from ``bans`` (added and lifted at every gateway), the coinbase

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.metarelay.test_metrics -*-
+# -*- test-case-name: tests.metarelay.test_reload -*-
 """
 The metarelay's Prometheus metrics (``viabtc.metrics``): the writer link and
 its store-and-forward queue.

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.metawriter.test_metrics -*-
+# -*- test-case-name: tests.integration.test_operating -*-
 """
 The metawriter's Prometheus metrics (``viabtc.metrics``): packets taken,
 duplicates and drops, Redis batches waiting and for how long (the flush
