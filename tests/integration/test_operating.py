@@ -165,6 +165,16 @@ class OperatingTests(unittest.TestCase):
                     self.assertEqual(rate > 0, worker_shares.get(minute, 0) > 0, minute)
                 page.screenshot(path=os.path.abspath("dashboard-overview.png"), full_page=True)
 
+                # Live refresh: the page fetches itself again (every 5 s in run-pool's config)
+                # and keeps what is typed in the search box.
+                page.fill("#worker-search", "cpu")
+                updated = page.text_content("#updated")
+                page.wait_for_function("t => document.getElementById('updated').textContent !== t",
+                                       arg=updated, timeout=20000)
+                self.assertEqual(page.input_value("#worker-search"), "cpu")
+                self.assertEqual(page.locator("tr.worker:not(.hidden)").count(), 2)
+                page.fill("#worker-search", "")
+
                 # The search filters the worker list as one types.
                 self.assertEqual(page.locator("tr.worker").count(), 2)
                 page.fill("#worker-search", "cpu1")
