@@ -9,6 +9,7 @@ from viabtc.dashboard.snapshot import (
     RawStats,
     assign_block_minutes,
     build,
+    mark_seen,
     recent,
     reject_reason,
     window,
@@ -116,6 +117,16 @@ class BlockTests(unittest.TestCase):
         blocks = assign_block_minutes(entries, {100: 1, 160: 1}, {100: 1}, "BTC")
         self.assertEqual([(b.hash, b.minute, b.aux) for b in blocks],
                          [("h2", 160, False), ("h1", 100, False), ("aux1", 100, True), ("h0", None, False)])
+
+    def test_seen_times(self):
+        blocks = assign_block_minutes([block_json("u", "w", "BTC", "a")], {}, {}, "BTC")
+        seen = {}
+        self.assertIsNone(mark_seen(blocks, seen, 100.0, first=True)[0].seen)
+        later = assign_block_minutes([block_json("u", "w", "BTC", h) for h in "ab"], {}, {}, "BTC")
+        self.assertEqual([b.seen for b in mark_seen(later, seen, 130.0, first=False)], [130.0, None])
+        self.assertEqual([b.seen for b in mark_seen(later, seen, 160.0, first=False)], [130.0, None])
+        mark_seen(later[1:], seen, 190.0, first=False)
+        self.assertEqual(seen, {"a": None})
 
     def test_garbage_entries_skipped(self):
         blocks = assign_block_minutes(["not json", json.dumps([1]), block_json("u", "w", "BTC", "h")], {}, {}, "BTC")

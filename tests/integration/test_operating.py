@@ -163,6 +163,9 @@ class OperatingTests(unittest.TestCase):
                 spark = dict(map(tuple, json.loads(row.locator("svg.spark").get_attribute("data-series"))))
                 for minute, rate in spark.items():
                     self.assertEqual(rate > 0, worker_shares.get(minute, 0) > 0, minute)
+                # Blocks found while the dashboard ran carry the time it first listed them.
+                found = page.text_content("table.blocks tbody tr td")
+                self.assertRegex(found, r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$")
                 page.screenshot(path=os.path.abspath("dashboard-overview.png"), full_page=True)
 
                 # Live refresh: the page fetches itself again (every 5 s in run-pool's config)

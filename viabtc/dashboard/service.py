@@ -5,13 +5,14 @@ statistics every ``refresh`` seconds into the shared ``DashboardState``,
 and the web site on ``http_svr``.
 """
 
+import attrs
 from twisted.application import internet, service
 from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.web.server import Site
 
 from viabtc.dashboard.reader import StatsReader
-from viabtc.dashboard.snapshot import build
+from viabtc.dashboard.snapshot import build, mark_seen
 from viabtc.dashboard.web import DashboardRoot, DashboardState
 from viabtc.metrics import MetricsPage, RoleMetrics, counter, gauge
 from viabtc.redis import RedisConnection
@@ -33,6 +34,8 @@ class Refresher:
         self._state = state
         self._clock = clock
         self._pending = None
+        # Block hash -> when a read first listed it (see snapshot.mark_seen).
+        self._seen = {}
         self.failing = False
         self.reads = 0
 
@@ -56,7 +59,9 @@ class Refresher:
 
     def _done(self, raw):
         self._pending = None
-        self._state.snapshot = build(raw)
+        snapshot = build(raw)
+        blocks = mark_seen(snapshot.blocks, self._seen, raw.now, first=self.reads == 0)
+        self._state.snapshot = attrs.evolve(snapshot, blocks=blocks)
         self.reads += 1
         if self.failing:
             self._log.info("dashboard: reading redis again", role=ROLE)

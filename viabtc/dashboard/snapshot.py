@@ -79,7 +79,11 @@ class RawStats:
 
 @attrs.frozen
 class Block:
-    """A found block: chain name, hash, finder, minute it was counted (or None), aux or main."""
+    """
+    A found block: chain name, hash, finder, aux or main; ``seen`` when the
+    dashboard saw it appear (None: it was there at the dashboard's start),
+    ``minute`` the counted minute it was matched to (an estimate, or None).
+    """
 
     name: str
     hash: str
@@ -87,6 +91,22 @@ class Block:
     worker: str
     minute: int | None
     aux: bool
+    seen: float | None = None
+
+
+def mark_seen(blocks, seen, now, first):
+    """
+    ``blocks`` with their ``seen`` times from ``seen`` (hash → time or
+    None, updated here): an entry not known before is stamped ``now``,
+    unless this is the ``first`` read (entries already there have no known
+    time, None).  Hashes no longer listed are forgotten.
+    """
+    listed = {b.hash for b in blocks}
+    for stale in [h for h in seen if h not in listed]:
+        del seen[stale]
+    for block in blocks:
+        seen.setdefault(block.hash, None if first else now)
+    return tuple(attrs.evolve(b, seen=seen.get(b.hash)) for b in blocks)
 
 
 @attrs.frozen
@@ -178,7 +198,10 @@ def assign_block_minutes(entries, main_minutes, aux_minutes, main_chain):
     minute.  Consumers may pop old entries off the list, so entries and
     counts are matched from the newest back: the last main-chain entry is
     the last counted main block, and so on; entries older than the counts
-    get no minute.
+    get no minute.  Only an estimate: an entry is listed at once while its
+    minute is counted when the minute is written, so blocks of the newest
+    minutes shift the match (``mark_seen`` gives exact times from the
+    dashboard's own reads).
     """
     def expand(counts):
         stamps = []
