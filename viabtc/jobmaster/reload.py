@@ -9,7 +9,7 @@ a restart.
 
 import attrs
 
-from viabtc.jobmaster.messages import BanUpdate
+from viabtc.jobmaster.bans import BanUpdate
 from viabtc.reload import ReloadReport, reloadable_changes
 from viabtc.rpc.protocol import TrustedHosts
 

@@ -8,10 +8,10 @@ from viabtc.jobmaster.config import JobmasterConfig
 from viabtc.jobmaster.metrics import CountingSubmitter, TimedNodes, jobmaster_metrics
 from viabtc.jobmaster.reload import apply_config_bans, reload_jobmaster
 from viabtc.jobmaster.service import JobmasterService
+from viabtc.metrics import RoleMetrics
 from viabtc.node.jsonrpc import NodeConfig, NodeGroup
 from viabtc.node.submit import BlockSubmitter
 from viabtc.node.template import TemplateSource
-from viabtc.metrics import RoleMetrics
 from viabtc.tap import RoleOptions, make_role_service
 
 ROLE = "jobmaster"
