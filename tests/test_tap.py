@@ -98,6 +98,9 @@ class RoleOptionsTests(TestCase):
             def parse_config(self, path):
                 return ("parsed", path)
 
+            def parse_metrics(self, path, config):
+                return ()
+
         options = HookOptions()
         options.parseOptions(["-c", "anything"])
         self.assertEqual(options.config, ("parsed", "anything"))

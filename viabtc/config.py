@@ -381,6 +381,8 @@ class ConfigReader:
         """
         unused = self.unused()
         for key in unused:
+            if key in COMMON_KEYS:
+                continue
             bare = _INDEX.sub("", key)
             last = bare.rsplit(".", 1)[-1]
             if bare in ignored or f"*.{last}" in ignored:
@@ -402,6 +404,10 @@ SEED_IGNORED = frozenset({
     "log.num",
     "log.keep",
 })
+
+# Keys every role may have that viabtc.tap reads, not the role's config class:
+# ``metrics`` (the /metrics listener, viabtc.metrics).
+COMMON_KEYS = frozenset({"metrics"})
 
 
 # -- addresses -----------------------------------------------------------------

@@ -22,9 +22,28 @@ non-zero.
 
 from twisted.python import usage
 
-from viabtc.config import ConfigError
+from viabtc.config import ConfigError, ConfigReader, ServerBlock
 from viabtc.log import install_role_logging
-from viabtc.service import StartupError
+from viabtc.metrics import RoleMetrics, metrics_site
+from viabtc.reload import HangupReload
+from viabtc.service import StartupError, listen_stream
+
+
+def metrics_binds(path, config):
+    """
+    Where a role serves ``/metrics`` on its own: our ``metrics`` key (an
+    address or a list), else the seed's ``http_svr`` when the role's config
+    does not use it itself (the jobmaster's, ref §10); ``()`` for neither.
+    """
+    reader = ConfigReader.from_file(path)
+    binds = reader.addresses("metrics", side="server", required=False)
+    if any(a.is_datagram for a in binds):
+        raise ConfigError("metrics", "needs tcp addresses (HTTP)")
+    if binds:
+        return tuple(binds)
+    if not hasattr(config, "http_svr") and reader.is_object("http_svr"):
+        return ServerBlock.from_reader(reader.section("http_svr")).stream_binds
+    return ()
 
 
 class RoleOptions(usage.Options):
@@ -46,6 +65,10 @@ class RoleOptions(usage.Options):
             raise NotImplementedError(f"{type(self).__name__} sets no config_class and overrides no parse_config")
         return self.config_class.from_file(path)
 
+    def parse_metrics(self, path, config):
+        """The addresses to serve ``/metrics`` on (``metrics_binds``)."""
+        return metrics_binds(path, config)
+
     def postOptions(self):
         path = self["config"]
         if not path:
@@ -53,6 +76,7 @@ class RoleOptions(usage.Options):
             raise usage.UsageError("--config is required")
         try:
             self.config = self.parse_config(path)
+            self.metrics_binds = self.parse_metrics(path, self.config)
         except ConfigError as e:
             raise StartupError(f"config error: {e}") from None
 
@@ -62,6 +86,11 @@ def make_role_service(role, options, build, reactor=None):
     The service of ``role`` for ``options.config``: the config's ``process``
     limits applied, ``build(config, reactor)``, then role logging installed
     (its handle kept as ``service.role_logging``, so a test can remove it).
+
+    Every role also gets: ``service.metrics`` (the role's own
+    ``RoleMetrics``, or one with the process metrics only) served on
+    ``options.metrics_binds``, and SIGHUP reloading its config file into
+    ``service.reload`` (``viabtc.reload``).
     """
     if reactor is None:
         from twisted.internet import reactor
@@ -69,5 +98,11 @@ def make_role_service(role, options, build, reactor=None):
     if config.process is not None:
         config.process.apply()
     service = build(config, reactor)
+    if getattr(service, "metrics", None) is None:
+        service.metrics = RoleMetrics(role)
+    for address in getattr(options, "metrics_binds", ()):
+        listen_stream(service, address, metrics_site(service.metrics, reactor), reactor)
+    if options.get("config"):
+        HangupReload(role, options["config"], options.parse_config, service, reactor).setServiceParent(service)
     service.role_logging = install_role_logging(role, config, reactor)
     return service

@@ -45,10 +45,14 @@ class GatewayStatsTests(TestCase):
         (minute,) = self.stats.aggregator.flush_all()
         pows = {r.key: r.pow for r in minute.shares}
         self.assertEqual(pows, {"alice": 2, "alice:rig1": 2})
+        floats = {r.key: r.sum for r in minute.monitor_floats}
+        self.assertAlmostEqual(floats["pow_float"], 2.0)
         self.stats.forget("alice", "rig1")
         self.stats.share("alice", "rig1", 0.4, 0.0, T + 2)
         (minute,) = self.stats.aggregator.flush_all()
         self.assertEqual({r.key: r.pow for r in minute.shares}, {"alice": 0, "alice:rig1": 0})
+        # The exact sum goes out as the float monitor counter pow_float.
+        self.assertEqual({r.key: r.sum for r in minute.monitor_floats}, {"pow_float": 0.4})
 
     def test_rejects_without_a_user_count_only_the_monitor(self):
         self.stats.reject("", "", 25, T + 1)

@@ -41,6 +41,7 @@ from viabtc.stratum.client import StratumJob
 from viabtc.tools.mining import grind, header_prefix
 
 from tests.gateway.support import connect_miner, job_body, wait_for
+from tests.integration.test_stats_pipeline import redis_float
 
 #: The script's first minute (a minute start), shared with the metawriter's clock.
 M0 = 1_700_000_040
@@ -351,6 +352,8 @@ def expected_contents(script, block_hashes, host=HOST, coin=COIN):
             add(f"{coin}:p:{user}:{worker}", whole)
         monitor("share", 1)
         monitor("pow", whole)
+        # Our gateways' exact sum beside the seed's integer pow (docs/redis.md).
+        monitor("pow_float", DIFFICULTY)
         monitor("goal", GOAL)
 
     def event(user, worker, name):
@@ -405,7 +408,7 @@ def expected_contents(script, block_hashes, host=HOST, coin=COIN):
 
     contents = {}
     for key, fields in hashes.items():
-        text = {str(m): (format(v, ".17g") if isinstance(v, float) else str(v)) for m, v in fields.items()}
+        text = {str(m): (redis_float(v) if isinstance(v, float) else str(v)) for m, v in fields.items()}
         contents[key] = text
         if key.startswith(f"{coin}:m:"):
             contents[f"{coin}:mh:{host}:{key[len(coin) + 3:]}"] = dict(text)

@@ -86,8 +86,11 @@ SCRIPT = PART_A + PART_B1 + PART_B2
 
 
 def redis_float(value):
-    """How Redis prints a HINCRBYFLOAT result (exact binary fractions only here)."""
-    return format(value, ".17g")
+    """
+    How Redis prints a HINCRBYFLOAT result: 17 decimals, trailing zeros
+    dropped (``ld2string``, human mode); exact binary fractions only here.
+    """
+    return format(value, ".17f").rstrip("0").rstrip(".")
 
 
 def expected_contents():
@@ -120,7 +123,9 @@ def expected_contents():
                 add("btc:m:share", minute, 1)
                 add("btc:m:pow", minute, difficulty)
                 add("btc:m:goal", minute, goal)
-                monitors.update(("share", "pow", "goal"))
+                # Our gateways' exact difficulty sum beside the integer pow (docs/redis.md).
+                add("btc:m:pow_float", minute, float(difficulty))
+                monitors.update(("share", "pow", "goal", "pow_float"))
         elif kind == "monitor":
             _, _, key, value = step
             add("btc:m:%s" % key, minute, value)

@@ -43,8 +43,18 @@ class CounterTests(unittest.TestCase):
                 MonitorIntRecord("reject_23", H, C, 2),
                 MonitorIntRecord("reject_21", H, C, 1),
             ),
-            (MonitorFloatRecord("goal", H, C, 0.875),),
+            # pow_float: the same sum as pow, as a float (exact at fractional difficulties).
+            (MonitorFloatRecord("goal", H, C, 0.875), MonitorFloatRecord("pow_float", H, C, 3088.0)),
         ))
+
+    def test_exact_difficulty_goes_to_pow_float(self):
+        a = agg()
+        a.share("alice", "rig1", 0, 0, 1e-9, T + 1, exact=0.001)
+        a.share("alice", "rig1", 0, 1, 1e-9, T + 2, exact=0.001)
+        [minute] = a.flush(T + 60)
+        floats = {r.key: r.sum for r in minute.monitor_floats}
+        self.assertEqual(floats["pow_float"], 0.002)
+        self.assertEqual(a.totals()[1]["pow_float"], 0.002)
 
     def test_monitor_counters(self):
         a = agg()

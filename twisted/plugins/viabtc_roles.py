@@ -61,3 +61,9 @@ viabtcMineragent = ServiceMaker(
     "Stratum server inside a mining farm; carries its miners to a gateway over one agent connection.",
     "viabtc-mineragent",
 )
+viabtcDashboard = ServiceMaker(
+    "viabtc-dashboard",
+    "viabtc.dashboard.tap",
+    "Web dashboard of the pool's hashrate, shares, blocks and workers, read from Redis.",
+    "viabtc-dashboard",
+)

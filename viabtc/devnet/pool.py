@@ -4,10 +4,12 @@ Run the whole pool on this machine: ``./scripts/run-pool``.
 
 Starts a real bcoin regtest node and a real ``redis-server`` on loopback,
 writes role configs in the seed's format into a run directory, launches the
-jobmaster, gateway, metawriter and alertcenter as ``twistd`` processes (the
-same commands an operator runs), and points ``viabtc-miner`` at the gateway.
-While it runs it prints every block the pool finds, and the pool hashrate
-read back from Redis (``btc:m:pow``) once the metawriter has written a minute.
+jobmaster, gateway, metawriter, alertcenter and dashboard as ``twistd``
+processes (the same commands an operator runs), and points ``viabtc-miner``
+at the gateway.  While it runs it prints every block the pool finds, the
+dashboard's URL, and the pool hashrate read back from Redis once the
+metawriter has written a minute, computed as the dashboard computes it
+(``viabtc.stats.hashrate``: right at regtest's tiny difficulties too).
 
 This is a demo and a smoke test of the real processes, not a deployment tool:
 production deployments run each role under systemd (``etc/systemd/``).
@@ -30,9 +32,13 @@ from viabtc.devnet import ServiceUnavailable, free_port, project_root
 from viabtc.devnet.bcoin import BcoinNode
 from viabtc.devnet.process import stop_process
 from viabtc.devnet.redis import RedisServer
+from viabtc.stats import hashrate, schema
+from viabtc.stats.gateway_agg import POW, POW_FLOAT, SHARE
 
 #: Roles started by the demo, in start order (consumers before producers).
-ROLES = ("alertcenter", "metawriter", "jobmaster", "gateway")
+ROLES = ("alertcenter", "metawriter", "jobmaster", "gateway", "dashboard")
+#: The stats coin prefix of the demo's gateway.
+COIN = "btc"
 
 
 def payout_address(seed):
@@ -54,6 +60,10 @@ class Ports:
     metawriter_cli: int
     metawriter_monitor: int
     alertcenter: int
+    dashboard: int
+    jobmaster_http: int
+    metawriter_metrics: int
+    alertcenter_metrics: int
 
     @classmethod
     def choose(cls, stratum):
@@ -75,6 +85,7 @@ def role_configs(run_dir, ports, node, redis, payouts, secret):
             "log": {"path": os.path.join(run_dir, "alertcenter"), "flag": log_flags},
             "svr": {"bind": [f"udp@127.0.0.1:{ports.alertcenter}"], "max_pkg_size": 10240},
             "redis": {"host": redis.host, "port": redis.port},
+            "metrics": f"tcp@127.0.0.1:{ports.alertcenter_metrics}",
         },
         "metawriter": {
             "log": {"path": os.path.join(run_dir, "metawriter"), "flag": log_flags},
@@ -87,6 +98,7 @@ def role_configs(run_dir, ports, node, redis, payouts, secret):
             "dup_timeout": 3600,
             "trust_file": "metawriter-trust.json",
             "journal": os.path.join(run_dir, "metawriter-journal"),
+            "metrics": f"tcp@127.0.0.1:{ports.metawriter_metrics}",
             "secret": secret,
         },
         "jobmaster": {
@@ -96,6 +108,7 @@ def role_configs(run_dir, ports, node, redis, payouts, secret):
             "svr": {"bind": [f"tcp@127.0.0.1:{ports.jobmaster}", f"udp@127.0.0.1:{ports.jobmaster}"],
                     "max_pkg_size": 8388608},
             "cli": f"tcp@127.0.0.1:{ports.jobmaster_cli}",
+            "http_svr": {"bind": [f"tcp@127.0.0.1:{ports.jobmaster_http}"], "max_pkg_size": 102400},
             "main_coin": {"name": "BTC", "host": node.host, "port": node.rpc_port,
                           "user": "viabtc", "pass": node.api_key},
             "main_coin_recipient": main,
@@ -119,7 +132,7 @@ def role_configs(run_dir, ports, node, redis, payouts, secret):
             "writer": {"name": "writer", "addr": [f"udp@127.0.0.1:{ports.metawriter}"],
                        "max_pkg_size": 1048576},
             "cli": f"tcp@127.0.0.1:{ports.gateway_cli}",
-            "coin": "btc",
+            "coin": COIN,
             "queue": os.path.join(run_dir, "gateway-queue"),
             "worker_id": 1,
             "diff_min": 0.0001,
@@ -129,6 +142,16 @@ def role_configs(run_dir, ports, node, redis, payouts, secret):
             "retarget_time": 60,
             "client_max_idle_time": 600,
             "secret": secret,
+        },
+        "dashboard": {
+            "log": {"path": os.path.join(run_dir, "dashboard"), "flag": log_flags},
+            "alert": alert,
+            "redis": {"host": redis.host, "port": redis.port},
+            "coin": COIN,
+            "http_svr": {"bind": [f"tcp@127.0.0.1:{ports.dashboard}"], "max_pkg_size": 102400},
+            "refresh": 5,
+            "history_minutes": 60,
+            "worker_minutes": 30,
         },
     }
 
@@ -169,8 +192,14 @@ class LocalPool:
                 json.dump(configs[role], f, indent=2)
             self.start_role(role, path)
         self.wait_for_port(self.ports.stratum, "gateway")
+        self.wait_for_port(self.ports.dashboard, "dashboard")
         self.say(f"pool ready: stratum+tcp://127.0.0.1:{self.ports.stratum} "
                  f"(node RPC {self.node.rpc_url}, redis port {self.redis.port}, logs in {self.run_dir})")
+        self.say(f"dashboard: {self.dashboard_url}")
+
+    @property
+    def dashboard_url(self):
+        return f"http://127.0.0.1:{self.ports.dashboard}/"
 
     def start_role(self, role, config_path):
         log_path = os.path.join(self.run_dir, f"{role}.log")
@@ -197,43 +226,46 @@ class LocalPool:
         raise RuntimeError(f"{role} did not open port {port}; see {self.run_dir}/{role}.log")
 
     def check_alive(self):
+        """Raise when a role has exited, or a miner has failed (one done with its --max-shares is fine)."""
         for role, process in self.processes.items():
-            if process.poll() is not None:
+            if process.poll() is not None and (role in ROLES or process.returncode != 0):
                 raise RuntimeError(
                     f"{role} exited with status {process.returncode}; see {self.run_dir}/{role}.log")
 
-    def start_miner(self, threads=1, extra=()):
+    def start_miner(self, threads=1, extra=(), account="demo.cpu0", name="miner"):
         argv = [sys.executable, "-m", "viabtc.tools.miner",
                 "-o", f"stratum+tcp://127.0.0.1:{self.ports.stratum}",
-                "-u", "demo.cpu0", "-p", "x", "--threads", str(threads), *extra]
-        log_path = os.path.join(self.run_dir, "miner.log")
-        self.processes["miner"] = subprocess.Popen(
+                "-u", account, "-p", "x", "--threads", str(threads), *extra]
+        log_path = os.path.join(self.run_dir, f"{name}.log")
+        self.processes[name] = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=open(log_path, "wb"), stderr=subprocess.STDOUT)
-        self.say(f"started viabtc-miner (log {log_path})")
+        self.say(f"started viabtc-miner as {account} (log {log_path})")
 
     def pool_minute(self):
         """
         The newest minute the metawriter has written, read back from Redis:
-        ``(minute, shares, pow, hashes_per_second)`` or None before the first.
+        ``(minute, shares, difficulty, hashes_per_second)`` or None before
+        the first.
 
         ``btc:m:pow`` holds whole difficulty-1 units (the seed's integer
-        HINCRBY contract); a CPU miner on regtest does far less than one unit
-        a minute, so its pow (and so its hashrate) reads 0 until the units add
-        up, while ``btc:m:share`` counts every accepted share.
+        contract); a CPU miner on regtest does far less than one unit a
+        minute, so the exact sum comes from ``btc:m:pow_float``
+        (``viabtc.stats.hashrate.pool_difficulty``), as on the dashboard.
         """
-        def minute_values(key):
-            fields = self.redis.command("HGETALL", key) or []
+        def minute_values(name):
+            fields = self.redis.command("HGETALL", schema.monitor_key(COIN, name)) or []
             return {int(k): float(v) for k, v in zip(fields[::2], fields[1::2])}
 
-        shares = minute_values("btc:m:share")
+        shares = minute_values(SHARE)
         if not shares:
             return None
         minute = max(shares)
-        pow_units = minute_values("btc:m:pow").get(minute, 0.0)
-        return minute, int(shares[minute]), pow_units, pow_units * 2**32 / 60
+        difficulty = hashrate.pool_difficulty(minute_values(POW), minute_values(POW_FLOAT)).get(minute, 0.0)
+        return minute, int(shares[minute]), difficulty, hashrate.hashrate(difficulty)
 
     def stop(self):
-        for role in ["miner", *reversed(ROLES)]:
+        miners = [name for name in self.processes if name not in ROLES]
+        for role in [*miners, *reversed(ROLES)]:
             # SIGTERM: each role stops gracefully (statistics flushed).
             stop_process(self.processes.pop(role, None), grace=10.0)
         if self.node is not None:
@@ -260,10 +292,10 @@ def watch(pool, duration, want_blocks, want_hashrate):
             pool.say(f"block {height} accepted by the node: {block_hash}")
         rate = pool.pool_minute()
         if rate is not None and rate != last_rate:
-            minute, shares, pow_units, hashes = rate
+            minute, shares, difficulty, hashes = rate
             stamp = time.strftime("%H:%M", time.gmtime(minute))
-            pool.say(f"redis minute {stamp} UTC: btc:m:share={shares} btc:m:pow={pow_units:g} "
-                     f"-> pool hashrate {hashes / 1e6:.3f} MH/s")
+            pool.say(f"redis minute {stamp} UTC: btc:m:share={shares}, difficulty sum {difficulty:.6g} "
+                     f"-> pool hashrate {hashrate.format_hashrate(hashes)} (dashboard: {pool.dashboard_url})")
             last_rate = rate
         found = height - start_height
         if found >= want_blocks and (last_rate is not None or not want_hashrate):

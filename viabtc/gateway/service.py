@@ -27,8 +27,10 @@ from viabtc.gateway.commands import gateway_commands
 from viabtc.gateway.context import ROLE, GatewayContext
 from viabtc.gateway.http import GatewayResource
 from viabtc.gateway.joblink import JobLink
+from viabtc.gateway.metrics import gateway_metrics
 from viabtc.gateway.server import GatewayStratumFactory
 from viabtc.gateway.stats import GatewayStats
+from viabtc.metrics import RoleMetrics, WithMetrics
 from viabtc.rpc.client import FailoverClient
 from viabtc.rpc.reliable import ReliableSender
 from viabtc.service import client_link, listen_monitor, listen_stream
@@ -58,7 +60,7 @@ class GatewayService(service.MultiService):
         self._listeners = service.MultiService()
         self._listeners.setServiceParent(self)
 
-        writer = client_link(config.writer, reactor, secret, ROLE)
+        self.writer = writer = client_link(config.writer, reactor, secret, ROLE)
         writer.setServiceParent(self._links)
         self.sender = ReliableSender(writer, config.queue, reactor=reactor, role=ROLE,
                                      resend_timeout=resend_timeout)
@@ -85,9 +87,12 @@ class GatewayService(service.MultiService):
         self.job_client.add_observer(self._job_link)
         self.job_client.add_observer(self.courier)
 
+        self.metrics = RoleMetrics(ROLE)
+        self.metrics.add(gateway_metrics(self))
         self._stratum = [listen_stream(self._listeners, address, self.server, reactor) for address in config.svr.binds]
         if config.http_svr is not None:
-            site = Site(GatewayResource(self.server, reactor), timeout=config.http_svr.keep_alive, reactor=reactor)
+            resource = WithMetrics(GatewayResource(self.server, reactor), self.metrics)
+            site = Site(resource, timeout=config.http_svr.keep_alive, reactor=reactor)
             for address in config.http_svr.server.stream_binds:
                 listen_stream(self._listeners, address, site, reactor)
         listen_monitor(self._listeners, config.monitor, reactor)

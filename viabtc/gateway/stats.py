@@ -19,7 +19,9 @@ are floats (a CPU miner on regtest works at 0.001).  A fractional
 difficulty is credited through a per-worker carry: the integer part now,
 the fraction added to the worker's next share, so over time a worker's pow
 is its summed difficulty, less under 1 when its last session ends.
-Integral difficulties (every mainnet one) skip the carry.
+Integral difficulties (every mainnet one) skip the carry.  The exact sum
+also goes out as the float monitor counter ``pow_float`` (our addition), so
+the hashrate reads right at regtest's difficulties (``viabtc.stats.hashrate``).
 """
 
 from twisted.internet.task import LoopingCall
@@ -101,7 +103,7 @@ class GatewayStats:
         whole = int(difficulty)
         if whole != difficulty or self._carry:
             whole = self._carry_pow(user, worker, difficulty)
-        self.aggregator.share(user, worker, 0, whole, goal, now)
+        self.aggregator.share(user, worker, 0, whole, goal, now, difficulty)
 
     def _carry_pow(self, user, worker, difficulty):
         key = (user, worker)

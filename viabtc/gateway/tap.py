@@ -6,6 +6,7 @@ command line and service, in the shape of Twisted's ``twisted/names/tap.py``.
 
 from viabtc.gateway.config import GatewayConfig
 from viabtc.gateway.context import ROLE
+from viabtc.gateway.reload import reload_gateway
 from viabtc.gateway.service import GatewayService
 from viabtc.tap import RoleOptions, make_role_service
 
@@ -17,6 +18,13 @@ class Options(RoleOptions):
     longdesc = "Serves miners over Stratum, relays block candidates to the jobmaster, ships statistics."
 
 
+def build_service(config, reactor):
+    """The ``GatewayService`` for ``config``, reloading on SIGHUP."""
+    service = GatewayService(config, reactor)
+    service.reload = lambda new: reload_gateway(service, new)
+    return service
+
+
 def makeService(options, reactor=None):
     """The gateway ``MultiService`` for ``options.config``."""
-    return make_role_service(ROLE, options, GatewayService, reactor)
+    return make_role_service(ROLE, options, build_service, reactor)

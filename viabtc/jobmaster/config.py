@@ -14,8 +14,9 @@ tag texts must fit in the 100-byte coinbase scriptSig at any height.
 Our keys: ``network`` (optional: a pin that the node's chain must match),
 ``found_blocks_dir`` (where every found block's hex is written before it is
 submitted), ``secret`` (HMAC of module packets), ``hint_trust`` (sources
-allowed to send height hints) and ``gateway_trust`` (sources allowed to
-connect as gateways).
+allowed to send height hints), ``gateway_trust`` (sources allowed to
+connect as gateways) and ``bans`` (IP addresses banned for good at every
+gateway, beside the CLI's ``addban``; reloaded on SIGHUP).
 
 The seed's configs name no network.  Without ``network`` the chain is the
 node's (``getblockchaininfo`` at start-up): the payout addresses are only
@@ -61,6 +62,19 @@ IGNORED_KEYS = SEED_IGNORED | frozenset({
 })
 
 _log = Logger(namespace="viabtc.jobmaster.config")
+
+
+def _ban_list(reader):
+    """``bans``: IP addresses in one spelling each (IPv4-mapped IPv6 as IPv4)."""
+    out = []
+    for index, value in enumerate(reader.list("bans", str, required=False, default=())):
+        try:
+            address = ipaddress.ip_address(value)
+        except ValueError:
+            raise ConfigError(f"{reader.path('bans')}[{index}]", f"{value[:64]!r} is not an IP address") from None
+        mapped = getattr(address, "ipv4_mapped", None)
+        out.append(str(mapped or address))
+    return tuple(dict.fromkeys(out))
 
 
 def _trust_list(reader, key):
@@ -220,6 +234,7 @@ class JobmasterConfig:
     merged: MergedMiningConfig | None = None
     hint_trust: tuple | None = None
     gateway_trust: tuple | None = None
+    bans: tuple = ()
     alert: AlertBlock | None = None
     log: LogBlock | None = None
     process: ProcessBlock | None = None
@@ -286,6 +301,7 @@ class JobmasterConfig:
             merged=merged,
             hint_trust=_trust_list(reader, "hint_trust"),
             gateway_trust=_trust_list(reader, "gateway_trust"),
+            bans=_ban_list(reader),
             alert=AlertBlock.from_reader(alert) if alert is not None else None,
             log=LogBlock.from_reader(log) if log is not None else None,
             process=ProcessBlock.from_reader(process) if process is not None else None,

@@ -70,6 +70,10 @@ class BatchStore:
         """Batches not yet confirmed by Redis."""
         return len(self._queue)
 
+    def waited(self):
+        """Seconds the oldest unconfirmed batch has waited for Redis (0 when none waits)."""
+        return self._clock.seconds() - self._waiting_since if self._queue else 0.0
+
     def add(self, batches, generation=None):
         """Queue ``batches`` (filed under journal ``generation``, or not yet filed)."""
         if not batches:

@@ -5,7 +5,10 @@ service construction for the metawriter role.
 """
 
 from viabtc.metawriter.config import MetaWriterConfig
+from viabtc.metawriter.metrics import metawriter_metrics
+from viabtc.metawriter.reload import reload_metawriter
 from viabtc.metawriter.service import ROLE, MetaWriterService
+from viabtc.metrics import RoleMetrics
 from viabtc.tap import RoleOptions, make_role_service
 
 
@@ -15,6 +18,15 @@ class Options(RoleOptions):
     config_class = MetaWriterConfig
 
 
+def build_service(config, reactor):
+    """The ``MetaWriterService`` for ``config``, with its metrics."""
+    service = MetaWriterService(config, reactor)
+    service.metrics = RoleMetrics(ROLE)
+    service.metrics.add(metawriter_metrics(service))
+    service.reload = lambda new: reload_metawriter(service, new)
+    return service
+
+
 def makeService(options, reactor=None):
     """The metawriter ``MultiService`` for ``options.config``."""
-    return make_role_service(ROLE, options, MetaWriterService, reactor)
+    return make_role_service(ROLE, options, build_service, reactor)

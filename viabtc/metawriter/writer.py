@@ -84,6 +84,8 @@ class MetaWriter:
         self.faults = 0
         #: bodies whose framing broke before their end
         self.torn = 0
+        # Seconds (ticks) with batches waiting for Redis, since start (meta_flush_cost summed).
+        self.flush_cost_total = 0
 
     # -- start ---------------------------------------------------------
 
@@ -205,6 +207,7 @@ class MetaWriter:
         now = self.clock.seconds()
         if len(self.store):
             self._flush_cost += 1
+            self.flush_cost_total += 1
         if now - self._last_flush >= 60:
             self._last_flush = minute_start(now)
             self.flush()

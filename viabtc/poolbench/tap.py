@@ -4,7 +4,9 @@
 service construction for the poolbench role.
 """
 
+from viabtc.metrics import RoleMetrics
 from viabtc.poolbench.config import PoolbenchConfig
+from viabtc.poolbench.metrics import poolbench_metrics
 from viabtc.poolbench.service import ROLE, PoolbenchService
 from viabtc.tap import RoleOptions, make_role_service
 
@@ -16,6 +18,14 @@ class Options(RoleOptions):
     longdesc = "Watches other pools' Stratum jobs and hints new heights to the jobmaster."
 
 
+def build_service(config, reactor):
+    """The ``PoolbenchService`` for ``config``, with its metrics."""
+    service = PoolbenchService(config, reactor)
+    service.metrics = RoleMetrics(ROLE)
+    service.metrics.add(poolbench_metrics(service))
+    return service
+
+
 def makeService(options, reactor=None):
     """The poolbench ``MultiService`` for ``options.config``."""
-    return make_role_service(ROLE, options, PoolbenchService, reactor)
+    return make_role_service(ROLE, options, build_service, reactor)

@@ -30,6 +30,9 @@ SHARE = "share"
 POW = "pow"
 REJECT = "reject"
 GOAL = "goal"
+# Our addition (a float monitor counter): the same sum as ``pow``, exact at
+# fractional difficulties, for ``viabtc.stats.hashrate``.
+POW_FLOAT = "pow_float"
 REJECT_CODE = "reject_%d"
 
 # Seed rule for float monitors: smaller magnitudes are not worth a write.
@@ -66,13 +69,14 @@ class MinuteRecords:
 class _Bucket:
     """Mutable counters of one minute; lives only until that minute is flushed."""
 
-    __slots__ = ("users", "share", "pow", "reject", "goal", "reject_codes", "ints", "floats")
+    __slots__ = ("users", "share", "pow", "pow_float", "reject", "goal", "reject_codes", "ints", "floats")
 
     def __init__(self):
         # user -> [num, pow, goal, rejects, {worker: [num, pow, rejects]}]
         self.users = {}
         self.share = 0
         self.pow = 0
+        self.pow_float = 0.0
         self.reject = 0
         self.goal = 0.0
         self.reject_codes = {}
@@ -93,6 +97,9 @@ class MinuteAggregator:
         self._buckets = {}
         self._minute = None
         self._bucket = None
+        # Monitor sums of every minute handed out so far (for /metrics).
+        self._sent_ints = {}
+        self._sent_floats = {}
 
     def _bucket_for(self, now):
         minute = int(now // 60) * 60
@@ -105,14 +112,16 @@ class MinuteAggregator:
         self._bucket = bucket
         return bucket
 
-    def share(self, user, worker, code, difficulty, goal, now):
+    def share(self, user, worker, code, difficulty, goal, now, exact=None):
         """
         Count one share: ``code`` 0 is accepted with ``difficulty`` (an int,
         the share's pow) and ``goal`` (its fraction of a block); any other
         code is a reject of that code.  A negative or non-integral pow, or a
         goal that is negative or not finite, is refused here (``ValueError``):
         a metawriter would drop it, and the seed's would spoil the user's
-        Redis goal (issue 17).
+        Redis goal (issue 17).  ``exact`` is the share's difficulty
+        as a float, summed into the ``pow_float`` counter (``difficulty``
+        when not given).
         """
         if type(difficulty) is not int or difficulty < 0 or not 0.0 <= goal < math.inf:
             raise ValueError("share of %r: impossible pow %r or goal %r" % (user, difficulty, goal))
@@ -132,6 +141,7 @@ class MinuteAggregator:
         else:
             bucket.share += 1
             bucket.pow += difficulty
+            bucket.pow_float += difficulty if exact is None else exact
             bucket.goal += goal
             entry[0] += 1
             entry[1] += difficulty
@@ -157,6 +167,19 @@ class MinuteAggregator:
             raise ValueError("monitor %r: value must be a finite number >= 0, got %r" % (key, value))
         floats = self._bucket_for(now).floats
         floats[key] = floats.get(key, 0.0) + value
+
+    def totals(self):
+        """
+        ``(ints, floats)``: every monitor counter summed since start, the
+        minutes still held included (``viabtc.metrics`` reads this at
+        scrape time, so shares pay nothing for it).
+        """
+        ints, floats = dict(self._sent_ints), dict(self._sent_floats)
+        for bucket in self._buckets.values():
+            bucket_ints, bucket_floats = _monitor_sums(bucket)
+            _add_into(ints, bucket_ints)
+            _add_into(floats, bucket_floats)
+        return ints, floats
 
     def flush(self, now):
         """
@@ -191,19 +214,32 @@ class MinuteAggregator:
                 if wrejects:
                     shares.append(records.ShareRecord(
                         share_record_key(user, worker, reject=True), host, coin, wrejects, 0, 0.0))
-        ints = {SHARE: bucket.share, POW: bucket.pow, REJECT: bucket.reject}
-        for code, n in bucket.reject_codes.items():
-            ints[REJECT_CODE % code] = n
-        for key, value in bucket.ints.items():
-            ints[key] = ints.get(key, 0) + value
+        ints, floats = _monitor_sums(bucket)
+        _add_into(self._sent_ints, ints)
+        _add_into(self._sent_floats, floats)
         monitor_ints = tuple(
             records.MonitorIntRecord(key, host, coin, value) for key, value in ints.items() if value
         )
-        floats = {GOAL: bucket.goal}
-        for key, value in bucket.floats.items():
-            floats[key] = floats.get(key, 0.0) + value
         monitor_floats = tuple(
             records.MonitorFloatRecord(key, host, coin, value)
             for key, value in floats.items() if abs(value) > FLOAT_EPSILON
         )
         return MinuteRecords(minute, tuple(shares), monitor_ints, monitor_floats)
+
+
+def _monitor_sums(bucket):
+    """The monitor counters of one minute's bucket: ``(ints, floats)``."""
+    ints = {SHARE: bucket.share, POW: bucket.pow, REJECT: bucket.reject}
+    for code, n in bucket.reject_codes.items():
+        ints[REJECT_CODE % code] = n
+    for key, value in bucket.ints.items():
+        ints[key] = ints.get(key, 0) + value
+    floats = {GOAL: bucket.goal, POW_FLOAT: bucket.pow_float}
+    for key, value in bucket.floats.items():
+        floats[key] = floats.get(key, 0.0) + value
+    return ints, floats
+
+
+def _add_into(total, values):
+    for key, value in values.items():
+        total[key] = total.get(key, 0) + value

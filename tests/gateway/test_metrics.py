@@ -1,0 +1,92 @@
+"""
+``GET /metrics`` on the gateway's ``http_svr``: counters read at scrape
+time match the shares a real Stratum miner submitted; the seed's answers on
+other paths stay.
+"""
+
+import os
+
+from prometheus_client.parser import text_string_to_metric_families
+from twisted.internet import defer, reactor
+from twisted.trial.unittest import TestCase
+from twisted.web.client import Agent, readBody
+
+from tests.gateway.support import StatsWriter, TestJobmaster, connect_miner, job_body, solve, wait_for
+from tests.gateway.test_service import DIFFICULTY, gateway_data
+from viabtc.config import ConfigReader
+from viabtc.gateway.config import GatewayConfig
+from viabtc.gateway.metrics import reject_reason
+from viabtc.gateway.service import GatewayService
+
+
+def samples(text):
+    """``{(name, frozenset(labels)): value}`` parsed by prometheus-client's own parser."""
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return out
+
+
+class GatewayMetricsTests(TestCase):
+    timeout = 60
+
+    async def test_scrape_counts_what_the_miner_saw(self):
+        jobmaster = TestJobmaster(job_body())
+        port = await jobmaster.listen()
+        self.addCleanup(lambda: defer.ensureDeferred(jobmaster.stop()))
+        writer = StatsWriter()
+        self.addCleanup(writer.stop)
+        data = gateway_data(port, writer.address, os.path.abspath(self.mktemp()))
+        config = GatewayConfig.from_reader(ConfigReader(data))
+        service = GatewayService(config, reactor)
+        service.startService()
+        self.addCleanup(service.stopService)
+        await wait_for(lambda: service.context.jobs.current, what="the first job")
+        miner = await connect_miner(config.svr.binds[0].port)
+        self.addCleanup(lambda: miner.transport.loseConnection())
+        await miner.login("alice.rig1")
+        await wait_for(lambda: miner.notifications("mining.notify"), what="the first notify")
+        notify = miner.notifications("mining.notify")[0]
+        accepted = 0
+        for i in range(3):
+            en2, ntime, nonce, _ = solve(notify, miner.extranonce1, DIFFICULTY, extranonce2=i * 1000)
+            reply = await miner.call("mining.submit", ["alice.rig1", "1", en2, ntime, nonce])
+            accepted += reply["result"] is True
+        duplicate = await miner.call("mining.submit", ["alice.rig1", "1", en2, ntime, nonce])
+        unknown = await miner.call("mining.submit", ["alice.rig1", "beef", en2, ntime, nonce])
+
+        base = f"http://127.0.0.1:{config.http_svr.server.binds[0].port}"
+        agent = Agent(reactor)
+        response = await agent.request(b"GET", (base + "/metrics").encode())
+        self.assertEqual(response.code, 200)
+        self.assertTrue(response.headers.getRawHeaders(b"content-type")[0].startswith(b"text/plain"))
+        got = samples((await readBody(response)).decode())
+
+        def value(name, **labels):
+            return got[(name, frozenset(labels.items()))]
+
+        self.assertEqual(accepted, 3)
+        self.assertEqual(value("viabtc_shares_total", result="accepted", reason=""), 3)
+        self.assertEqual(value("viabtc_shares_total", result="rejected",
+                               reason=reject_reason(duplicate["error"][0])), 1)
+        self.assertEqual(value("viabtc_shares_total", result="rejected",
+                               reason=reject_reason(unknown["error"][0])), 1)
+        self.assertAlmostEqual(value("viabtc_share_difficulty_total"), 3 * DIFFICULTY)
+        self.assertEqual(value("viabtc_sessions"), 1)
+        self.assertEqual(value("viabtc_link_up", link="jobmaster"), 1)
+        self.assertEqual(value("viabtc_gateway_events_total", event="new_authorized"), 1)
+        self.assertGreaterEqual(value("viabtc_job_age_seconds"), 0)
+        self.assertEqual(value("viabtc_role_info", role="gateway"), 1)
+        self.assertIn(("process_open_fds", frozenset()), got)
+
+        # The seed's answers elsewhere.
+        for path in ("/", "/metrics/x", "/anything"):
+            response = await agent.request(b"GET", (base + path).encode())
+            self.assertEqual((response.code, await readBody(response)), (200, b"ok\n"), path)
+
+
+class ReasonTests(TestCase):
+    def test_reject_reason(self):
+        self.assertEqual(reject_reason(23), "low_difficulty")
+        self.assertEqual(reject_reason(99), "code_99")
