@@ -33,15 +33,26 @@ ROLE = "gateway"
 
 
 class IdentityAllocator:
-    """The seed's per-process connection counter (ref §4.3), seeded at random."""
+    """
+    The seed's per-process connection counter (ref §4.3), seeded at random.
 
-    def __init__(self, seed=None):
+    Worker ``index`` of ``count`` worker processes (``worker_num``) puts its
+    index in the top bits of every extranonce1, so that no two sessions of
+    one gateway's workers ever share an extranonce1 (the seed's random
+    counters only made it unlikely); one process keeps all 32 bits.
+    """
+
+    def __init__(self, seed=None, index=0, count=1):
         self._counter = secrets.randbits(64) if seed is None else seed & _MASK64
+        free = 32 - (count - 1).bit_length()
+        self._prefix = index << free
+        self._low = (1 << free) - 1
 
     def allocate(self):
         self._counter = (self._counter + 1) & _MASK64
         value = self._counter
-        return Identity(extranonce1=(value & 0xFFFFFFFF).to_bytes(4, "big"), nonce_id=value >> 32)
+        extranonce1 = self._prefix | (value & self._low)
+        return Identity(extranonce1=extranonce1.to_bytes(4, "big"), nonce_id=value >> 32)
 
 
 @implementer(IPoolContext)
@@ -65,13 +76,13 @@ class GatewayContext:
         self.courier = courier
         self.server = None
         self._clock = clock
-        self._identities = IdentityAllocator() if identities is None else identities
+        self.identities = IdentityAllocator() if identities is None else identities
         self._stopping = False
 
     # -- IPoolContext: sessions -------------------------------------------------
 
     def allocate_identity(self):
-        return self._identities.allocate()
+        return self.identities.allocate()
 
     def is_banned(self, host):
         return self.bans.is_banned(host)

@@ -83,8 +83,7 @@ class GatewayService(service.MultiService):
         self.job_client.add_observer(self._job_link)
         self.job_client.add_observer(self.courier)
 
-        for address in config.svr.binds:
-            listen_stream(self._listeners, address, self.server, reactor)
+        self.listen_stratum(self._listeners)
         if config.http_svr is not None:
             site = Site(GatewayResource(self.server, reactor), timeout=config.http_svr.keep_alive, reactor=reactor)
             for address in config.http_svr.server.stream_binds:
@@ -94,6 +93,11 @@ class GatewayService(service.MultiService):
             cli = cli_service(config.cli, gateway_commands(self.context), reactor)
             cli._raiseSynchronously = True
             cli.setServiceParent(self._listeners)
+
+    def listen_stratum(self, parent):
+        """Serve the Stratum factory on ``svr.bind`` under ``parent`` (a worker adopts its parent's sockets)."""
+        for address in self.config.svr.binds:
+            listen_stream(parent, address, self.server, self.reactor)
 
     def startService(self):
         service.Service.startService(self)

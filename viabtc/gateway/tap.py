@@ -4,9 +4,12 @@
 command line and service, in the shape of Twisted's ``twisted/names/tap.py``.
 """
 
+from functools import partial
+
 from viabtc.gateway.config import GatewayConfig
 from viabtc.gateway.context import ROLE
 from viabtc.gateway.service import GatewayService
+from viabtc.gateway.workers import GatewayWorkers
 from viabtc.tap import RoleOptions, make_role_service
 
 
@@ -18,5 +21,7 @@ class Options(RoleOptions):
 
 
 def makeService(options, reactor=None):
-    """The gateway ``MultiService`` for ``options.config``."""
+    """The gateway ``MultiService`` for ``options.config`` (the parent of its workers when ``worker_num`` > 1)."""
+    if options.config.worker_num > 1:
+        return make_role_service(ROLE, options, partial(GatewayWorkers, config_path=options["config"]), reactor)
     return make_role_service(ROLE, options, GatewayService, reactor)
