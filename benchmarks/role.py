@@ -59,11 +59,17 @@ def gateway_config(run_dir, stratum_port, jobmaster_port, writer_port, difficult
     config["job"]["max_pkg_size"] = 1 << 20
     config["writer"]["addr"] = [f"udp@127.0.0.1:{writer_port}"]
     config["queue"] = os.path.join(run_dir, "gateway-queue")
-    config["worker_num"] = 1
+    # VIABTC_BENCH_WORKER_NUM=N: the gateway as N worker processes (docs/benchmarks.md, issue 14).
+    config["worker_num"] = int(os.environ.get("VIABTC_BENCH_WORKER_NUM", "1"))
     config["diff_min"] = difficulty
     config["diff_default"] = difficulty
     config["limits"] = {"request_rate": 1e9, "request_burst": 1_000_000_000}
     return config
+
+
+def config_workers(path):
+    with open(path) as f:
+        return json.load(f).get("worker_num", 1)
 
 
 class GatewayRole:
@@ -89,7 +95,8 @@ class GatewayRole:
             argv, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=open(os.path.join(run_dir, "gateway-twistd.stderr"), "a"),
         )
-        os.sched_setaffinity(self.popen.pid, {cpu})
+        # Workers of a worker_num gateway inherit the parent's cores: give them every core.
+        os.sched_setaffinity(self.popen.pid, {cpu} if config_workers(self.config_path) == 1 else os.sched_getaffinity(0))
         self._log = open(self.log_path)
         self._tail = ""
 
