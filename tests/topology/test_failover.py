@@ -1,0 +1,138 @@
+"""
+The pool on several hosts, each a network namespace (``tests.topology.netns``),
+under failure.
+
+Hosts: ``core`` (a bcoin regtest node and the primary jobmaster), ``jm2``
+(the standby jobmaster, on the same node), ``gw1`` and ``gw2`` (gateways of
+two worker processes each, ``job.addr`` = primary then standby), ``miner``
+(``viabtc-miner``, resolving ``pool.test`` to both gateways: DNS round
+robin).  Module links carry the shared HMAC secret.  On regtest every share
+is a block, so the node's height is the proof that mining goes on.
+
+Shown: the miner mines through the gateway it reached; that gateway is
+killed (SIGKILL) and the miner reconnects to the other and keeps mining;
+the primary jobmaster is killed and the gateways move to the standby
+within seconds and mining goes on.
+"""
+
+import json
+import os
+import signal
+import time
+
+from twisted.trial.unittest import TestCase
+
+from viabtc.bitcoin.address import encode_segwit_address
+from viabtc.devnet.bcoin import BcoinNode
+
+from tests.topology.netns import Network, pause
+
+SECRET = "topology-test-shared-secret"
+RPC_PORT, P2P_PORT = 18443, 18444
+
+
+class MultiHostFailover(TestCase):
+    timeout = 300
+
+    def write(self, name, data):
+        path = os.path.join(self.dir, f"{name}.json")
+        with open(path, "w") as f:
+            json.dump(data, f, indent=2)
+        return path
+
+    def height(self):
+        code = (f"from viabtc.devnet.bcoin import BcoinNode; "
+                f"print(BcoinNode(host={self.core!r}, rpc_port={RPC_PORT}, api_key={self.node.api_key!r})"
+                f".rpc('getblockcount', timeout=5))")
+        return int(self.net.python("core", code))
+
+    async def wait(self, predicate, what, timeout=60.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if predicate():
+                    return
+            except OSError:
+                pass
+            await pause(0.3)
+        raise AssertionError(f"timed out waiting for {what}\n{self.net.logs()}")
+
+    async def grows(self, blocks, what, timeout=90.0):
+        start = self.height()
+        await self.wait(lambda: self.height() >= start + blocks, what, timeout)
+
+    def jobmaster(self, host, name):
+        return self.net.twistd(host, "jobmaster", name, self.write(name, {
+            "network": "regtest",
+            "svr": {"bind": ["tcp@0.0.0.0:6000"], "max_pkg_size": 1 << 20},
+            "main_coin": {"name": "BTC", "host": self.core, "port": RPC_PORT, "user": "viabtc",
+                          "pass": self.node.api_key},
+            "main_coin_recipient": encode_segwit_address("bcrt", 0, bytes(range(20))),
+            "pool_name": "topology",
+            "found_blocks_dir": os.path.join(self.dir, f"{name}-found"),
+            "secret": SECRET,
+        }))
+
+    def gateway(self, host, worker_id):
+        return self.net.twistd(host, "gateway", host, self.write(host, {
+            "alert": {"host": host},
+            "svr": {"bind": ["tcp@0.0.0.0:3333"], "max_pkg_size": 10240},
+            "job": {"name": "jobmaster", "addr": [f"tcp@{self.core}:6000", f"tcp@{self.jm2}:6000"],
+                    "max_pkg_size": 1 << 20, "reconnect_timeout": 0.5, "heartbeat_timeout": 3},
+            "writer": {"name": "writer", "addr": [f"udp@{self.core}:3000"], "max_pkg_size": 1 << 16},
+            "coin": "btc",
+            "queue": os.path.join(self.dir, f"{host}-queue"),
+            "worker_id": worker_id,
+            "worker_num": 2,
+            "diff_min": 0.0001, "diff_max": 16384, "diff_default": 0.001,
+            "target_time": 4, "retarget_time": 120,
+            "secret": SECRET,
+        }))
+
+    async def test_gateway_and_jobmaster_killed(self):
+        self.dir = os.path.abspath(self.mktemp())
+        os.makedirs(self.dir)
+        self.net = net = Network(self, self.dir)
+        try:
+            await self.scenario(net)
+        except BaseException:
+            print(f"\nlogs in {self.dir}:\n{net.logs()}")
+            raise
+
+    async def scenario(self, net):
+        self.core = net.add_host("core", 2)
+        self.jm2 = net.add_host("jm2", 3)
+        gw1, gw2 = net.add_host("gw1", 11), net.add_host("gw2", 12)
+        net.add_host("miner", 21)
+        net.names("miner", {"pool.test": [gw1, gw2]})
+
+        self.node = BcoinNode(host=self.core, rpc_port=RPC_PORT, p2p_port=P2P_PORT,
+                              directory=os.path.join(self.dir, "bcoin"))
+        os.makedirs(self.node.directory)
+        net.spawn("core", "bcoin", self.node.command_line())
+        await self.wait(lambda: self.height() >= 0, "the node answering")
+        self.jobmaster("core", "jm1")
+        self.jobmaster("jm2", "jm2")
+        self.gateway("gw1", 100)
+        self.gateway("gw2", 200)
+        net.spawn("miner", "miner", [os.path.join(os.path.dirname(__import__("sys").executable), "viabtc-miner"),
+                                     "-o", "stratum+tcp://pool.test:3333", "-u", "alice.rig1",
+                                     "--report-interval", "2"])
+        await self.grows(2, "blocks mined through the first gateway")
+        serving = "gw1" if net.established("gw1", 3333) else "gw2"
+        self.assertEqual(net.established(serving, 3333), 1)
+
+        # The miner's gateway dies; the miner reconnects to the other one.
+        net.kill(serving, signal.SIGKILL)
+        other = "gw2" if serving == "gw1" else "gw1"
+        await self.wait(lambda: net.established(other, 3333) == 1, f"the miner on {other}")
+        await self.grows(2, f"blocks mined through {other}")
+
+        # The primary jobmaster dies; the gateway moves to the standby.
+        net.kill("jm1", signal.SIGKILL)
+        killed = time.monotonic()
+        await self.grows(2, "blocks mined on the standby jobmaster's jobs")
+        self.assertLess(time.monotonic() - killed, 60)
+        with open(os.path.join(self.dir, f"{other}.log")) as f:
+            self.assertIn(f"RPC link up to {self.jm2}:6000", f.read())
+        net.check_alive(other, "jm2", "miner", "bcoin")
