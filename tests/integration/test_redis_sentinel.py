@@ -10,6 +10,7 @@ only once a replica holds it, ``WAIT``), nothing doubled (replay guards).
 The connection the alertcenter uses (``viabtc.redis``) follows it too.
 """
 
+import atexit
 import os
 
 from twisted.internet import reactor
@@ -52,13 +53,29 @@ def promoted(group, old_port):
     return None
 
 
+_GROUP = []
+
+
+def shared_group():
+    """
+    One Sentinel deployment for the tests of this module (the Sentinels take
+    seconds to find each other): started by the first, stopped when the
+    test process exits; each test leaves it whole (a master and a replica).
+    """
+    if not _GROUP:
+        group = require_service(lambda: SentinelGroup().start())
+        atexit.register(group.stop)
+        _GROUP.append(group)
+    return _GROUP[0]
+
+
 class SentinelFailoverTests(Pipeline):
     timeout = 120
 
     def setUp(self):
         super().setUp()
-        self.group = require_service(lambda: SentinelGroup().start())
-        self.addCleanup(self.group.stop)
+        self.group = shared_group()
+        self.group.server(self.group.master_port()).command("FLUSHALL")
 
     def start_sentinel_writer(self):
         port = free_port()
@@ -79,9 +96,11 @@ class SentinelFailoverTests(Pipeline):
         """
         new = await wait_for(lambda: promoted(self.group, old.port), timeout=60,
                              what="the Sentinels promoting the replica")
-        # A host reboots in longer than the Sentinels take to agree.
+        # A host reboots in longer than the Sentinels take to agree, and its
+        # Redis comes back as the new master's replica.
         await wait_for(lambda: self.group.agreed_master() == new.port, timeout=30, what="every Sentinel agreeing")
         old.start()
+        old.command("REPLICAOF", "127.0.0.1", new.port)
         return new
 
     async def test_master_killed_after_a_confirmed_flush(self):
@@ -145,3 +164,4 @@ class SentinelFailoverTests(Pipeline):
         delivery.push(b"after")
         await wait_for(lambda: delivery.delivered == 3, timeout=30, what="every alert delivered")
         self.assertEqual(new.command("LRANGE", "alert:message", 0, -1), ["before", "during", "after"])
+        await wait_for(lambda: self.group.agreed_master() == new.port, timeout=30, what="every Sentinel agreeing")
