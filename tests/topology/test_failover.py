@@ -6,7 +6,8 @@ Hosts: ``core`` (a bcoin regtest node and the primary jobmaster), ``jm2``
 (the standby jobmaster, on the same node), ``gw1`` and ``gw2`` (gateways of
 two worker processes each, ``job.addr`` = primary then standby), ``miner``
 (``viabtc-miner``, resolving ``pool.test`` to both gateways: DNS round
-robin).  Module links carry the shared HMAC secret.  On regtest every share
+robin).  The job links between hosts are TLS (a pool CA, the jobmasters'
+certificates verified by name) and carry the shared HMAC secret.  On regtest every share
 is a block, so the node's height is the proof that mining goes on.
 
 Shown: the miner mines through the gateway it reached; that gateway is
@@ -22,9 +23,12 @@ import time
 
 from twisted.trial.unittest import TestCase
 
+from twisted.internet.endpoints import quoteStringArgument
+
 from viabtc.bitcoin.address import encode_segwit_address
 from viabtc.devnet.bcoin import BcoinNode
 
+from tests.tools.test_tls import issue, make_ca, pem
 from tests.topology.netns import Network, pause
 
 SECRET = "topology-test-shared-secret"
@@ -61,10 +65,23 @@ class MultiHostFailover(TestCase):
         start = self.height()
         await self.wait(lambda: self.height() >= start + blocks, what, timeout)
 
+    def certificates(self):
+        """A pool CA and one certificate per jobmaster host (``jobmaster.pool`` and its address)."""
+        ca = make_ca("topology pool CA")
+        self.ca_file = os.path.join(self.dir, "ca.pem")
+        with open(self.ca_file, "wb") as f:
+            f.write(pem(ca))
+        for host in ("core", "jm2"):
+            certificate = issue(ca, ["jobmaster.pool", self.net.address(host)])
+            for kind, data in (("key", certificate.key_pem), ("cert", certificate.cert_pem)):
+                with open(os.path.join(self.dir, f"{host}-{kind}.pem"), "wb") as f:
+                    f.write(data)
+
     def jobmaster(self, host, name):
+        key, cert = (quoteStringArgument(os.path.join(self.dir, f"{host}-{kind}.pem")) for kind in ("key", "cert"))
         return self.net.twistd(host, "jobmaster", name, self.write(name, {
             "network": "regtest",
-            "svr": {"bind": ["tcp@0.0.0.0:6000"], "max_pkg_size": 1 << 20},
+            "svr": {"bind": [f"ssl:6000:privateKey={key}:certKey={cert}"], "max_pkg_size": 1 << 20},
             "main_coin": {"name": "BTC", "host": self.core, "port": RPC_PORT, "user": "viabtc",
                           "pass": self.node.api_key},
             "main_coin_recipient": encode_segwit_address("bcrt", 0, bytes(range(20))),
@@ -73,11 +90,15 @@ class MultiHostFailover(TestCase):
             "secret": SECRET,
         }))
 
+    def tls_client(self, address):
+        return (f"ssl:host={address}:port=6000:caCertFile={quoteStringArgument(self.ca_file)}"
+                ":hostname=jobmaster.pool")
+
     def gateway(self, host, worker_id):
         return self.net.twistd(host, "gateway", host, self.write(host, {
             "alert": {"host": host},
             "svr": {"bind": ["tcp@0.0.0.0:3333"], "max_pkg_size": 10240},
-            "job": {"name": "jobmaster", "addr": [f"tcp@{self.core}:6000", f"tcp@{self.jm2}:6000"],
+            "job": {"name": "jobmaster", "addr": [self.tls_client(self.core), self.tls_client(self.jm2)],
                     "max_pkg_size": 1 << 20, "reconnect_timeout": 0.5, "heartbeat_timeout": 3},
             "writer": {"name": "writer", "addr": [f"udp@{self.core}:3000"], "max_pkg_size": 1 << 16},
             "coin": "btc",
@@ -106,6 +127,7 @@ class MultiHostFailover(TestCase):
         net.add_host("miner", 21)
         net.names("miner", {"pool.test": [gw1, gw2]})
 
+        self.certificates()
         self.node = BcoinNode(host=self.core, rpc_port=RPC_PORT, p2p_port=P2P_PORT,
                               directory=os.path.join(self.dir, "bcoin"))
         os.makedirs(self.node.directory)
