@@ -4,21 +4,25 @@ under failure.
 
 Hosts: ``core`` (a bcoin regtest node and the primary jobmaster), ``jm2``
 (the standby jobmaster, on the same node), ``gw1`` and ``gw2`` (gateways of
-two worker processes each, ``job.addr`` = primary then standby), ``miner``
-(``viabtc-miner``, resolving ``pool.test`` to both gateways: DNS round
-robin).  The job links between hosts are TLS (a pool CA, the jobmasters'
-certificates verified by name) and carry the shared HMAC secret.  On regtest every share
-is a block, so the node's height is the proof that mining goes on.
+two worker processes each, ``job.addr`` = primary then standby),
+``miner1`` and ``miner2`` (``viabtc-miner``, resolving ``pool.test`` to
+both gateways, DNS round robin, each host listing another gateway first).
+The job links between hosts are TLS (a pool CA, the jobmasters'
+certificates verified by name) and carry the shared HMAC secret.  On
+regtest every share is a block, so the node's height is the proof that
+mining goes on.
 
-Shown: the miner mines through the gateway it reached; that gateway is
-killed (SIGKILL) and the miner reconnects to the other and keeps mining;
-the primary jobmaster is killed and the gateways move to the standby
-within seconds and mining goes on.
+Shown: two miners mine, one through each gateway; a rolling upgrade of
+gw2 (SIGTERM, start again) moves only gw2's miner, the other's session is
+never touched; gw1 is killed (SIGKILL) and its miner reconnects to gw2 and
+keeps mining; the primary jobmaster is killed and the gateway moves to the
+standby within seconds and mining goes on.
 """
 
 import json
 import os
 import signal
+import sys
 import time
 
 from twisted.trial.unittest import TestCase
@@ -32,6 +36,7 @@ from tests.tools.test_tls import issue, make_ca, pem
 from tests.topology.netns import Network, pause
 
 SECRET = "topology-test-shared-secret"
+BIN = os.path.dirname(sys.executable)
 RPC_PORT, P2P_PORT = 18443, 18444
 
 
@@ -110,7 +115,7 @@ class MultiHostFailover(TestCase):
             "secret": SECRET,
         }))
 
-    async def test_gateway_and_jobmaster_killed(self):
+    async def test_rolling_upgrade_then_a_gateway_and_the_primary_jobmaster_killed(self):
         self.dir = os.path.abspath(self.mktemp())
         os.makedirs(self.dir)
         self.net = net = Network(self, self.dir)
@@ -124,8 +129,11 @@ class MultiHostFailover(TestCase):
         self.core = net.add_host("core", 2)
         self.jm2 = net.add_host("jm2", 3)
         gw1, gw2 = net.add_host("gw1", 11), net.add_host("gw2", 12)
-        net.add_host("miner", 21)
-        net.names("miner", {"pool.test": [gw1, gw2]})
+        net.add_host("miner1", 21)
+        net.add_host("miner2", 22)
+        # DNS round robin, each miner host's resolver listing another gateway first.
+        net.names("miner1", {"pool.test": [gw1, gw2]})
+        net.names("miner2", {"pool.test": [gw2, gw1]})
 
         self.certificates()
         self.node = BcoinNode(host=self.core, rpc_port=RPC_PORT, p2p_port=P2P_PORT,
@@ -137,24 +145,36 @@ class MultiHostFailover(TestCase):
         self.jobmaster("jm2", "jm2")
         self.gateway("gw1", 100)
         self.gateway("gw2", 200)
-        net.spawn("miner", "miner", [os.path.join(os.path.dirname(__import__("sys").executable), "viabtc-miner"),
-                                     "-o", "stratum+tcp://pool.test:3333", "-u", "alice.rig1",
-                                     "--report-interval", "2"])
-        await self.grows(2, "blocks mined through the first gateway")
-        serving = "gw1" if net.established("gw1", 3333) else "gw2"
-        self.assertEqual(net.established(serving, 3333), 1)
+        for miner in ("miner1", "miner2"):
+            net.spawn(miner, miner, [os.path.join(BIN, "viabtc-miner"), "-o", "stratum+tcp://pool.test:3333",
+                                     "-u", f"alice.{miner}", "--report-interval", "2"])
+        await self.wait(lambda: net.established("gw1", 3333) == 1 and net.established("gw2", 3333) == 1,
+                        "a miner on each gateway")
+        await self.grows(2, "blocks mined through both gateways")
 
-        # The miner's gateway dies; the miner reconnects to the other one.
-        net.kill(serving, signal.SIGKILL)
-        other = "gw2" if serving == "gw1" else "gw1"
-        await self.wait(lambda: net.established(other, 3333) == 1, f"the miner on {other}")
-        await self.grows(2, f"blocks mined through {other}")
+        # A rolling upgrade: gw2 stops gracefully and starts again; miner2
+        # moves to gw1, miner1's session there is never touched.
+        retries = self.reconnects("miner1")
+        net.kill("gw2", signal.SIGTERM)
+        await self.wait(lambda: net.established("gw1", 3333) == 2, "miner2 moved to gw1")
+        self.gateway("gw2", 200)
+        await self.grows(1, "blocks mined while gw2 restarted")
+        self.assertEqual(self.reconnects("miner1"), retries)
+
+        # gw1 dies; both miners reconnect to gw2 and keep mining.
+        net.kill("gw1", signal.SIGKILL)
+        await self.wait(lambda: net.established("gw2", 3333) == 2, "both miners on gw2")
+        await self.grows(2, "blocks mined through gw2")
 
         # The primary jobmaster dies; the gateway moves to the standby.
         net.kill("jm1", signal.SIGKILL)
         killed = time.monotonic()
         await self.grows(2, "blocks mined on the standby jobmaster's jobs")
         self.assertLess(time.monotonic() - killed, 60)
-        with open(os.path.join(self.dir, f"{other}.log")) as f:
+        with open(os.path.join(self.dir, "gw2.log")) as f:
             self.assertIn(f"RPC link up to {self.jm2}:6000", f.read())
-        net.check_alive(other, "jm2", "miner", "bcoin")
+        net.check_alive("gw2", "jm2", "miner1", "miner2", "bcoin")
+
+    def reconnects(self, miner):
+        with open(os.path.join(self.dir, f"{miner}.log")) as f:
+            return f.read().count("Scheduling retry")
