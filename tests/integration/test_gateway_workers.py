@@ -11,10 +11,13 @@ workers with nothing in flight lost; a worker killed with SIGKILL is
 replaced and the port keeps serving.
 """
 
+import json
 import os
 import signal
+import socket
+import urllib.request
 
-from twisted.internet import defer, reactor
+from twisted.internet import defer, reactor, threads
 from twisted.internet.task import deferLater
 from twisted.trial import unittest
 
@@ -32,6 +35,26 @@ DIFFICULTY = 2.0 ** -20
 SESSIONS = 10_000
 #: Sessions opened at once.
 BATCH = 250
+
+
+def free_pair():
+    """A free port whose next port is free too (http_svr's port + worker index)."""
+    while True:
+        port = free_port()
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port + 1))
+                return port
+            except OSError:
+                continue
+
+
+def getclientsinfo(port):
+    """The gateway HTTP interface's ``getclientsinfo`` answer at ``port``."""
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/", method="POST",
+                                     data=b'{"id":1,"method":"getclientsinfo","params":[]}')
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)
 
 
 def children(pid):
@@ -72,10 +95,12 @@ class GatewayWorkersTests(unittest.TestCase):
         jobmaster_port = await self.jobmaster.listen()
         self.addCleanup(lambda: defer.ensureDeferred(self.jobmaster.stop()))
         self.port = free_port()
+        self.http_port = free_pair()
         writer = (f"tcp@127.0.0.1:{writer_port}" if writer_port else f"udp@127.0.0.1:{free_port()}")
         config = {
             "alert": {"host": "gw-workers"},
             "svr": {"bind": [f"tcp@127.0.0.1:{self.port}"], "max_pkg_size": 10240},
+            "http_svr": {"bind": f"tcp@127.0.0.1:{self.http_port}", "max_pkg_size": 10240},
             "job": {"name": "jobmaster", "addr": [f"tcp@127.0.0.1:{jobmaster_port}"],
                     "max_pkg_size": 1 << 20, "reconnect_timeout": 0.2},
             "writer": {"name": "writer", "addr": [writer], "max_pkg_size": 1 << 20, "reconnect_timeout": 0.2},
@@ -140,6 +165,13 @@ class GatewayWorkersTests(unittest.TestCase):
         miners = {a: await self.miner(a) for a in accounts}
         workers = {worker_of(m.extranonce1) for m in miners.values()}
         self.assertEqual(workers, {0, 1}, "sessions all on one worker")
+        # Each worker's HTTP interface on http_svr's port + its index, listing its own sessions.
+        listed = []
+        for index in (0, 1):
+            body = await threads.deferToThread(getclientsinfo, self.http_port + index)
+            listed += [(index, c["user"], c["worker"]) for c in body["result"]]
+        self.assertEqual(sorted(f"{u}.{w}" for _, u, w in listed), sorted(accounts))
+        self.assertEqual({i for i, _, _ in listed}, {0, 1})
 
         # A job reaches every worker's miners.
         self.jobmaster.push_job(job_body("2", prevhash="22" * 32))
