@@ -111,13 +111,14 @@ class WorkerPool(service.Service):
     ``count`` workers sharing the listening sockets of ``addresses``
     (stream ``Address``es, each ``shareable``).  ``argv(index, fds)`` gives
     the command line of worker ``index`` whose inherited listening sockets
-    are ``fds`` (in the order of ``addresses``); ``env`` its environment.
+    are ``fds`` (in the order of ``addresses``); ``env`` its environment,
+    ``stdin`` what it reads on its standard input (then end of file).
     ``workers`` maps an index to the ``ProcessProtocol`` of its live process.
     """
 
     _log = Logger()
 
-    def __init__(self, addresses, count, argv, reactor, *, role, env=None, restart_delay=1.0,
+    def __init__(self, addresses, count, argv, reactor, *, role, env=None, stdin=b"", restart_delay=1.0,
                  stop_timeout=15.0):
         self.addresses = tuple(addresses)
         self.count = count
@@ -125,6 +126,7 @@ class WorkerPool(service.Service):
         self.reactor = reactor
         self.role = role
         self._env = dict(os.environ if env is None else env, **{PARENT_PID: str(os.getpid())})
+        self._stdin = stdin
         self.restart_delay = restart_delay
         self.stop_timeout = stop_timeout
         self.ports = []
@@ -170,6 +172,8 @@ class WorkerPool(service.Service):
         worker = _WorkerProtocol(self, index)
         self.reactor.spawnProcess(worker, argv[0], argv, env=self._env, childFDs=child_fds)
         worker.started_pid = worker.pid
+        worker.transport.write(self._stdin)
+        worker.transport.closeStdin()
         self.workers[index] = worker
         self._log.info("worker {worker} started (pid {pid})", worker=index, pid=worker.pid, role=self.role)
 

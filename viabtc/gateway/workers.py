@@ -25,9 +25,10 @@ parent's Stratum sockets, with
 * ``http_svr`` and ``cli`` on their port + ``i`` (a unix path + ``.i``), as
   the seed's workers.
 
-A worker gets the configuration the parent read at start-up (through its
-environment), so an edited file cannot give a restarted worker settings
-its siblings do not have.
+A worker gets the configuration the parent read at start-up on its
+standard input (not in its environment, which other processes of the user
+can read: the config holds the HMAC secret), so an edited file cannot give
+a restarted worker settings its siblings do not have.
 """
 
 import json
@@ -47,9 +48,6 @@ from viabtc.workers import AdoptedListener, WorkerPool, run_worker, tls_context
 
 #: A worker's program (imported, so its log events name this module, not ``__main__``).
 WORKER_MAIN = "import sys; from viabtc.gateway.workers import main; sys.exit(main())"
-
-#: The environment variable carrying the parent's configuration (JSON) to a worker.
-CONFIG_ENV = "VIABTC_GATEWAY_CONFIG"
 
 
 def shifted(address, index):
@@ -126,14 +124,13 @@ class GatewayWorkers(service.MultiService):
         self.role_logging = None
         check_worker_addresses(config)
         path = os.path.abspath(config_path)
-        text = json.dumps(load_json(path) if data is None else data)
-        env = dict(os.environ, **{CONFIG_ENV: text})
+        text = json.dumps(load_json(path) if data is None else data).encode()
 
         def argv(index, fds):
             return [sys.executable, "-c", WORKER_MAIN, "--config", path, "--index", str(index),
                     "--fds", ",".join(map(str, fds))]
 
-        self.pool = WorkerPool(config.svr.binds, config.worker_num, argv, reactor, role=ROLE, env=env,
+        self.pool = WorkerPool(config.svr.binds, config.worker_num, argv, reactor, role=ROLE, stdin=text,
                                restart_delay=restart_delay, stop_timeout=config.stats_drain_timeout + 15.0)
         self.pool.setServiceParent(self)
         listen_monitor(self, config.monitor, reactor)
@@ -152,7 +149,8 @@ def _worker_service(argv, reactor):
     path = args["--config"]
     index = int(args["--index"])
     fds = [int(fd) for fd in args["--fds"].split(",") if fd]
-    data = json.loads(os.environ[CONFIG_ENV]) if CONFIG_ENV in os.environ else load_json(path)
+    text = sys.stdin.read()
+    data = json.loads(text) if text.strip() else load_json(path)
     config = GatewayConfig.from_reader(ConfigReader(data), os.path.dirname(path))
     return WorkerGatewayService(worker_config(config, index), reactor, index, config.worker_num, fds)
 
