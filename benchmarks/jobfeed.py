@@ -69,7 +69,12 @@ class JobFeed:
     def __init__(self, curtime, reactor, courier=None):
         self.reactor = reactor
         self.courier = courier
-        result = template_result(curtime=curtime)
+        # VIABTC_BENCH_EMPTY_TEMPLATE=1: the mainnet job from a template with no
+        # transactions (no merkle branch), the load the C gateway's figure is on.
+        if os.environ.get("VIABTC_BENCH_EMPTY_TEMPLATE"):
+            result = template_result(transactions=0, curtime=curtime)
+        else:
+            result = template_result(curtime=curtime)
         self.templates = {
             "mainnet": Template.from_rpc(result),
             "regtest": Template.from_rpc(

@@ -64,11 +64,17 @@ def gateway_config(run_dir, stratum_port, jobmaster_port, writer_port, difficult
     config["job"]["max_pkg_size"] = 1 << 20
     config["writer"]["addr"] = [f"udp@127.0.0.1:{writer_port}"]
     config["queue"] = os.path.join(run_dir, "gateway-queue")
-    config["worker_num"] = 1
+    # VIABTC_BENCH_WORKER_NUM=N: the gateway as N worker processes (docs/benchmarks.md, issue 14).
+    config["worker_num"] = int(os.environ.get("VIABTC_BENCH_WORKER_NUM", "1"))
     config["diff_min"] = difficulty
     config["diff_default"] = difficulty
     config["limits"] = {"request_rate": 1e9, "request_burst": 1_000_000_000}
     return config
+
+
+def config_workers(config):
+    """The ``worker_num`` of a role's ``config`` (1 for roles without workers)."""
+    return config.get("worker_num", 1)
 
 
 class TwistdRole:
@@ -95,7 +101,8 @@ class TwistdRole:
             stderr=open(os.path.join(run_dir, f"{name}-twistd.stderr"), "a"),
         )
         if cpu is not None:
-            os.sched_setaffinity(self.popen.pid, {cpu})
+            # Workers of a worker_num role inherit the parent's cores: give them every core.
+            os.sched_setaffinity(self.popen.pid, {cpu} if config_workers(config) == 1 else os.sched_getaffinity(0))
 
     @property
     def pid(self):

@@ -27,7 +27,6 @@ from twisted.internet.endpoints import (
 )
 from twisted.internet.protocol import DatagramProtocol, Factory, Protocol
 from twisted.internet.testing import MemoryReactor
-from twisted.logger import LogLevel
 from twisted.trial.unittest import TestCase
 
 from viabtc.config import (
@@ -661,19 +660,20 @@ class BlockTests(TestCase):
         self.assertNotIn("s3cret", repr(block))
         self.assertEqual(RedisBlock.from_reader(ConfigReader({})), RedisBlock())
 
-    def test_redis_block_sentinel_form_warns(self):
-        events = []
-        from twisted.logger import globalLogPublisher
-
-        globalLogPublisher.addObserver(events.append)
-        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+    def test_redis_block_sentinel_form(self):
         r = ConfigReader({"name": "mymaster", "addr": ["127.0.0.1:26381", "127.0.0.1:26382"]}, "redis")
         block = RedisBlock.from_reader(r)
-        self.assertEqual((block.host, block.port), ("127.0.0.1", 26381))
+        self.assertEqual(block.sentinels, (("127.0.0.1", 26381), ("127.0.0.1", 26382)))
+        self.assertEqual((block.master_name, block.min_replicas), ("mymaster", 1))
         self.assertEqual(r.unused(), [])
-        warned = [e for e in events if e.get("key") == "redis.addr"]
-        self.assertEqual(len(warned), 1)
-        self.assertEqual(warned[0]["log_level"], LogLevel.warn)
+        self.assertEqual(RedisBlock.from_reader(ConfigReader(
+            {"name": "m", "addr": "10.0.0.1:26379", "min_replicas": 0})).min_replicas, 0)
+        self.assertEqual(RedisBlock.from_reader(ConfigReader({})).min_replicas, 0)
+        e = self.assertRaises(ConfigError, RedisBlock.from_reader, ConfigReader({"addr": ["127.0.0.1:1"]}, "redis"))
+        self.assertEqual(e.key, "redis.name")
+        e = self.assertRaises(ConfigError, RedisBlock.from_reader,
+                              ConfigReader({"name": "m", "addr": ["127.0.0.1:1", "stream@/x"]}, "redis"))
+        self.assertEqual(e.key, "redis.addr[1]")
 
     def test_secret_block(self):
         self.assertIsNone(SecretBlock.from_reader(ConfigReader({})))

@@ -32,6 +32,7 @@ import re
 import resource
 import shutil
 import socket
+import time
 
 from twisted.internet import defer, reactor, task, threads
 from twisted.python.reflect import namedAny
@@ -39,9 +40,10 @@ from twisted.trial.unittest import TestCase
 
 from viabtc.bitcoin.address import b58check_encode, encode_segwit_address
 from viabtc.devnet import free_port
+from viabtc.devnet.sentinel import SentinelGroup
 
 from tests.roles import wait_for
-from tests.support import bcoin_node, redis_server
+from tests.support import bcoin_node, redis_server, require_service
 
 SEED_CONFIGS = os.path.join(os.path.dirname(__file__), "data", "seed-configs")
 ETC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "etc")
@@ -66,7 +68,9 @@ SAMPLES = {
 
 #: Sample ports of the daemons roles talk to: the coin daemon and Redis.
 COIN_PORTS = frozenset({8332, 18332})
-REDIS_PORTS = frozenset({6379, 26381, 26382, 26383})
+REDIS_PORTS = frozenset({6379})
+#: The Sentinels of the alertcenter sample's ``redis`` block (``name``/``addr``).
+SENTINEL_PORTS = (26381, 26382, 26383)
 
 _SEED_ADDRESS = re.compile(r"^(tcp|udp)@([0-9.]+):(\d+)$")
 _PLAIN_ADDRESS = re.compile(r"^([0-9.]+):(\d+)$")
@@ -102,10 +106,11 @@ class Localizer:
     ``directory``.  ``servers`` collects the TCP ports the role listens on.
     """
 
-    def __init__(self, directory, coin_port=None, redis_port=None):
+    def __init__(self, directory, coin_port=None, redis_port=None, sentinel_ports=()):
         self.directory = directory
         self.coin_port = coin_port
         self.redis_port = redis_port
+        self.sentinel_ports = dict(zip(SENTINEL_PORTS, sentinel_ports))
         self.ports = {}
         self.addresses = {}
         self.servers = []
@@ -115,6 +120,8 @@ class Localizer:
             return self.coin_port
         if sample_port in REDIS_PORTS and self.redis_port is not None:
             return self.redis_port
+        if sample_port in self.sentinel_ports:
+            return self.sentinel_ports[sample_port]
         if sample_port not in self.ports:
             self.ports[sample_port] = _free_both()
         return self.ports[sample_port]
@@ -202,6 +209,11 @@ class SeedSampleTests(TestCase):
             wanted["coin_port"] = bcoin_node(self, shared=True, api_key="rpcpassword").rpc_port
         if any(f":{p}" in text or f'"port": {p}' in text for p in REDIS_PORTS):
             wanted["redis_port"] = redis_server(self).port
+        if any(f":{p}" in text for p in SENTINEL_PORTS):
+            # The seed's Sentinel form is spoken for real: a master and three Sentinels.
+            group = require_service(lambda: SentinelGroup(replicas=0).start())
+            self.addCleanup(group.stop)
+            wanted["sentinel_ports"] = group.sentinel_ports
         return wanted
 
     @defer.inlineCallbacks
@@ -232,8 +244,12 @@ class SeedSampleTests(TestCase):
         self.assertTrue(service.running)
         self.assertTrue(servers, f"the {role} sample listens nowhere")
         for port in servers:
-            self.assertTrue((yield threads.deferToThread(_accepts, port)),
-                            f"{role} does not accept connections on {port}")
+            # A role with worker processes (the gateway's sample has
+            # worker_num 2) serves some ports only once its workers run.
+            deadline = time.monotonic() + 30
+            while not (yield threads.deferToThread(_accepts, port)):
+                self.assertLess(time.monotonic(), deadline, f"{role} does not accept connections on {port}")
+                yield task.deferLater(reactor, 0.1, lambda: None)
         return service
 
 

@@ -1056,17 +1056,31 @@ class RedisBlock:
     ``redis``: one Redis server.  Keys ``host`` (127.0.0.1), ``port`` (6379),
     ``auth`` (the seed's name; ``password`` is accepted too) and ``db`` (0).
 
-    The seed's alertcenter sample gives a Sentinel-style ``name``/``addr``
-    block that its code never read (ref §9, §12.23); we take the first
-    ``addr`` as the server and warn, since Sentinel itself is not spoken.
+    Or the master a Redis Sentinel elects: the seed's alertcenter sample
+    gives a Sentinel-style block that its code never read (ref §9, §12.23),
+    ``name`` (the master's name in Sentinel) and ``addr`` (the Sentinels'
+    ``ip:port``); we speak it (``viabtc.redis``).  ``min_replicas`` (our
+    key; default 1 with Sentinel, else 0) is how many replicas must hold a
+    write before a role counts it done (Redis ``WAIT``), so that a failover
+    to a replica loses nothing the role already let go of.
     """
 
     host: str = "127.0.0.1"
     port: int = 6379
     password: str | None = attrs.field(default=None, repr=False)
     db: int = 0
+    #: ``((ip, port), ...)`` of the Sentinels; empty: ``host``/``port`` is the server
+    sentinels: tuple = ()
+    master_name: str | None = None
+    min_replicas: int = 0
 
-    _log = Logger()
+    @property
+    def text(self):
+        """Where this block points, for log lines."""
+        if self.sentinels:
+            where = ", ".join(f"{h}:{p}" for h, p in self.sentinels)
+            return f"master {self.master_name!r} of Sentinels {where}"
+        return f"{self.host}:{self.port}"
 
     @classmethod
     def from_reader(cls, reader):
@@ -1076,21 +1090,20 @@ class RedisBlock:
         if "addr" in reader:
             if "host" in reader:
                 raise ConfigError(reader.path("addr"), "give either addr (Sentinel-style) or host/port, not both")
-            name = reader.optional("name", str, None)
-            first = reader.addresses("addr")[0]
-            if first.transport != "tcp":
-                raise ConfigError(reader.path("addr"), f"{first.text!r} is not an ip:port address")
-            cls._log.warn(
-                "config: {key} is Sentinel-style (name {name!r}); using the first "
-                "address {host}:{port} as a plain Redis server",
-                key=reader.path("addr"), name=name, host=first.host, port=first.port,
-            )
-            return cls(host=first.host, port=first.port, password=password, db=db)
+            name = reader.required("name", str, non_empty)
+            sentinels = []
+            for i, address in enumerate(reader.addresses("addr")):
+                if address.transport != "tcp":
+                    raise ConfigError(f"{reader.path('addr')}[{i}]", f"{address.text!r} is not an ip:port address")
+                sentinels.append((address.host, address.port))
+            return cls(password=password, db=db, sentinels=tuple(sentinels), master_name=name,
+                       min_replicas=reader.optional("min_replicas", int, 1, non_negative))
         return cls(
             host=reader.optional("host", str, "127.0.0.1", non_empty),
             port=reader.optional("port", int, 6379, port),
             password=password,
             db=db,
+            min_replicas=reader.optional("min_replicas", int, 0, non_negative),
         )
 
 

@@ -23,13 +23,14 @@ class ConfigTests(unittest.TestCase):
         return path
 
     def test_seed_sample(self):
-        """The seed's sample, with its Sentinel-style redis block, is accepted."""
+        """The seed's sample, with its Sentinel-style redis block, is accepted and spoken."""
         if not os.path.exists(SEED_SAMPLE):
             raise unittest.SkipTest("seed sample configs not present")
         EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
         config = AlertCenterConfig.from_file(SEED_SAMPLE)
         self.assertEqual([a.text for a in config.svr.binds], ["tcp@0.0.0.0:10000", "udp@0.0.0.0:10000"])
-        self.assertEqual((config.redis.host, config.redis.port), ("127.0.0.1", 26381))
+        self.assertEqual(config.redis.master_name, "mymaster")
+        self.assertEqual(config.redis.sentinels, (("127.0.0.1", 26381), ("127.0.0.1", 26382), ("127.0.0.1", 26383)))
         self.assertEqual(config.limit, LimitBlock())
         self.assertEqual(config.identity, socket.gethostname())
 

@@ -7,7 +7,8 @@ from zope.interface.verify import verifyObject
 
 from viabtc.gateway.bans import BanList
 from viabtc.gateway.blocks import BlockCourier
-from viabtc.gateway.context import GatewayContext, IdentityAllocator
+from viabtc.gateway.context import GatewayContext
+from viabtc.stratum.context import IdentityAllocator
 from viabtc.stratum.context import Identity, IPoolContext
 from viabtc.stratum.jobs import JobBook
 

@@ -78,3 +78,28 @@ class BatchStoreTests(unittest.TestCase):
         # A new server starts empty: only the batch written after the restart is there, once.
         self.assertEqual(server.command("HGETALL", "btc:p:alice"), ["60", "7"])
         self.assertEqual(self.done, [1, 2])
+
+
+class ReplicatedStoreTests(unittest.TestCase):
+    """``min_replicas``: a batch is confirmed only once a real replica holds it."""
+
+    @defer.inlineCallbacks
+    def test_confirmed_only_once_a_replica_holds_it(self):
+        events = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+        master = redis_server(self)
+        connection = redis_connection(self, master, "metawriter")
+        done = []
+        store = BatchStore(connection.handler, reactor, done.append, retry_interval=0.05, min_replicas=1)
+        self.addCleanup(store.stop)
+        store.add([batch(1, ("RPUSH", "newevent", "a"))], 1)
+        # No replica: applied on the master, never confirmed, retried.
+        yield task.deferLater(reactor, 1.5, lambda: None)
+        self.assertEqual(done, [])
+        self.assertTrue([e for e in events if "replicas acknowledged" in str(e.get("error", ""))])
+        replica = redis_server(self)
+        replica.command("REPLICAOF", "127.0.0.1", master.port)
+        yield store.when_idle()
+        self.assertEqual(done, [1])
+        # Applied once, however many rounds the wait took (the later ones met its guard).
+        self.assertEqual(replica.command("LRANGE", "newevent", 0, -1), ["a"])
+        self.assertEqual(store.applied + store.replayed, 1)

@@ -9,14 +9,21 @@ Redis was down (ref §9, §12.5).  Here entries wait in a queue of at most
 Redis is back) and go out in order, up to ``batch`` per ``RPUSH``, one command
 in flight at a time.  A command that fails (lost connection, timeout) is
 retried after ``retry_delay``; an alert whose reply was lost may therefore
-appear twice, which beats losing it.
+appear twice, which beats losing it.  With ``min_replicas`` (Redis behind
+Sentinel) an ``RPUSH`` counts only once that many replicas hold it (Redis
+``WAIT``, repeated while too few do), so a failover does not take
+confirmed alerts away with the old master.
 """
 
 from collections import deque
 
+from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
 from viabtc.stats.schema import ALERT_MESSAGE
+
+#: Milliseconds an ``RPUSH``'s ``WAIT`` gives the replicas.
+WAIT_TIMEOUT_MS = 1000
 
 
 class RedisDelivery:
@@ -28,8 +35,9 @@ class RedisDelivery:
 
     _log = Logger()
 
-    def __init__(self, redis, clock, identity, limit=10000, batch=100, retry_delay=1.0):
+    def __init__(self, redis, clock, identity, limit=10000, batch=100, retry_delay=1.0, min_replicas=0):
         self._redis = redis
+        self.min_replicas = min_replicas
         self._clock = clock
         self.identity = identity
         self.limit = limit
@@ -67,7 +75,26 @@ class RedisDelivery:
             values.append(b"%s: %d alerts dropped while Redis was unreachable" % (self.identity, dropped))
         self._inflight = values
         d = self._redis.rpush(ALERT_MESSAGE, values)
+        if self.min_replicas:
+            d.addCallback(self._wait_replicas)
         d.addCallbacks(self._sent, self._failed, callbackArgs=(dropped,), errbackArgs=(dropped,))
+
+    def _wait_replicas(self, length):
+        """
+        ``WAIT`` until enough replicas hold the push, on the same connection
+        (the push is not repeated, so not doubled); a lost connection fails
+        it, and the push is sent again wherever the master now is.
+        """
+        d = self._redis.execute_command("WAIT", self.min_replicas, WAIT_TIMEOUT_MS)
+
+        def counted(count):
+            if int(count) >= self.min_replicas or self._stopped:
+                return length
+            self._log.warn("{count} of {n} replicas hold the last alerts; waiting", count=count,
+                           n=self.min_replicas)
+            return deferLater(self._clock, self.retry_delay, self._wait_replicas, length)
+
+        return d.addCallback(counted)
 
     def _sent(self, _length, dropped):
         self.delivered += len(self._inflight)

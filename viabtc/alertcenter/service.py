@@ -65,7 +65,8 @@ class AlertCenterService(service.MultiService):
         limit = config.limit
         self.redis = RedisConnection(config.redis, reactor, reply_timeout=limit.redis_timeout,
                                      max_delay=RECONNECT_MAX_DELAY, role=ROLE)
-        delivery = RedisDelivery(self.redis.handler, reactor, config.identity.encode("utf-8"), limit=limit.queue)
+        delivery = RedisDelivery(self.redis.handler, reactor, config.identity.encode("utf-8"), limit=limit.queue,
+                                 min_replicas=config.redis.min_replicas)
         limiter = AlertLimiter(reactor, limit.rate, limit.burst, limit.total_rate, limit.total_burst,
                                limit.similar_prefix, limit.max_groups)
         self.center = AlertCenter(limiter, delivery)
@@ -75,7 +76,7 @@ class AlertCenterService(service.MultiService):
         timer = internet.TimerService(SUMMARY_INTERVAL, self.center.summarize)
         timer.clock = reactor
         timer.setServiceParent(self)
-        self._log.info("alertcenter: pushing alerts to redis {host}:{port}",
+        self._log.info("alertcenter: pushing alerts to redis {where}", where=config.redis.text,
                        host=config.redis.host, port=config.redis.port)
         super().privilegedStartService()
 

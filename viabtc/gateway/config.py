@@ -3,12 +3,11 @@
 The gateway's configuration: the seed's ``gateway.json`` (ref §10) as it
 is, plus our optional keys.
 
-The seed's sample must load unchanged.  ``worker_num`` is the one seed key
-whose meaning we drop: the seed forked that many worker processes, each
-with ``worker_id + i``; here one process is one gateway, and a pool scales
-out by running more gateway instances, each with its own ``worker_id``
-(extranonce and coinbase uniqueness rest on it, ref §4.3).  A
-``worker_num`` other than 1 is therefore warned about at start-up.
+The seed's sample must load unchanged.  ``worker_num`` is the seed's: that
+many worker processes share the Stratum port, worker ``i`` with
+``worker_id + i`` (coinbase uniqueness rests on it, ref §4.3), so
+``worker_id + worker_num - 1`` must fit the 16 bits, and the ``svr`` binds
+must be ones a socket can be shared for (``viabtc.gateway.workers``).
 
 ``queue`` named the seed's overflow file; here it names the directory of
 the statistics journal (``viabtc.rpc.filequeue``), which keeps every stats
@@ -54,6 +53,11 @@ from viabtc.stratum.settings import read_vardiff
 
 _log = Logger(namespace="viabtc.gateway.config")
 
+#: The most worker processes a gateway forks (``worker_num``).
+MAX_WORKER_NUM = 256
+#: Bind kinds the worker processes can share (``viabtc.workers``).
+SHARED_TRANSPORTS = ("tcp", "ssl", "unix")
+
 #: ``worker_id`` is shifted left by 16 into a 32-bit field of the scriptSig,
 #: so only 16 bits of it survive (ref §4.3).
 MAX_WORKER_ID = 0xFFFF
@@ -72,6 +76,16 @@ class HTTPBlock:
             server=ServerBlock.from_reader(reader),
             keep_alive=reader.optional("keep_alive", float, 3600.0, positive),
         )
+
+
+def check_workers(svr, worker_id, worker_num):
+    """``worker_num`` workers need distinct 16-bit worker ids and Stratum binds they can share."""
+    if worker_id + worker_num - 1 > MAX_WORKER_ID:
+        raise ConfigError("worker_num", f"worker_id {worker_id} + {worker_num} workers passes {MAX_WORKER_ID}")
+    for i, address in enumerate(svr.binds):
+        if address.transport not in SHARED_TRANSPORTS:
+            raise ConfigError(f"svr.bind[{i}]", f"{address.text!r}: worker processes share tcp, ssl and unix"
+                              " binds only")
 
 
 def _job(reader):
@@ -122,20 +136,17 @@ class GatewayConfig:
             max_pkg_size=svr.max_pkg_size,
             client_max_idle_time=client_max_idle_time,
         )
-        worker_num = reader.optional("worker_num", int, 1, positive)
-        if worker_num != 1:
-            _log.warn(
-                "config: worker_num is {n}, but a viabtc gateway is one process; run more gateway"
-                " instances, each with its own worker_id, to use more cores",
-                n=worker_num,
-            )
+        worker_num = reader.optional("worker_num", int, 1, in_range(1, MAX_WORKER_NUM))
+        worker_id = reader.required("worker_id", int, in_range(0, MAX_WORKER_ID))
+        if worker_num > 1:
+            check_workers(svr, worker_id, worker_num)
         return cls(
             svr=svr,
             job=_job(reader),
             writer=link_block(reader, "writer"),
             coin=reader.required("coin", str, non_empty),
             queue=os.path.join(base_dir, reader.required("queue", str, non_empty)),
-            worker_id=reader.required("worker_id", int, in_range(0, MAX_WORKER_ID)),
+            worker_id=worker_id,
             stratum=stratum,
             http_svr=optional_block(reader, "http_svr", HTTPBlock),
             monitor=optional_block(reader, "monitor", ServerBlock),

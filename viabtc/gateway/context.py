@@ -49,13 +49,13 @@ class GatewayContext:
         self.courier = courier
         self.server = None
         self._clock = clock
-        self._identities = IdentityAllocator() if identities is None else identities
+        self.identities = IdentityAllocator() if identities is None else identities
         self._stopping = False
 
     # -- IPoolContext: sessions -------------------------------------------------
 
     def allocate_identity(self):
-        return self._identities.allocate()
+        return self.identities.allocate()
 
     def is_banned(self, host):
         return self.bans.is_banned(host)

@@ -89,7 +89,7 @@ class GatewayService(service.MultiService):
 
         self.metrics = RoleMetrics(ROLE)
         self.metrics.add(gateway_metrics(self))
-        self._stratum = [listen_stream(self._listeners, address, self.server, reactor) for address in config.svr.binds]
+        self._stratum = self.listen_stratum(self._listeners)
         if config.http_svr is not None:
             resource = WithMetrics(GatewayResource(self.server, reactor), self.metrics)
             site = Site(resource, timeout=config.http_svr.keep_alive, reactor=reactor)
@@ -100,6 +100,14 @@ class GatewayService(service.MultiService):
             cli = cli_service(config.cli, gateway_commands(self.context), reactor)
             cli._raiseSynchronously = True
             cli.setServiceParent(self._listeners)
+
+    def listen_stratum(self, parent):
+        """
+        Serve the Stratum factory on ``svr.bind`` under ``parent``; returns
+        the listeners whose ports ``startService`` hands to the server's
+        ``hold`` (a worker adopts its parent's sockets instead).
+        """
+        return [listen_stream(parent, address, self.server, self.reactor) for address in self.config.svr.binds]
 
     def startService(self):
         service.Service.startService(self)

@@ -4,10 +4,13 @@
 command line and service, in the shape of Twisted's ``twisted/names/tap.py``.
 """
 
+from functools import partial
+
 from viabtc.gateway.config import GatewayConfig
 from viabtc.gateway.context import ROLE
 from viabtc.gateway.reload import reload_gateway
 from viabtc.gateway.service import GatewayService
+from viabtc.gateway.workers import GatewayWorkers
 from viabtc.tap import RoleOptions, make_role_service
 
 
@@ -26,5 +29,7 @@ def build_service(config, reactor):
 
 
 def makeService(options, reactor=None):
-    """The gateway ``MultiService`` for ``options.config``."""
+    """The gateway ``MultiService`` for ``options.config`` (the parent of its workers when ``worker_num`` > 1)."""
+    if options.config.worker_num > 1:
+        return make_role_service(ROLE, options, partial(GatewayWorkers, config_path=options["config"]), reactor)
     return make_role_service(ROLE, options, build_service, reactor)

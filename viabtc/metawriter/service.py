@@ -61,7 +61,8 @@ class MetaWriterService(service.MultiService):
         self.redis = RedisConnection(config.redis, reactor, reply_timeout=config.redis_timeout,
                                      max_delay=config.redis_retry_interval, role=ROLE)
         self.store = BatchStore(self.redis.handler, reactor, self.journal.confirm,
-                                retry_interval=config.redis_retry_interval, role=ROLE)
+                                retry_interval=config.redis_retry_interval, role=ROLE,
+                                min_replicas=config.redis.min_replicas)
         brother = None
         if config.brother is not None:
             brother = client_link(config.brother, reactor, secret, ROLE)
@@ -80,7 +81,7 @@ class MetaWriterService(service.MultiService):
         timer = internet.TimerService(TICK_INTERVAL, self.writer.tick)
         timer.clock = self.clock
         timer.setServiceParent(self)
-        self._log.info("metawriter: writing to redis {host}:{port}, journal {journal}",
+        self._log.info("metawriter: writing to redis {where}, journal {journal}", where=config.redis.text,
                        host=config.redis.host, port=config.redis.port, journal=config.journal, role=ROLE)
         super().privilegedStartService()
 

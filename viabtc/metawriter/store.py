@@ -13,6 +13,14 @@ a batch that fails (connection lost, reply timeout, Redis error) is sent
 again after ``retry_interval``, and nothing is ever dropped.  While batches
 wait longer than ``alert_after`` seconds a critical event (an alert) is
 logged once per ``alert_after``.
+
+With ``min_replicas`` (Redis behind Sentinel, ``RedisBlock.min_replicas``)
+each round ends with ``WAIT min_replicas``: a round is confirmed (and its
+journal generation let go) only once that many replicas hold it, else it
+is sent again like a failed one.  A failover to a replica therefore loses
+no confirmed batch, and the batches it had not confirmed go to the new
+master, where the replay guards of those the replica already holds make
+them no-ops: nothing lost, nothing doubled.
 """
 
 from collections import deque
@@ -24,6 +32,12 @@ from viabtc.stats.writer_agg import APPLY_SCRIPT
 
 # Batches sent in one pipelined round.
 ROUND_SIZE = 200
+#: Milliseconds a round's ``WAIT`` gives the replicas.
+WAIT_TIMEOUT_MS = 1000
+
+
+class TooFewReplicas(Exception):
+    """Fewer replicas than ``min_replicas`` acknowledged a round within ``WAIT_TIMEOUT_MS``."""
 
 
 class _Entry:
@@ -48,8 +62,9 @@ class BatchStore:
     _log = Logger()
 
     def __init__(self, redis, clock, on_generation_done, retry_interval=1.0,
-                 alert_after=60.0, role="metawriter"):
+                 alert_after=60.0, role="metawriter", min_replicas=0):
         self._redis = redis
+        self.min_replicas = min_replicas
         self._clock = clock
         self._on_generation_done = on_generation_done
         self.retry_interval = retry_interval
@@ -138,12 +153,25 @@ class BatchStore:
         calls = [defer.maybeDeferred(
             self._redis.execute_command, "EVAL", APPLY_SCRIPT, 1, e.batch.guard_key,
             *e.batch.script_args()) for e in entries]
+        if self.min_replicas:
+            calls.append(defer.maybeDeferred(
+                self._redis.execute_command, "WAIT", self.min_replicas, WAIT_TIMEOUT_MS).addCallback(self._replicated))
         self._round = defer.DeferredList(calls, consumeErrors=True)
         self._round.addCallback(self._finished, entries)
+
+    def _replicated(self, count):
+        if int(count) < self.min_replicas:
+            raise TooFewReplicas(f"{count} of {self.min_replicas} replicas acknowledged the writes")
+        return count
 
     def _finished(self, results, entries):
         self._round = None
         failure = None
+        if self.min_replicas:
+            ok, result = results.pop()
+            if not ok:
+                # Not on enough replicas: as if every batch of the round failed.
+                results = [(False, result)] * len(results)
         for entry, (ok, result) in zip(entries, results):
             if ok:
                 self._confirm(entry, result)

@@ -49,15 +49,24 @@ class IdentityAllocator:
     The seed's per-process connection counter (ref §4.3, §5.1), seeded at
     random: the gateway's and the mineragent's miner sessions take their
     ``Identity`` from one.
+
+    Worker ``index`` of ``count`` worker processes (``worker_num``) puts its
+    index in the top bits of every extranonce1, so that no two sessions of
+    one gateway's workers ever share an extranonce1 (the seed's random
+    counters only made it unlikely); one process keeps all 32 bits.
     """
 
-    def __init__(self, seed=None):
+    def __init__(self, seed=None, index=0, count=1):
         self._counter = secrets.randbits(64) if seed is None else seed & _MASK64
+        free = 32 - (count - 1).bit_length()
+        self._prefix = index << free
+        self._low = (1 << free) - 1
 
     def allocate(self):
         self._counter = (self._counter + 1) & _MASK64
         value = self._counter
-        return Identity(extranonce1=(value & 0xFFFFFFFF).to_bytes(4, "big"), nonce_id=value >> 32)
+        extranonce1 = self._prefix | (value & self._low)
+        return Identity(extranonce1=extranonce1.to_bytes(4, "big"), nonce_id=value >> 32)
 
 
 @attrs.frozen

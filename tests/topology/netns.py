@@ -1,0 +1,181 @@
+"""
+A pool's hosts as Linux network namespaces, for the multi-host tests.
+
+Each host is a namespace with one veth link to a bridge in a "switch"
+namespace, an address in a private /24 that exists only inside those
+namespaces (nothing is added to the test machine's own network), and
+``/etc/netns/<host>/hosts`` for the names it resolves (``ip netns exec``
+mounts it as the host's ``/etc/hosts``, so a name with two addresses is
+DNS round robin).  Processes run in a host with ``ip netns exec``; their
+output goes to a log file each, printed when a test fails.  Everything is
+torn down by the test's cleanup: processes killed, namespaces deleted
+(which deletes their links), hosts files removed.
+
+Building namespaces needs root and a kernel that allows them; where either
+is missing the tests are skipped with the reason (never passed silently).
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+
+from twisted.internet import reactor
+from twisted.internet.task import deferLater
+from twisted.trial.unittest import SkipTest
+
+from viabtc.devnet import project_root
+
+BIN = os.path.dirname(sys.executable)
+
+
+def _ip(*args, check=True):
+    return subprocess.run(["ip", *args], capture_output=True, text=True, check=check)
+
+
+def namespaces_refused():
+    """Why namespaces cannot be built here, or None."""
+    if os.geteuid() != 0:
+        return "network namespaces need root (ip netns add)"
+    if shutil.which("ip") is None:
+        return "iproute2's ip is not installed"
+    probe = f"vbprobe{os.getpid() % 100000}"
+    result = _ip("netns", "add", probe, check=False)
+    if result.returncode != 0:
+        return f"the kernel refuses network namespaces: {result.stderr.strip()}"
+    _ip("netns", "del", probe, check=False)
+    return None
+
+
+class Network:
+    """Hosts on one switch; ``directory`` keeps the logs."""
+
+    def __init__(self, testcase, directory):
+        why = namespaces_refused()
+        if why is not None:
+            raise SkipTest(why)
+        self.testcase = testcase
+        self.directory = directory
+        tag = os.getpid() % 10000
+        self._prefix = f"vb{tag}"
+        self.subnet = f"10.{200 + tag % 50}.{tag % 250}"
+        self.switch = f"{self._prefix}sw"
+        self.hosts = {}
+        self.processes = {}
+        testcase.addCleanup(self.teardown)
+        _ip("netns", "add", self.switch)
+        self.run_in(self.switch, "ip", "link", "add", "br0", "type", "bridge")
+        self.run_in(self.switch, "ip", "link", "set", "br0", "up")
+
+    def run_in(self, ns, *argv):
+        return subprocess.run(["ip", "netns", "exec", ns, *argv], capture_output=True, text=True, check=True)
+
+    def add_host(self, name, number):
+        """Host ``name`` at ``<subnet>.<number>``; returns its address."""
+        ns = f"{self._prefix}{name}"
+        address = f"{self.subnet}.{number}"
+        inner, outer = f"{ns}a"[-15:], f"{ns}b"[-15:]
+        _ip("netns", "add", ns)
+        self.hosts[name] = (ns, address)
+        _ip("link", "add", inner, "type", "veth", "peer", "name", outer)
+        _ip("link", "set", inner, "netns", ns)
+        _ip("link", "set", outer, "netns", self.switch)
+        self.run_in(self.switch, "ip", "link", "set", outer, "master", "br0")
+        self.run_in(self.switch, "ip", "link", "set", outer, "up")
+        self.run_in(ns, "ip", "addr", "add", f"{address}/24", "dev", inner)
+        self.run_in(ns, "ip", "link", "set", inner, "up")
+        self.run_in(ns, "ip", "link", "set", "lo", "up")
+        return address
+
+    def address(self, name):
+        return self.hosts[name][1]
+
+    def names(self, host, entries):
+        """``/etc/hosts`` of ``host``: ``{name: [address, ...]}``."""
+        ns = self.hosts[host][0]
+        os.makedirs(f"/etc/netns/{ns}", exist_ok=True)
+        with open(f"/etc/netns/{ns}/hosts", "w") as f:
+            f.write("127.0.0.1 localhost\n")
+            for name, addresses in entries.items():
+                for address in addresses:
+                    f.write(f"{address} {name}\n")
+
+    def spawn(self, host, name, argv):
+        """Run ``argv`` on ``host`` as process ``name``, its output in ``<directory>/<name>.log``."""
+        ns = self.hosts[host][0]
+        log = open(os.path.join(self.directory, f"{name}.log"), "ab")
+        env = dict(os.environ, PYTHONPATH=project_root())
+        process = subprocess.Popen(["ip", "netns", "exec", ns, *argv], cwd=project_root(), env=env,
+                                   stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        log.close()
+        self.processes[name] = process
+        return process
+
+    def twistd(self, host, role, name, config_path):
+        return self.spawn(host, name, [os.path.join(BIN, "twistd"), "-n", "--pidfile=", f"viabtc-{role}",
+                                       "--config", config_path])
+
+    def python(self, host, code, timeout=30):
+        """Run Python ``code`` on ``host``; its stdout (it must exit 0)."""
+        ns = self.hosts[host][0]
+        result = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", code], capture_output=True,
+                                text=True, timeout=timeout, cwd=project_root(),
+                                env=dict(os.environ, PYTHONPATH=project_root()))
+        if result.returncode != 0:
+            raise OSError(f"on {host}: {result.stderr.strip()[-2000:]}")
+        return result.stdout
+
+    def established(self, host, port):
+        """How many TCP connections to local ``port`` are established on ``host``."""
+        ns = self.hosts[host][0]
+        out = subprocess.run(["ip", "netns", "exec", ns, "ss", "-Htn", "state", "established",
+                              f"( sport = :{port} )"], capture_output=True, text=True).stdout
+        return len([line for line in out.splitlines() if line.strip()])
+
+    def kill(self, name, signum=signal.SIGKILL):
+        process = self.processes[name]
+        if process.poll() is None:
+            process.send_signal(signum)
+            process.wait(30)
+
+    def check_alive(self, *names):
+        for name in names:
+            code = self.processes[name].poll()
+            if code is not None:
+                raise AssertionError(f"{name} exited with {code}\n{self.logs()}")
+
+    def logs(self):
+        out = []
+        for name in self.processes:
+            try:
+                with open(os.path.join(self.directory, f"{name}.log"), errors="replace") as f:
+                    out.append(f"----- {name} -----\n{f.read()[-6000:]}")
+            except OSError:
+                pass
+        return "\n".join(out)
+
+    def teardown(self):
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes.values():
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        # ip netns exec's children may outlive it: kill whatever still runs in a namespace.
+        for ns, _ in list(self.hosts.values()) + [(self.switch, None)]:
+            pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout.split()
+            for pid in pids:
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except (OSError, ValueError):
+                    pass
+            _ip("netns", "del", ns, check=False)
+            shutil.rmtree(f"/etc/netns/{ns}", ignore_errors=True)
+
+
+async def pause(seconds):
+    await deferLater(reactor, seconds, lambda: None)
