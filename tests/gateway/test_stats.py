@@ -83,6 +83,24 @@ class GatewayStatsTests(TestCase):
         (minute,) = self.stats.aggregator.flush_all()
         self.assertIn(records.MonitorIntRecord("block", "gw-test", "btc", 1), minute.monitor_ints)
 
+    async def test_a_storm_of_events_packs_into_few_packets(self):
+        """A thousand miners connecting in one turn: a handful of cmd 101 packets, every record kept."""
+        self.at(30)
+        journal = self.stats._sender._queue
+        writes = []
+        real_append = journal.append
+        journal.append = lambda payloads: (writes.append(len(payloads)), real_append(payloads))[1]
+        for i in range(1000):
+            self.stats.event("alice", f"rig{i}", "10.0.0.1", "connected", T + 30)
+        # A record that cannot be encoded (a name longer than any body) costs only itself.
+        self.stats.event("alice", "x" * 2000, "10.0.0.1", "connected", T + 30)
+        self.clock.advance(0)
+        [packets] = writes
+        self.assertLess(packets, 1000 // 10)
+        await wait_for(lambda: len(self.writer.records(records.META_EVENT)) == 1000, what="1,000 event records")
+        self.assertEqual(sorted(r.worker for _, r in self.writer.records(records.META_EVENT)),
+                         sorted(f"rig{i}" for i in range(1000)))
+
     def test_connections_sampled_once_a_minute(self):
         """One sample per minute: the count is a count, not a sum of samples (ref §12.26)."""
         self.stats._timer.stop()

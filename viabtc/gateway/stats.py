@@ -140,16 +140,30 @@ class GatewayStats:
         self._at_once.add((records.META_BLOCK, records.BlockRecord(user, worker, name, block_hash), now))
 
     def _send_now(self, items):
-        """One turn's events and blocks: one batch, one journal write."""
-        packets = []
+        """
+        One turn's events and blocks: as few packets as their records fit (a
+        storm's thousands of ``connected`` events in a few dozen cmd 101
+        bodies, not one packet and one acknowledgement each), one journal
+        write.  The seed's gateway sent one record a packet, but every
+        body's layout repeats to its end (ref §4.9), so a C metawriter reads
+        several as it reads one.
+        """
+        groups = {}
         for command, record, now in items:
-            try:
-                bodies = records.encode_bodies(command, [record], minute=minute_start(now))
-            except records.RecordError as e:
-                self._log.error("statistics record {record!r} not sent: {error}", record=record, error=str(e),
-                                role=self._role)
-                continue
-            packets.extend(Packet(command, body, PacketType.REQUEST) for body in bodies)
+            groups.setdefault((command, minute_start(now)), []).append(record)
+        packets = []
+        for (command, minute), group in groups.items():
+            packets.extend(Packet(command, body, PacketType.REQUEST)
+                           for body in self._bodies(command, group, minute))
         if packets and not self._sender.send_batch(packets):
-            self._log.critical("{count} statistics records (events, blocks) lost: the stats journal"
+            self._log.critical("{count} statistics packets (events, blocks) lost: the stats journal"
                                " refused them", count=len(packets), role=self._role)
+
+    def _bodies(self, command, group, minute):
+        """The bodies of ``group``; a record that cannot be encoded is logged and left out, alone."""
+
+        def skip(record, error):
+            self._log.error("statistics record {record!r} not sent: {error}", record=record, error=str(error),
+                            role=self._role)
+
+        return records.encode_bodies(command, group, minute=minute, skip=skip)

@@ -211,7 +211,7 @@ def make_prefix(minute=None, random=os.urandom):
     return STAMP_MAGIC + _U64.pack(minute) + random(PREFIX_SIZE - 16)
 
 
-def encode_bodies(command, records, max_body=MAX_BODY, random=os.urandom, minute=None):
+def encode_bodies(command, records, max_body=MAX_BODY, random=os.urandom, minute=None, skip=None):
     """
     Pack ``records`` (all of the class for ``command``) into as few bodies as
     possible, each at most ``max_body`` bytes including its 32 leading bytes,
@@ -219,7 +219,9 @@ def encode_bodies(command, records, max_body=MAX_BODY, random=os.urandom, minute
     and monitor records); ``None`` gives the seed's all-random prefix.
 
     Raises ``RecordError`` for an unknown command, a record of the wrong class
-    or with bad values, or a record too large to fit any body.
+    or with bad values, or a record too large to fit any body; with ``skip``
+    given, such a record is instead passed to ``skip(record, error)`` and
+    left out, and the others are packed.
     """
     try:
         cls, layout = _LAYOUTS[command]
@@ -232,11 +234,17 @@ def encode_bodies(command, records, max_body=MAX_BODY, random=os.urandom, minute
     chunk = []
     size = 0
     for record in records:
-        if type(record) is not cls:
-            raise RecordError("command %d carries %s, got %r" % (command, cls.__name__, record))
-        raw = _encode_record(record, layout)
-        if len(raw) > room:
-            raise RecordError("record of %d bytes does not fit a %d-byte body" % (len(raw), max_body))
+        try:
+            if type(record) is not cls:
+                raise RecordError("command %d carries %s, got %r" % (command, cls.__name__, record))
+            raw = _encode_record(record, layout)
+            if len(raw) > room:
+                raise RecordError("record of %d bytes does not fit a %d-byte body" % (len(raw), max_body))
+        except RecordError as e:
+            if skip is None:
+                raise
+            skip(record, e)
+            continue
         if size + len(raw) > room:
             bodies.append(make_prefix(minute, random) + b"".join(chunk))
             chunk = []
