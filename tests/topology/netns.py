@@ -133,6 +133,13 @@ class Network:
                               f"( sport = :{port} )"], capture_output=True, text=True).stdout
         return len([line for line in out.splitlines() if line.strip()])
 
+    def listening(self, host, port):
+        """True once a process on ``host`` listens on TCP ``port``."""
+        ns = self.hosts[host][0]
+        out = subprocess.run(["ip", "netns", "exec", ns, "ss", "-Hltn", f"( sport = :{port} )"],
+                             capture_output=True, text=True).stdout
+        return bool(out.strip())
+
     def kill(self, name, signum=signal.SIGKILL):
         process = self.processes[name]
         if process.poll() is None:

@@ -145,6 +145,11 @@ class MultiHostFailover(TestCase):
         self.jobmaster("jm2", "jm2")
         self.gateway("gw1", 100)
         self.gateway("gw2", 200)
+        # Each miner takes the first address its resolver lists that answers:
+        # both gateways must listen before they start, or a slow start (a
+        # loaded machine) sends both miners to the same gateway.
+        await self.wait(lambda: net.listening("gw1", 3333) and net.listening("gw2", 3333),
+                        "both gateways listening")
         for miner in ("miner1", "miner2"):
             net.spawn(miner, miner, [os.path.join(BIN, "viabtc-miner"), "-o", "stratum+tcp://pool.test:3333",
                                      "-u", f"alice.{miner}", "--report-interval", "2"])
