@@ -945,8 +945,12 @@ class CoinRPCBlock:
     nodes: tuple[NodeEntry, ...]
 
     @classmethod
-    def from_reader(cls, reader):
-        name = reader.required("name", str, non_empty)
+    def from_reader(cls, reader, default_name=None):
+        """``default_name``: where a role's block may omit ``name`` (the dashboard's ``node``)."""
+        if default_name is None:
+            name = reader.required("name", str, non_empty)
+        else:
+            name = reader.optional("name", str, default_name, non_empty)
         if "addr" in reader:
             if "host" in reader:
                 raise ConfigError(reader.path("addr"), "give either addr or inline host/port, not both")
