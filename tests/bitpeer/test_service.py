@@ -90,7 +90,7 @@ class ServiceTests(TestCase):
         self.assertIn("jobmasters 127.0.0.1:6000", status)
 
     def test_reload_on_sighup(self):
-        """SIGHUP's part (viabtc.bitpeer.reload): the peers file and the static jobmasters; a broken file changes nothing."""
+        """SIGHUP (viabtc.bitpeer.reload): the peers file, the static jobmasters; a broken file changes nothing."""
         path = os.path.join(self.directory, "bitpeer.json")
         data = local_config(
             svr={"bind": f"tcp@127.0.0.1:{self.svr_port}", "max_pkg_size": 1 << 22},

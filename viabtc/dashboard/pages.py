@@ -91,7 +91,8 @@ def _blocks_table(snapshot):
         else:
             when = "—"
         height = "–" if block.height is None else str(block.height)
-        rows.append(f'<tr><td>{when}</td><td>{chain}</td><td class="height">{height}</td><td class="hash"><code>{escape(block.hash)}</code></td>'
+        rows.append(f'<tr><td>{when}</td><td>{chain}</td><td class="height">{height}</td>'
+                    f'<td class="hash"><code>{escape(block.hash)}</code></td>'
                     f'<td>{escape(block.user)}.{escape(block.worker)}</td></tr>')
     more = len(snapshot.blocks) - OVERVIEW_BLOCKS
     note = f'<p class="note">and {more} older in <code>newblock</code></p>' if more > 0 else ""
