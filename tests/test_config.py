@@ -68,9 +68,13 @@ class RecordingLog:
 
     def __init__(self):
         self.warnings = []
+        self.infos = []
 
     def warn(self, format, **kwargs):
         self.warnings.append((format, kwargs))
+
+    def info(self, format, **kwargs):
+        self.infos.append((format, kwargs))
 
 
 class ConfigErrorTests(TestCase):
@@ -229,11 +233,23 @@ class ConfigReaderTests(TestCase):
         r.sections("coins")[0].required("name", str)
         self.assertEqual(sorted(r.unused()), ["coins[0].extra", "http_svr", "svr.bnd", "svr.read_mem", "typo"])
         log = RecordingLog()
-        unused = r.warn_unused(log, ignored=SEED_IGNORED | {"http_svr", "coins.extra"})
+        unused = r.warn_unused(log, ignored=SEED_IGNORED | {"coins.extra"})
         self.assertEqual(len(unused), 5)
         kinds = {kw["key"]: "ignores" in fmt for fmt, kw in log.warnings}
-        self.assertEqual(kinds, {"http_svr": True, "svr.read_mem": True, "coins[0].extra": True,
+        self.assertEqual(kinds, {"svr.read_mem": True, "coins[0].extra": True,
                                  "svr.bnd": False, "typo": False})
+        # An http_svr the role's config does not read is where viabtc.tap serves /metrics.
+        self.assertEqual([(fmt, kw["key"]) for fmt, kw in log.infos],
+                         [("config: http_svr serves /metrics only (this role has no other HTTP interface)",
+                           "http_svr")])
+
+    def test_http_svr_unused_beside_metrics(self):
+        r = ConfigReader({"http_svr": {"bind": "tcp@127.0.0.1:1"}, "metrics": "tcp@127.0.0.1:2"})
+        log = RecordingLog()
+        r.warn_unused(log)
+        self.assertEqual(log.infos, [])
+        self.assertEqual([kw["key"] for _, kw in log.warnings], ["http_svr"])
+        self.assertIn("not used", log.warnings[0][0])
 
     def test_read_config_file_warns_once_per_unused_key(self):
         path = self.mktemp()

@@ -374,7 +374,7 @@ class ConfigReader:
         Log one warning per unused key and return them.
 
         ``ignored`` lists keys the seed accepts but this role deliberately
-        ignores (``http_svr`` in jobmaster, ``log.shift``); they get a milder
+        ignores (``jobmonitor`` in jobmaster, ``log.shift``); they get a milder
         message than unknown keys (probably typos).  Entries match with array
         indices removed (``aux_coin.address``), and ``*.name`` matches
         ``name`` in any section (``*.read_mem``).
@@ -382,6 +382,15 @@ class ConfigReader:
         unused = self.unused()
         for key in unused:
             if key in COMMON_KEYS:
+                continue
+            if key == METRICS_FALLBACK:
+                # Read by viabtc.tap (metrics_binds), not by the role's config class.
+                if "metrics" in self._data:
+                    log.warn("config: http_svr is not used: /metrics is served on the metrics key's address "
+                             "and this role has no other HTTP interface", key=key)
+                else:
+                    log.info("config: http_svr serves /metrics only (this role has no other HTTP interface)",
+                             key=key)
                 continue
             bare = _INDEX.sub("", key)
             last = bare.rsplit(".", 1)[-1]
@@ -408,6 +417,10 @@ SEED_IGNORED = frozenset({
 # Keys every role may have that viabtc.tap reads, not the role's config class:
 # ``metrics`` (the /metrics listener, viabtc.metrics).
 COMMON_KEYS = frozenset({"metrics"})
+# The seed's ``http_svr`` of a role whose config class does not read it (jobmaster,
+# bitpeer, blockmaster: the seed never served it): viabtc.tap serves /metrics there
+# unless ``metrics`` is given.
+METRICS_FALLBACK = "http_svr"
 
 
 # -- addresses -----------------------------------------------------------------
@@ -945,8 +958,12 @@ class CoinRPCBlock:
     nodes: tuple[NodeEntry, ...]
 
     @classmethod
-    def from_reader(cls, reader):
-        name = reader.required("name", str, non_empty)
+    def from_reader(cls, reader, default_name=None):
+        """``default_name``: where a role's block may omit ``name`` (the dashboard's ``node``)."""
+        if default_name is None:
+            name = reader.required("name", str, non_empty)
+        else:
+            name = reader.optional("name", str, default_name, non_empty)
         if "addr" in reader:
             if "host" in reader:
                 raise ConfigError(reader.path("addr"), "give either addr or inline host/port, not both")

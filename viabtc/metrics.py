@@ -16,7 +16,7 @@ Where the page is served (``viabtc.tap`` wires it):
   ``/metrics`` there with ``with_metrics``; every other path keeps the
   seed's answer;
 - a role whose seed config has an ``http_svr`` it does not otherwise use
-  (the jobmaster) serves ``/metrics`` on it;
+  (jobmaster, bitpeer, blockmaster) serves ``/metrics`` on it;
 - any role may give our optional ``metrics`` key (an address or a list of
   them, e.g. ``"tcp@127.0.0.1:9101"``).
 

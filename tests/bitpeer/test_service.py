@@ -20,11 +20,14 @@ from viabtc.bitcoin.block import parse_block
 from viabtc.bitcoin.hashing import hash_from_display_hex
 from viabtc.bitpeer.commands import bitpeer_commands
 from viabtc.bitpeer.config import BitpeerConfig
+from viabtc.bitpeer.reload import reload_bitpeer
 from viabtc.bitpeer.service import BitpeerService
+from viabtc.bitpeer.tap import Options
 from viabtc.bitpeer.tip import header_from_rpc
 from viabtc.config import ConfigReader
 from viabtc.devnet import free_port
 from viabtc.node.jsonrpc import NodeConfig, NodeGroup
+from viabtc.reload import HangupReload, ReloadReport
 from viabtc.rpc.client import FailoverClient
 from viabtc.rpc.codec import Command, Packet
 
@@ -85,6 +88,33 @@ class ServiceTests(TestCase):
         status = commands["status"]([])
         self.assertIn("127.0.0.1:4 connected no", status)
         self.assertIn("jobmasters 127.0.0.1:6000", status)
+
+    def test_reload_on_sighup(self):
+        """SIGHUP (viabtc.bitpeer.reload): the peers file, the static jobmasters; a broken file changes nothing."""
+        path = os.path.join(self.directory, "bitpeer.json")
+        data = local_config(
+            svr={"bind": f"tcp@127.0.0.1:{self.svr_port}", "max_pkg_size": 1 << 22},
+            coin={"name": "BTC", "host": "127.0.0.1", "port": self.node.rpc_port, "user": "viabtc",
+                  "pass": self.node.api_key},
+            jobmaster=["udp@127.0.0.1:6001", "udp@127.0.0.1:6002"], broadcast_limit=5)
+        with open(path, "w") as f:
+            json.dump(data, f)
+        self.write_peers(["127.0.0.1:5"])
+        hup = HangupReload("bitpeer", path, Options().parse_config, self.service, reactor)
+        self.service.reload = lambda new: reload_bitpeer(self.service, new)
+        self.assertEqual(hup.reload(), ReloadReport(("peer_config_path", "jobmasters"), ("broadcast_limit",)))
+        self.assertEqual(list(self.service.peerset.clients), [("127.0.0.1", 5)])
+        self.assertEqual(self.service.sender.addresses, (("127.0.0.1", 6001), ("127.0.0.1", 6002)))
+        self.assertEqual(self.service.config.broadcast_limit, 60)
+        # A peers file that does not read keeps the peers; a config file that does not load, everything.
+        self.write_peers(None)
+        self.assertEqual(hup.reload(), ReloadReport((), ("broadcast_limit",)))
+        self.assertEqual(list(self.service.peerset.clients), [("127.0.0.1", 5)])
+        with open(path, "w") as f:
+            f.write("{")
+        self.assertIsNone(hup.reload())
+        self.assertEqual([a.text for a in self.service.config.jobmasters],
+                         ["udp@127.0.0.1:6001", "udp@127.0.0.1:6002"])
 
 
 class TipTests(TestCase):

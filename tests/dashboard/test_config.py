@@ -32,6 +32,20 @@ class ConfigTests(unittest.TestCase):
         }))
         self.assertEqual((config.redis.host, config.redis.port, config.redis.password), ("10.0.0.5", 6380, "pw"))
         self.assertEqual((config.main_chain, config.refresh, config.history_minutes), ("BCH", 30.0, 360))
+        self.assertIsNone(config.node)
+
+    def test_node_in_the_coin_rpc_form(self):
+        base = {"redis": {}, "coin": "btc", "http_svr": {"bind": "tcp@127.0.0.1:8090", "max_pkg_size": 10240}}
+        config = DashboardConfig.from_file(self.write(dict(base, node={
+            "host": "127.0.0.1", "port": 8332, "user": "u", "pass": "p"}, node_timeout=2)))
+        self.assertEqual((config.node.name, config.node.nodes[0].port, config.node_timeout), ("BTC", 8332, 2.0))
+        config = DashboardConfig.from_file(self.write(dict(base, node={
+            "name": "BTC", "addr": [{"host": "10.0.0.1", "port": 8332, "user": "u", "pass": "p"},
+                                    {"host": "10.0.0.2", "port": 8332, "cookie_file": "/x/.cookie"}]})))
+        self.assertEqual([n.host for n in config.node.nodes], ["10.0.0.1", "10.0.0.2"])
+        with self.assertRaises(ConfigError) as caught:
+            DashboardConfig.from_file(self.write(dict(base, node={"host": "127.0.0.1", "port": 8332})))
+        self.assertIn("node.user", str(caught.exception))
 
     def test_errors_name_the_key(self):
         base = {"redis": {}, "coin": "btc", "http_svr": {"bind": "tcp@127.0.0.1:8090", "max_pkg_size": 10240}}

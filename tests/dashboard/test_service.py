@@ -84,6 +84,8 @@ class DashboardServiceTests(unittest.TestCase):
         self.assertIn(b"content-security-policy", dict((k.lower(), v) for k, v in
                                                        response.headers.getAllRawHeaders()))
         self.assertIn(b'id="pool-chart"', body)
+        # No node configured: the block's height is not known.
+        self.assertIn('<td class="height">–</td>'.encode(), body)
         self.assertIn(b"alice</a>.<span class=\"wname\">rig1", body)
         self.assertNotIn(b"http://", body.replace(b"http://127.0.0.1", b""))
 

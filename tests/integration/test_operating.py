@@ -6,9 +6,12 @@ mining run (one run, since each costs a minute or two of suite time).
 bcoin regtest, redis-server and every role as a twistd process, the
 dashboard included, and ``viabtc-miner`` processes mine through the gateway:
 
+0. what ``scripts/run-pool --blocks 3 --hashrate`` prints: blocks the node
+   accepted, the first statistics minute read back from Redis;
 1. the dashboard in Debian's chromium, driven by playwright, once the
    metawriter has written a complete minute: the pool and worker charts
-   hold the minutes Redis holds (read back from the DOM), the worker search
+   hold the minutes Redis holds (read back from the DOM), blocks show the
+   height and time the node gives for their hash, the worker search
    filters, the page never asks for another host; screenshots are kept as
    ``_trial_temp/dashboard-*.png``;
 2. ``/metrics`` of the gateway (on its seed ``http_svr``), jobmaster (on
@@ -39,7 +42,7 @@ from twisted.trial import unittest
 from tests.support import require_service
 from viabtc.devnet import ServiceUnavailable
 from viabtc.devnet.bcoin import bcoin_executable
-from viabtc.devnet.pool import LocalPool
+from viabtc.devnet.pool import LocalPool, watch
 from viabtc.devnet.process import stop_process
 
 CHROMIUM = "/usr/bin/chromium"
@@ -82,7 +85,7 @@ def series(page, selector):
 
 
 class OperatingTests(unittest.TestCase):
-    # Start-up, then up to two minutes until a complete minute is in Redis.
+    # Start-up, then up to a minute (and the metawriter's flush_delay) until a complete minute is in Redis.
     timeout = 300
 
     def wait(self, predicate, timeout, what, alive=True):
@@ -113,9 +116,28 @@ class OperatingTests(unittest.TestCase):
         self.pool.start()
         self.pool.start_miner()
         self.pool.start_miner(account="demo.cpu1", name="miner1", extra=["--max-shares", "3"])
+        self.check_run_pool_watch()
         self.check_dashboard(sync_playwright, chromium)
         self.check_metrics()
         self.check_reload()
+
+    # -- 0. what run-pool prints ---------------------------------------------
+
+    def check_run_pool_watch(self):
+        """
+        ``scripts/run-pool --blocks 3 --hashrate`` (``viabtc.devnet.pool.watch``)
+        over this run: blocks the node accepted and the first statistics minute
+        read back from Redis (``test_local_pool`` runs the command itself, without
+        ``--hashrate``, so that the suite waits for a minute once).
+        """
+        found, rate = watch(self.pool, 150, want_blocks=3, want_hashrate=True)
+        output = self.out.getvalue()
+        self.assertGreaterEqual(found, 3, output)
+        self.assertGreaterEqual(len([line for line in output.splitlines() if "accepted by the node" in line]), 3)
+        minute, shares, difficulty, hashes = rate
+        self.assertIn(f"btc:m:share={shares}", output)
+        self.assertEqual(shares, int(minute_hash(self.pool.redis, "btc:m:share")[minute]))
+        self.assertGreater(hashes, 0)
 
     # -- 1. the dashboard ----------------------------------------------------
 
@@ -125,6 +147,11 @@ class OperatingTests(unittest.TestCase):
         self.wait(lambda: minute_hash(redis, "btc:s:demo:cpu0"), 150, "a minute of demo.cpu0 in redis")
         self.wait(lambda: any(w["worker"] == "cpu0" for u in self.snapshot()["users"] for w in u["workers"]),
                   30, "the dashboard to read it")
+        # The node the dashboard is given tells the height and time of each block it lists.
+        known = self.wait(lambda: [b for b in self.snapshot()["blocks"] if b["height"] is not None], 30,
+                          "a block's height from the node")
+        header = self.pool.node.rpc("getblockheader", known[0]["hash"])
+        self.assertEqual((known[0]["height"], known[0]["time"]), (header["height"], header["time"]))
         shares = minute_hash(redis, "btc:m:share")
         exact = minute_hash(redis, "btc:m:pow_float")
         worker_shares = minute_hash(redis, "btc:s:demo:cpu0")
@@ -166,6 +193,7 @@ class OperatingTests(unittest.TestCase):
                 # Blocks found while the dashboard ran carry the time it first listed them.
                 found = page.text_content("table.blocks tbody tr td")
                 self.assertRegex(found, r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$")
+                self.assertIn(str(header["height"]), page.locator("table.blocks td.height").all_text_contents())
                 page.screenshot(path=os.path.abspath("dashboard-overview.png"), full_page=True)
 
                 # Live refresh: the page fetches itself again (every 5 s in run-pool's config)

@@ -69,8 +69,11 @@ class ConfigTests(TestCase):
         self.assertEqual(config.spv_mining_timeout, 30)
         self.assertEqual([a.text for a in config.blockmasters], ["tcp@127.0.0.1:5000"])
         warned = {e["key"] for e in events if "key" in e}
-        for key in ("http_svr", "jobmonitor", "ip_banned_time"):
+        for key in ("jobmonitor", "ip_banned_time"):
             self.assertIn(key, warned)
+        # The seed's http_svr is where /metrics is served: said as it is, not as "ignored".
+        self.assertEqual([(e["log_level"].name, e["log_format"]) for e in events if e.get("key") == "http_svr"],
+                         [("info", "config: http_svr serves /metrics only (this role has no other HTTP interface)")])
         for key in ("main_coin.host", "aux_coin", "aux_merkle_nonce", "aux_merkle_size",
                     "aux_job_timeout", "rsk_coin", "vcash_coin", "rsk_job_interval"):
             self.assertNotIn(key, warned)

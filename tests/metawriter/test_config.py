@@ -63,12 +63,13 @@ class ConfigTests(unittest.TestCase):
 
     def test_our_keys(self):
         config = MetaWriterConfig.from_file(self.write(self.base(
-            journal="journal", retention_days=30, redis_retry_interval=0.5, redis_timeout=3,
+            journal="journal", retention_days=30, redis_retry_interval=0.5, redis_timeout=3, flush_delay=3,
             brother={"name": "brother", "addr": "tcp@127.0.0.1:3001", "max_pkg_size": 1048576},
         )))
         self.assertEqual(config.journal, os.path.join(os.path.abspath(self.dir), "journal"))
         self.assertEqual(config.retention, 30 * 86400)
         self.assertEqual((config.redis_retry_interval, config.redis_timeout), (0.5, 3.0))
+        self.assertEqual((config.flush_delay, MetaWriterConfig.from_file(OURS).flush_delay), (3.0, 0.0))
         self.assertEqual(config.brother.addrs[0].port, 3001)
 
     def test_errors_name_the_key(self):
@@ -79,6 +80,8 @@ class ConfigTests(unittest.TestCase):
             ({"dup_timeout": 0}, "dup_timeout"),
             ({"retention_days": -1}, "retention_days"),
             ({"redis_retry_interval": 0}, "redis_retry_interval"),
+            ({"flush_delay": 30}, "flush_delay"),
+            ({"flush_delay": -1}, "flush_delay"),
             ({"svr": {"bind": "tcp@127.0.0.1:3000"}}, "svr.max_pkg_size"),
             ({"brother": {"name": "b", "addr": "tcp@127.0.0.1:0", "max_pkg_size": 1}}, "brother.addr"),
             ({"brother": {"name": "b", "addr": ["tcp@127.0.0.1:1", "udp@127.0.0.1:2"], "max_pkg_size": 1}},

@@ -33,3 +33,6 @@ class MetaWriterReloadTests(unittest.TestCase):
         self.assertEqual(report, ReloadReport(("trust_file",), ("key_expire",)))
         self.assertTrue(service.trust("127.0.0.1"))
         self.assertFalse(service.trust("10.9.9.9"))
+        report = reload_metawriter(service, attrs.evolve(config, flush_delay=3.0))
+        self.assertEqual(report, ReloadReport(("trust_file", "flush_delay"), ()))
+        self.assertEqual(service.config.flush_delay, 3.0)

@@ -97,6 +97,26 @@ class WriterCase(unittest.TestCase):
 
 
 class WriterTests(WriterCase):
+    @defer.inlineCallbacks
+    def test_flush_delay_lets_a_just_completed_minute_in(self):
+        """With ``flush_delay`` the flush waits past the boundary for the minute a gateway ships then."""
+        journal = Journal(self.journal_dir)
+        self.addCleanup(journal.close)
+        store = BatchStore(self.redis, reactor, journal.confirm, retry_interval=0.1)
+        self.addCleanup(store.stop)
+        writer = MetaWriter(WriterAggregator(), journal, store, self.clock, "mw-1", 3600, flush_delay=3)
+        writer.recover()
+        self.clock.advance(60)  # T + 61: the seed's writer would flush here
+        writer.tick()
+        self.feed(writer, "a", packet(102, [ShareRecord("alice", "gw", "btc", 2, 20, 0.5)], T))
+        self.clock.advance(1)
+        writer.tick()
+        self.assertEqual(len(writer.store), 0)
+        self.clock.advance(1)  # T + 63
+        writer.tick()
+        yield writer.store.when_idle()
+        self.assertEqual(hgetall(self.server, "btc:s:alice"), {str(T): "2"})
+
     def test_ack_only_after_the_journal(self):
         writer = self.writer()
         self.feed(writer, "a", packet(102, [ShareRecord("alice", "gw", "btc", 1, 10, 0.0)], T))

@@ -117,6 +117,16 @@ class ListTests(TestCase):
         self.addCleanup(addresses.stopService)
         self.assertEqual(self.changes, [(("10.0.0.1", 5000),)])
 
+    def test_static_replaced_by_a_reload(self):
+        addresses = self.address_list(url=None, static=tcp("tcp@10.0.0.1:5000"))
+        self.assertTrue(addresses.set_static(tcp("tcp@10.0.0.2:5000")))
+        self.assertEqual(self.changes, [])  # not running: heard at start
+        addresses.startService()
+        self.addCleanup(addresses.stopService)
+        self.assertFalse(addresses.set_static(tcp("tcp@10.0.0.2:5000")))
+        self.assertTrue(addresses.set_static(tcp("tcp@10.0.0.2:5000") + tcp("tcp@10.0.0.3:5000")))
+        self.assertEqual(self.changes, [(("10.0.0.2", 5000),), (("10.0.0.2", 5000), ("10.0.0.3", 5000))])
+
     @defer.inlineCallbacks
     def test_fetched_with_the_auth_header_and_merged(self):
         self.service.reply = {"error": {"message": "ok"}, "result": ["10.0.0.2:5000", "10.0.0.1:5000"]}

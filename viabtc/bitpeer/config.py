@@ -9,8 +9,9 @@ blocks to), ``coin`` (the node whose tip anchors the headers believed),
 ``reconnect_timeout`` (60 s), ``broadcast_limit`` (60), ``start_string``
 (the network magic, 4 bytes of hex, required), ``jobmaster_url`` with
 ``request_auth`` and ``jobmaster_update_interval`` (30 s), ``cli`` and the
-common ``alert``, ``log``, ``process`` blocks.  ``http_svr`` and ``name``
-are accepted and ignored (the seed required ``http_svr`` and never used it).
+common ``alert``, ``log``, ``process`` blocks.  ``name`` is accepted and
+ignored; ``http_svr`` (the seed required it and never used it) serves
+``/metrics`` unless our ``metrics`` key is given (``viabtc.tap``).
 
 Ours: ``jobmaster`` (static ``udp@ip:port`` hint addresses besides, or
 instead of, the HTTP list; one of the two is required), ``secret`` (HMAC of
@@ -42,7 +43,7 @@ from viabtc.config import (
 from viabtc.rpc.addresslist import http_url
 from viabtc.rpc.jobmasters import static_jobmasters
 
-IGNORED_KEYS = SEED_IGNORED | frozenset({"name", "http_svr"})
+IGNORED_KEYS = SEED_IGNORED | frozenset({"name"})
 
 
 def _network(reader, magic):

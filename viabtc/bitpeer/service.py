@@ -125,10 +125,10 @@ class BitpeerService(MultiService):
         stopped = defer.maybeDeferred(super().stopService)
         return stopped.addBoth(lambda _: self.nodes.close())
 
-    def reload_peers(self):
-        """Read the peers file again; a line saying what changed (or why not)."""
+    def reload_peers(self, path=None):
+        """Read the peers file (``path``, else the current one) again; a line saying what changed (or why not)."""
         try:
-            added, removed = self.peerset.update(read_peer_file(self.config.peer_config_path))
+            added, removed = self.peerset.update(read_peer_file(path or self.config.peer_config_path))
         except PeerFileError as e:
             self._log.warn("peers file not reloaded, keeping {count} peers: {error}",
                            count=len(self.peerset.clients), error=str(e), role=ROLE)

@@ -5,6 +5,7 @@ construction for the bitpeer role.
 """
 
 from viabtc.bitpeer.config import BitpeerConfig
+from viabtc.bitpeer.reload import reload_bitpeer
 from viabtc.bitpeer.service import ROLE, BitpeerService
 from viabtc.node.jsonrpc import NodeConfig, NodeGroup
 from viabtc.tap import RoleOptions, make_role_service
@@ -18,10 +19,12 @@ class Options(RoleOptions):
 
 
 def build_service(config, reactor):
-    """The ``BitpeerService`` for ``config``, its node client included."""
+    """The ``BitpeerService`` for ``config``, its node client included, reloading on SIGHUP."""
     nodes = NodeGroup.from_configs([NodeConfig.from_entry(entry) for entry in config.coin.nodes],
                                    reactor)
-    return BitpeerService(config, reactor, nodes, install_signals=True)
+    service = BitpeerService(config, reactor, nodes, install_signals=True)
+    service.reload = lambda new: reload_bitpeer(service, new)
+    return service
 
 
 def makeService(options, reactor=None):

@@ -8,7 +8,8 @@ The seed's keys: ``svr`` (TCP and UDP binds, ``max_pkg_size``), ``coin``
 ``request_auth`` and ``blockmaster_update_interval`` (30 s),
 ``blockmaster_timeout`` (60 s, the heartbeat timeout towards peer
 blockmasters), ``bitpeer`` (``tcp@`` addresses), ``http_svr`` (required by
-the seed, never used: accepted and ignored) and the common ``cli``,
+the seed, never used by it: here it serves ``/metrics`` unless our
+``metrics`` key is given, ``viabtc.tap``) and the common ``cli``,
 ``alert``, ``log`` and ``process`` blocks.
 
 Where we differ: the static ``blockmaster`` array, which the seed ignored,
@@ -44,7 +45,7 @@ from viabtc.config import (
 from viabtc.rpc.addresslist import http_url
 
 #: Keys the seed reads but that have no use here.
-IGNORED_KEYS = SEED_IGNORED | frozenset({"http_svr", "name"})
+IGNORED_KEYS = SEED_IGNORED | frozenset({"name"})
 
 #: Smallest frame that carries a maximum-size block (4 MB) with room to spare.
 MIN_PKG_SIZE = 8 * 1024 * 1024

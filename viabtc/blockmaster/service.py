@@ -159,8 +159,9 @@ class BlockmasterService(MultiService):
             blockmasters=lambda: [(link, link.compact) for link in self.blockmasters.values()],
             request_timeout=config.request_timeout, role=ROLE)
         inbound = _Inbound(self)
-        trust = None if config.trust is None else TrustedHosts(config.trust)
-        listen_rpc(self, config.svr, reactor, inbound, inbound, secret=self.secret, trust=trust,
+        # Behind a method so that a reload can change it (None: anyone).
+        self.trusted = None if config.trust is None else TrustedHosts(config.trust)
+        listen_rpc(self, config.svr, reactor, inbound, inbound, secret=self.secret, trust=self.is_trusted,
                    role=ROLE)
         for address in config.svr.datagram_binds:
             self._log.warn("svr: {bind} accepts blocks by UDP only while they fit in one datagram; "
@@ -202,6 +203,21 @@ class BlockmasterService(MultiService):
         client.add_observer(observer(self, link))
         client.setServiceParent(self if parent is None else parent)
         return link
+
+    def is_trusted(self, host):
+        """Whether ``host`` may connect to ``svr`` (``trust``; no list: anyone)."""
+        return self.trusted is None or self.trusted(host)
+
+    def set_bitpeers(self, addresses):
+        """Keep one link per bitpeer in ``addresses`` (a reload): new ones connect, dropped ones close."""
+        wanted = {a.sockaddr for a in addresses}
+        for link in [link for link in self.bitpeers if link.sockaddr not in wanted]:
+            self._log.info("bitpeer {peer} left the list", peer=link.peer, role=ROLE)
+            link.client.disownServiceParent()
+        known = {link.sockaddr for link in self.bitpeers}
+        self.bitpeers = [link for link in self.bitpeers if link.sockaddr in wanted] + [
+            self._link(address, _BitpeerObserver, BITPEER_TIMEOUT)
+            for address in addresses if address.sockaddr not in known]
 
     def set_blockmasters(self, addresses):
         """Keep one link per address in ``addresses``: new ones connect, dropped ones close."""

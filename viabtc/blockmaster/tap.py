@@ -5,6 +5,7 @@ service construction for the blockmaster role.
 """
 
 from viabtc.blockmaster.config import BlockmasterConfig
+from viabtc.blockmaster.reload import reload_blockmaster
 from viabtc.blockmaster.service import ROLE, BlockmasterService
 from viabtc.tap import RoleOptions, make_role_service
 
@@ -16,6 +17,13 @@ class Options(RoleOptions):
     longdesc = "Relays the pool's and foreign blocks between regions as thin blocks."
 
 
+def build_service(config, reactor):
+    """The ``BlockmasterService`` for ``config``, reloading on SIGHUP."""
+    service = BlockmasterService(config, reactor)
+    service.reload = lambda new: reload_blockmaster(service, new)
+    return service
+
+
 def makeService(options, reactor=None):
     """The blockmaster ``MultiService`` for ``options.config``."""
-    return make_role_service(ROLE, options, BlockmasterService, reactor)
+    return make_role_service(ROLE, options, build_service, reactor)

@@ -16,6 +16,11 @@ block (``bind``, ``max_pkg_size``, ``keep_alive``).  Our keys, all optional:
 - ``max_blocks``: newest ``newblock`` entries shown (50);
 - ``main_chain``: the ``name`` of main-chain blocks in ``newblock``
   (``coin`` in upper case, e.g. ``BTC``); other names are aux chains;
+- ``node``: a coin daemon in the seed's coin-RPC block form (as the
+  jobmaster's ``main_coin``: inline ``host``/``port``/``user``/``pass`` or
+  ``addr``, ``name`` optional), asked only for the height and time of the
+  main-chain blocks shown (``heights.py``); without it heights show "–";
+- ``node_timeout``: seconds one such lookup may take (5);
 - ``log``, ``process``, ``alert`` as every role.
 """
 
@@ -23,6 +28,7 @@ import attrs
 
 from viabtc.config import (
     AlertBlock,
+    CoinRPCBlock,
     ConfigError,
     LogBlock,
     ProcessBlock,
@@ -64,6 +70,8 @@ class DashboardConfig:
     max_blocks: int = 50
     main_chain: str = attrs.field(default=attrs.Factory(lambda self: self.coin.upper(), takes_self=True))
     redis_timeout: float = 10.0
+    node: CoinRPCBlock | None = None
+    node_timeout: float = 5.0
     log: LogBlock | None = None
     process: ProcessBlock | None = None
     alert: AlertBlock | None = None
@@ -74,6 +82,7 @@ class DashboardConfig:
         http_svr = HTTPBlock.from_reader(reader.section("http_svr"))
         if not http_svr.server.stream_binds:
             raise ConfigError("http_svr.bind", "needs a tcp address")
+        node = reader.section("node", required=False)
         return cls(
             redis=RedisBlock.from_reader(reader.section("redis")),
             coin=coin,
@@ -85,6 +94,8 @@ class DashboardConfig:
             max_blocks=reader.optional("max_blocks", int, 50, positive),
             main_chain=reader.optional("main_chain", str, coin.upper(), non_empty),
             redis_timeout=reader.optional("redis_timeout", float, 10.0, positive),
+            node=None if node is None else CoinRPCBlock.from_reader(node, default_name=coin.upper()),
+            node_timeout=reader.optional("node_timeout", float, 5.0, positive),
             log=optional_block(reader, "log", LogBlock),
             process=optional_block(reader, "process", ProcessBlock),
             alert=optional_block(reader, "alert", AlertBlock),

@@ -84,15 +84,19 @@ def _blocks_table(snapshot):
                  else f'<span class="tag main">{escape(block.name)}</span>')
         if block.seen is not None:
             when = _clock(block.seen, seconds=True)
+        elif block.time is not None:
+            when = _clock(block.time, seconds=True)
         elif block.minute is not None:
             when = "≈ " + _clock(block.minute)
         else:
             when = "—"
-        rows.append(f'<tr><td>{when}</td><td>{chain}</td><td class="hash"><code>{escape(block.hash)}</code></td>'
+        height = "–" if block.height is None else str(block.height)
+        rows.append(f'<tr><td>{when}</td><td>{chain}</td><td class="height">{height}</td>'
+                    f'<td class="hash"><code>{escape(block.hash)}</code></td>'
                     f'<td>{escape(block.user)}.{escape(block.worker)}</td></tr>')
     more = len(snapshot.blocks) - OVERVIEW_BLOCKS
     note = f'<p class="note">and {more} older in <code>newblock</code></p>' if more > 0 else ""
-    return ('<table class="grid-table blocks"><thead><tr><th>Found</th><th>Chain</th><th>Hash</th>'
+    return ('<table class="grid-table blocks"><thead><tr><th>Found</th><th>Chain</th><th>Height</th><th>Hash</th>'
             '<th>Finder</th></tr></thead><tbody>' + "".join(rows) + "</tbody></table>" + note)
 
 

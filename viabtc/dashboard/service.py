@@ -11,16 +11,20 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.web.server import Site
 
+from viabtc.dashboard.heights import BlockHeights
 from viabtc.dashboard.reader import StatsReader
 from viabtc.dashboard.snapshot import build, mark_seen
 from viabtc.dashboard.web import DashboardRoot, DashboardState
 from viabtc.metrics import MetricsPage, RoleMetrics, counter, gauge
+from viabtc.node.jsonrpc import NodeConfig, NodeGroup
 from viabtc.redis import RedisConnection
 from viabtc.service import listen_stream
 
 ROLE = "dashboard"
 #: Longest wait between Redis reconnection attempts.
 RECONNECT_MAX_DELAY = 5.0
+#: Block headers remembered at least (more when ``max_blocks`` is larger).
+HEIGHTS_CACHED = 256
 
 
 class Refresher:
@@ -28,8 +32,10 @@ class Refresher:
 
     _log = Logger()
 
-    def __init__(self, reader, state, clock, timeout):
+    def __init__(self, reader, state, clock, timeout, heights=None):
         self._reader = reader
+        #: The ``BlockHeights`` of the optional node (None: heights are not looked up).
+        self.heights = heights
         self._timeout = timeout
         self._state = state
         self._clock = clock
@@ -61,11 +67,20 @@ class Refresher:
         self._pending = None
         snapshot = build(raw)
         blocks = mark_seen(snapshot.blocks, self._seen, raw.now, first=self.reads == 0)
+        if self.heights is not None:
+            self.heights.want(b.hash for b in blocks if not b.aux)
+            blocks = self.heights.annotate(blocks)
         self._state.snapshot = attrs.evolve(snapshot, blocks=blocks)
         self.reads += 1
         if self.failing:
             self._log.info("dashboard: reading redis again", role=ROLE)
         self.failing = False
+
+    def heights_found(self):
+        """A block's height became known: show it without waiting for the next read."""
+        snapshot = self._state.snapshot
+        if snapshot is not None and self.heights is not None:
+            self._state.snapshot = attrs.evolve(snapshot, blocks=self.heights.annotate(snapshot.blocks))
 
     def _failed(self, failure):
         self._pending = None
@@ -88,7 +103,11 @@ class DashboardService(service.MultiService):
         self.role_logging = None
         self.state = DashboardState(coin=config.coin, refresh=config.refresh)
         self.redis = None
+        self.reader = None
         self.refresher = None
+        self.timer = None
+        self.node = None
+        self.heights = None
         self.root = DashboardRoot(self.state)
         self.metrics = RoleMetrics(ROLE)
         self.metrics.add(self._collect)
@@ -102,29 +121,59 @@ class DashboardService(service.MultiService):
         config, reactor = self.config, self.reactor
         self.redis = RedisConnection(config.redis, reactor, reply_timeout=config.redis_timeout,
                                      max_delay=RECONNECT_MAX_DELAY, role=ROLE)
-        reader = StatsReader(self.redis.handler, config.coin, history_minutes=config.history_minutes,
-                             worker_minutes=config.worker_minutes, max_workers=config.max_workers,
-                             max_blocks=config.max_blocks, main_chain=config.main_chain)
-        self.refresher = Refresher(reader, self.state, reactor, config.redis_timeout)
-        timer = internet.TimerService(config.refresh, self.refresher)
-        timer.clock = reactor
-        timer.setServiceParent(self)
+        self.reader = StatsReader(self.redis.handler, config.coin, history_minutes=config.history_minutes,
+                                  worker_minutes=config.worker_minutes, max_workers=config.max_workers,
+                                  max_blocks=config.max_blocks, main_chain=config.main_chain)
+        self.refresher = Refresher(self.reader, self.state, reactor, config.redis_timeout)
+        self.set_node(config.node, config.node_timeout, config.max_blocks)
+        self.set_refresh(config.refresh)
         super().startService()
         self._log.info("dashboard for {coin} on {binds}, reading redis {host}:{port}",
                        coin=config.coin, binds=", ".join(a.text for a in config.http_svr.server.stream_binds),
                        host=config.redis.host, port=config.redis.port, role=ROLE)
 
+    def set_node(self, node, timeout, max_blocks):
+        """Look heights up through ``node`` (a ``CoinRPCBlock``; None: not at all) from now on."""
+        if self.heights is not None:
+            self.heights.stop()
+            self.node.close()
+            self.node = self.heights = None
+        if node is not None:
+            self.node = NodeGroup.from_configs([NodeConfig.from_entry(e) for e in node.nodes], self.reactor)
+            self.heights = BlockHeights(self.node, timeout=timeout, size=max(HEIGHTS_CACHED, max_blocks),
+                                        on_found=self.refresher.heights_found)
+        self.refresher.heights = self.heights
+
+    def set_refresh(self, seconds):
+        """Read Redis every ``seconds`` from now on (and tell the pages so)."""
+        if self.timer is not None:
+            self.timer.disownServiceParent()
+        self.state.refresh = seconds
+        self.timer = internet.TimerService(seconds, self.refresher)
+        self.timer.clock = self.reactor
+        self.timer.setServiceParent(self)
+
     def _collect(self):
         refresher = self.refresher
         if refresher is None:
             return []
-        return [counter("dashboard_reads", "Statistics reads from Redis completed.", refresher.reads),
-                gauge("dashboard_redis_failing", "1 while reads from Redis fail.", int(refresher.failing))]
+        families = [counter("dashboard_reads", "Statistics reads from Redis completed.", refresher.reads),
+                    gauge("dashboard_redis_failing", "1 while reads from Redis fail.", int(refresher.failing))]
+        if self.heights is not None:
+            families += [counter("dashboard_height_lookups", "getblockheader calls to the node.",
+                                 self.heights.lookups),
+                         counter("dashboard_height_lookup_failures", "getblockheader calls that failed.",
+                                 self.heights.failures)]
+        return families
 
     def stopService(self):
         d = super().stopService()
         if self.refresher is not None:
             self.refresher.stop()
+        if self.heights is not None:
+            self.heights.stop()
+        if self.node is not None:
+            self.node.close()
         if self.redis is not None:
             self.redis.disconnect()
         return d

@@ -82,7 +82,9 @@ class Block:
     """
     A found block: chain name, hash, finder, aux or main; ``seen`` when the
     dashboard saw it appear (None: it was there at the dashboard's start),
-    ``minute`` the counted minute it was matched to (an estimate, or None).
+    ``minute`` the counted minute it was matched to (an estimate, or None);
+    ``height`` and ``time`` (the header's) from the optional node
+    (``heights.py``), None until known.
     """
 
     name: str
@@ -92,6 +94,8 @@ class Block:
     minute: int | None
     aux: bool
     seen: float | None = None
+    height: int | None = None
+    time: int | None = None
 
 
 def mark_seen(blocks, seen, now, first):

@@ -99,6 +99,8 @@ def role_configs(run_dir, ports, node, redis, payouts, secret):
             "trust_file": "metawriter-trust.json",
             "journal": os.path.join(run_dir, "metawriter-journal"),
             "metrics": f"tcp@127.0.0.1:{ports.metawriter_metrics}",
+            # The gateway ships a minute a second after its end: write it in the same flush.
+            "flush_delay": 3,
             "secret": secret,
         },
         "jobmaster": {
@@ -152,6 +154,8 @@ def role_configs(run_dir, ports, node, redis, payouts, secret):
             "refresh": 5,
             "history_minutes": 60,
             "worker_minutes": 30,
+            # Only for the heights of the blocks listed.
+            "node": {"host": node.host, "port": node.rpc_port, "user": "viabtc", "pass": node.api_key},
         },
     }
 

@@ -58,7 +58,7 @@ from viabtc.jobmaster.merge import check_chain_ids
 #: Keys of the seed's jobmaster config that we accept and ignore: keys the
 #: seed itself never read (§12.23).
 IGNORED_KEYS = SEED_IGNORED | frozenset({
-    "http_svr", "jobmonitor", "ip_banned_time", "brother",
+    "jobmonitor", "ip_banned_time", "brother",
 })
 
 _log = Logger(namespace="viabtc.jobmaster.config")

@@ -10,6 +10,10 @@ The metawriter's configuration: the seed's keys (ref §10: ``svr``,
   write (off by default, as in the seed);
 - ``redis_retry_interval``: seconds between Redis write retries (1);
 - ``redis_timeout``: seconds before an unanswered Redis write counts as lost (10);
+- ``flush_delay``: seconds after each minute boundary the minute's flush
+  waits (0, the seed's timing; below 30).  Our gateways ship a completed
+  minute within a second or two of its end: with a few seconds here it is
+  in Redis at once instead of one flush (a minute) later;
 - ``secret``: the shared HMAC secret of module links.
 
 ``trust_file`` is read at start-up, so a missing or broken file stops the
@@ -31,6 +35,7 @@ from viabtc.config import (
     SecretBlock,
     ServerBlock,
     cli_address,
+    in_range,
     link_block,
     non_empty,
     optional_block,
@@ -41,6 +46,7 @@ from viabtc.metawriter.trust import TrustFileError, load_trust_file
 from viabtc.stats.writer_agg import DUP_TIMEOUT, KEY_EXPIRE
 
 DEFAULT_JOURNAL = "/var/lib/viabtc/metawriter"
+_flush_delay = in_range(0, 29)
 
 
 @attrs.frozen
@@ -60,6 +66,7 @@ class MetaWriterConfig:
     retention_days: int | None = None
     redis_retry_interval: float = 1.0
     redis_timeout: float = 10.0
+    flush_delay: float = 0.0
     secret: SecretBlock | None = None
     log: LogBlock | None = None
     process: ProcessBlock | None = None
@@ -95,6 +102,7 @@ class MetaWriterConfig:
             retention_days=reader.optional("retention_days", int, None, positive),
             redis_retry_interval=reader.optional("redis_retry_interval", float, 1.0, positive),
             redis_timeout=reader.optional("redis_timeout", float, 10.0, positive),
+            flush_delay=reader.optional("flush_delay", float, 0.0, _flush_delay),
             secret=SecretBlock.from_reader(reader),
             log=optional_block(reader, "log", LogBlock),
             process=optional_block(reader, "process", ProcessBlock),

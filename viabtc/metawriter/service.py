@@ -70,7 +70,8 @@ class MetaWriterService(service.MultiService):
         aggregator = WriterAggregator(key_expire=config.key_expire, dup_timeout=config.dup_timeout,
                                       retention=config.retention)
         self.writer = MetaWriter(aggregator, self.journal, self.store, self.clock, config.alert.host,
-                                 config.dup_timeout, brother=brother, reactor=reactor, role=ROLE)
+                                 config.dup_timeout, brother=brother, reactor=reactor, role=ROLE,
+                                 flush_delay=config.flush_delay)
         self.writer.restore(recovery)
         listen_rpc(self, config.svr, reactor, StreamIntake(self.writer), DatagramIntake(self.writer),
                    secret=secret, trust=self.trust, role=ROLE)

@@ -12,7 +12,9 @@ journal says which packets a flush already covered, and Redis writes carry
 replay guards).  An unACKed packet is simply resent by its sender.
 
 Flush timing follows the seed (ref §8.4): a 1 s tick flushes once the clock
-enters a new minute; records stamped by our gateways keep their own minute
+enters a new minute (``flush_delay`` seconds later when configured, so that
+the minute our gateways ship just after its end is in that flush, not the
+next one); records stamped by our gateways keep their own minute
 (``viabtc.stats.writer_agg``).  The writer's own metric ``meta_flush_cost``
 (seconds of the past minute during which Redis writes were waiting) is
 recorded as the seed does, host = ``alert.host``, coin ``job``.
@@ -61,7 +63,7 @@ class MetaWriter:
     _log = Logger()
 
     def __init__(self, aggregator, journal, store, clock, host, dup_timeout,
-                 brother=None, reactor=None, role="metawriter"):
+                 brother=None, reactor=None, role="metawriter", flush_delay=0.0):
         self.aggregator = aggregator
         self.journal = journal
         self.store = store
@@ -69,6 +71,7 @@ class MetaWriter:
         self.reactor = clock if reactor is None else reactor
         self.host = host
         self.dup_timeout = dup_timeout
+        self.flush_delay = flush_delay
         self.brother = brother
         self._role = role
         self._batch = TurnBatch(self.reactor, self._take)
@@ -208,7 +211,7 @@ class MetaWriter:
         if len(self.store):
             self._flush_cost += 1
             self.flush_cost_total += 1
-        if now - self._last_flush >= 60:
+        if now - self._last_flush >= 60 + self.flush_delay:
             self._last_flush = minute_start(now)
             self.flush()
         self.store.check()

@@ -93,6 +93,8 @@ class MinerAgentConfig:
     stratum: StratumSettings
     agent_id: int
     agent_v2: bool = True
+    #: False when ``agent_id`` was drawn at random (no key): a reload keeps the running one.
+    agent_id_chosen: bool = True
     connect_timeout: float = 300.0
     broadcast_timeout: float = 55.0
     max_queued_shares: int = 1_000_000
@@ -123,6 +125,7 @@ class MinerAgentConfig:
             stratum=stratum,
             agent_id=secrets.randbits(32) if agent_id is None else agent_id,
             agent_v2=reader.optional("agent_v2", bool, True),
+            agent_id_chosen=agent_id is not None,
             connect_timeout=reader.optional("connect_timeout", float, 300.0, positive),
             broadcast_timeout=reader.optional("broadcast_timeout", float, 55.0, positive),
             max_queued_shares=reader.optional("max_queued_shares", int, 1_000_000, positive),

@@ -7,6 +7,7 @@ mineragent's command line and service, in the shape of Twisted's
 
 from viabtc.mineragent.config import MinerAgentConfig
 from viabtc.mineragent.context import ROLE
+from viabtc.mineragent.reload import reload_mineragent
 from viabtc.mineragent.service import MinerAgentService
 from viabtc.tap import RoleOptions, make_role_service
 
@@ -18,6 +19,13 @@ class Options(RoleOptions):
     longdesc = "Serves a farm's miners over Stratum and carries them to a gateway over one agent connection."
 
 
+def build_service(config, reactor):
+    """The ``MinerAgentService`` for ``config``, reloading on SIGHUP."""
+    service = MinerAgentService(config, reactor)
+    service.reload = lambda new: reload_mineragent(service, new)
+    return service
+
+
 def makeService(options, reactor=None):
     """The mineragent ``MultiService`` for ``options.config``."""
-    return make_role_service(ROLE, options, MinerAgentService, reactor)
+    return make_role_service(ROLE, options, build_service, reactor)

@@ -86,7 +86,22 @@ class Bench:
         self.hinted_height = 0
 
     def set_connected(self, name, connected):
-        self.pools[name].connected = connected
+        pool = self.pools.get(name)
+        if pool is not None:  # a pool a reload dropped may still report its connection's end
+            pool.connected = connected
+
+    def update_pools(self, entries):
+        """
+        Watch ``entries`` from now on (a reload): pools new by name start
+        unknown, dropped ones are forgotten, the others keep what was seen
+        of them and take their new ``is_notify``/``is_self``.
+        """
+        pools = {}
+        for entry in entries:
+            pool = self.pools.get(entry.name) or PoolState(entry.name)
+            pool.is_notify, pool.is_self = entry.is_notify, entry.is_self
+            pools[entry.name] = pool
+        self.pools = pools
 
     def reference(self, now):
         """The height tips are checked against (see the module docstring), or None."""

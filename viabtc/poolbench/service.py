@@ -46,10 +46,7 @@ class PoolbenchService(MultiService):
             self.sender, reactor, static=config.jobmasters, url=config.jobmaster_url,
             auth=config.request_auth, interval=config.jobmaster_update_interval, role=ROLE)
         self.jobmasters.setServiceParent(self)
-        self.watchers = [PoolWatcher(entry, reactor, self.job_received, self.bench.set_connected)
-                         for entry in config.pools]
-        for watcher in self.watchers:
-            watcher.service.setServiceParent(self)
+        self.watchers = [self._watch(entry) for entry in config.pools]
         if config.cli is not None:
             commands = poolbench_commands(self.bench, self.jobmasters, reactor)
             cli_service(config.cli, commands, reactor).setServiceParent(self)
@@ -57,6 +54,35 @@ class PoolbenchService(MultiService):
         self._tick.clock = reactor
         # The RoleLogging handle when started through tap.makeService.
         self.role_logging = None
+
+    def _watch(self, entry):
+        watcher = PoolWatcher(entry, self.reactor, self.job_received, self.bench.set_connected)
+        watcher.service.setServiceParent(self)
+        return watcher
+
+    def set_pools(self, entries):
+        """
+        Watch ``entries`` (``PoolEntry``) from now on (a reload): a pool new
+        by name, or whose host, port, user or password changed, is watched
+        afresh; a dropped one is let go; the others keep their connection.
+        """
+        old = {w.entry.name: w for w in self.watchers}
+        watchers = []
+        for entry in entries:
+            watcher = old.pop(entry.name, None)
+            if watcher is not None and _place(watcher.entry) != _place(entry):
+                watcher.service.disownServiceParent()
+                self.bench.pools.pop(entry.name, None)
+                watcher = None
+            if watcher is None:
+                watcher = self._watch(entry)
+            else:
+                watcher.entry = entry
+            watchers.append(watcher)
+        for watcher in old.values():
+            watcher.service.disownServiceParent()
+        self.watchers = watchers
+        self.bench.update_pools(entries)
 
     def startService(self):
         super().startService()
@@ -69,6 +95,8 @@ class PoolbenchService(MultiService):
 
     def job_received(self, name, job):
         """Pool ``name`` sent ``job``: hint if it shows a new height, then check our lag."""
+        if name not in self.bench.pools:
+            return  # from a pool a reload dropped, before its connection closed
         now = self.reactor.seconds()
         body = self.bench.observe(name, job, now)
         if body is not None:
@@ -91,3 +119,8 @@ class PoolbenchService(MultiService):
         self.bench.check_lag(now)
         for watcher in self.watchers:
             watcher.check_silence(now)
+
+
+def _place(entry):
+    """Where and as whom a pool is watched: a change means a new connection."""
+    return (entry.host, entry.port, entry.user, entry.password)

@@ -127,6 +127,21 @@ class AddressList(Service):
         merged.extend(a for a in self.fetched if a.sockaddr not in known)
         return tuple(merged)
 
+    def set_static(self, static):
+        """
+        Replace the static addresses (a reload); ``on_change`` hears the new
+        union at once while running.  True when they changed.
+        """
+        static = tuple(static)
+        if [a.sockaddr for a in static] == [a.sockaddr for a in self.static]:
+            return False
+        self.static = static
+        self._log.info("{what} now {addresses}", what=self.what,
+                       addresses=describe(self.addresses) or "none", role=self.role)
+        if self.running:
+            self.on_change(self.addresses)
+        return True
+
     def startService(self):
         super().startService()
         self.on_change(self.addresses)
