@@ -213,6 +213,15 @@ class WorkerPool(service.Service):
 
     # -- stopping ---------------------------------------------------------------
 
+    def reconfigure(self, stdin):
+        """Workers started from now on read ``stdin`` (a reloaded configuration)."""
+        self._stdin = stdin
+
+    def signal_all(self, signum):
+        """Send ``signum`` to every running worker (SIGHUP: each reloads its configuration)."""
+        for worker in list(self.workers.values()):
+            _signal(worker, signum)
+
     def stopService(self):
         super().stopService()
         for call in self._pending.values():

@@ -115,6 +115,7 @@ class GatewayWorkersTests(unittest.TestCase):
             "retarget_time": 600,
             "stats_drain_timeout": 10,
         }
+        self.gateway_config = config
         self.gateway = self.processes.role("gateway", config)
         await self.processes.wait_port("gateway", self.port)
         await wait_for(lambda: self.jobmaster.links == 2, what="both workers linked to the jobmaster", timeout=60)
@@ -197,6 +198,16 @@ class GatewayWorkersTests(unittest.TestCase):
             self.assertEqual(probe.messages, [])
         self.jobmaster.push_ban("del", ["127.0.0.1"])
         await deferLater(reactor, 0.5, lambda: None)
+
+        # SIGHUP to the parent: forwarded, each worker applies the new bounds itself.
+        self.processes.write_config("gateway", dict(self.gateway_config, diff_max=512))
+        os.kill(self.gateway.pid, signal.SIGHUP)
+
+        def reloaded():
+            with open(self.processes.log_path("gateway"), errors="replace") as f:
+                return [line for line in f if "reloaded" in line and "applied stratum" in line]
+
+        await wait_for(lambda: len(reloaded()) == 3, what="the parent's and both workers' reload lines")
 
         # SIGTERM: the parent stops both workers, which flush and drain their statistics.
         pid = self.gateway.pid

@@ -33,6 +33,7 @@ a restarted worker settings its siblings do not have.
 
 import json
 import os
+import signal
 import sys
 
 import attrs
@@ -42,7 +43,9 @@ from twisted.logger import Logger
 from viabtc.config import ConfigError, ConfigReader, load_json
 from viabtc.gateway.config import GatewayConfig
 from viabtc.gateway.context import ROLE
+from viabtc.gateway.reload import RELOADABLE, reload_gateway
 from viabtc.gateway.service import GatewayService
+from viabtc.reload import HangupReload, ReloadReport, reloadable_changes
 from viabtc.service import listen_monitor
 from viabtc.stratum.context import IdentityAllocator
 from viabtc.workers import AdoptedListener, WorkerPool, run_worker, tls_context
@@ -126,7 +129,7 @@ class GatewayWorkers(service.MultiService):
         self.reactor = reactor
         self.role_logging = None
         check_worker_addresses(config)
-        path = os.path.abspath(config_path)
+        path = self._path = os.path.abspath(config_path)
         text = json.dumps(load_json(path) if data is None else data).encode()
 
         def argv(index, fds):
@@ -138,6 +141,18 @@ class GatewayWorkers(service.MultiService):
         self.pool.setServiceParent(self)
         listen_monitor(self, config.monitor, reactor)
 
+    def reload(self, config):
+        """
+        SIGHUP in the parent (``config``: the file as re-read and checked):
+        each worker re-reads the file and applies what it can, in its own
+        log line relayed here; a worker started later reads the new file.
+        """
+        changed, restart = reloadable_changes(self.config, config, RELOADABLE)
+        self.pool.reconfigure(json.dumps(load_json(self._path)).encode())
+        self.pool.signal_all(signal.SIGHUP)
+        self.config = attrs.evolve(self.config, **{name: getattr(config, name) for name in changed})
+        return ReloadReport(tuple(f"{name} (in each worker)" for name in changed), restart)
+
     def startService(self):
         super().startService()
         self._log.info("gateway {host}: {n} worker processes (worker_id {first}-{last}) on {binds}",
@@ -147,7 +162,10 @@ class GatewayWorkers(service.MultiService):
 
 
 def _worker_service(argv, reactor):
-    """The ``WorkerGatewayService`` a worker's command line (``--config P --index I --fds F``) names."""
+    """
+    The ``WorkerGatewayService`` a worker's command line (``--config P
+    --index I --fds F``) names, beside its SIGHUP reload.
+    """
     args = dict(zip(argv[0::2], argv[1::2]))
     path = args["--config"]
     index = int(args["--index"])
@@ -155,7 +173,14 @@ def _worker_service(argv, reactor):
     text = sys.stdin.read()
     data = json.loads(text) if text.strip() else load_json(path)
     config = GatewayConfig.from_reader(ConfigReader(data), os.path.dirname(path))
-    return WorkerGatewayService(worker_config(config, index), reactor, index, config.worker_num, fds)
+    worker = WorkerGatewayService(worker_config(config, index), reactor, index, config.worker_num, fds)
+    # The parent forwards its SIGHUP: this worker re-reads the file as its own.
+    worker.reload = lambda new: reload_gateway(worker, new)
+    top = service.MultiService()
+    worker.setServiceParent(top)
+    HangupReload(ROLE, path, lambda p: worker_config(GatewayConfig.from_file(p), index), worker,
+                 reactor).setServiceParent(top)
+    return top
 
 
 def main(argv=None):
