@@ -196,6 +196,13 @@ class Network:
                               f"( sport = :{port} )"], capture_output=True, text=True).stdout
         return len([line for line in out.splitlines() if line.strip()])
 
+    def listening(self, host, port):
+        """Whether something listens on TCP ``port`` on ``host``."""
+        ns = self.hosts[host][0]
+        out = subprocess.run(["ip", "netns", "exec", ns, "ss", "-Htln", f"( sport = :{port} )"],
+                             capture_output=True, text=True).stdout
+        return bool(out.strip())
+
     def kill(self, name, signum=signal.SIGKILL):
         process = self.processes[name]
         if process.poll() is None:
