@@ -22,14 +22,17 @@ each gateway; a rolling upgrade of gw2 (SIGTERM, start again) moves only
 gw2's miner, the other's session is never touched; the metarelay and a
 metawriter restart (the metawriter's stop writes what it held to Redis);
 the Redis master, holding those counts, is killed (SIGKILL), the
-Sentinels promote the replica, which holds them too, and the killed server
-comes back as its replica; then, every share flushed (miners, gateways, metawriters stopped in that order),
-the Redis per-user and per-worker share counts equal the shares the miners
-were told were accepted — nothing lost, nothing doubled.  Then, the
+Sentinels promote the replica, which holds them too, and the killed
+server comes back as its replica; then every share is flushed (miners and
+gateways stopped, the relay's queue empty, the metawriters crashed with
+the last minute only in their journals, started again and stopped) and
+the Redis per-user and per-worker share counts equal the shares the
+miners were told were accepted: nothing lost, nothing doubled.  Then, the
 gateways and miners started again: gw1 is killed (SIGKILL) and its miner
 reconnects to gw2 and keeps mining; the primary jobmaster is killed and
 the gateway moves to the standby within seconds; every block candidate a
-miner found reached the node.
+miner found and a gateway sent reached the node (gw2 resends to the
+standby those its lost link may have swallowed).
 """
 
 import json
@@ -56,6 +59,7 @@ JOB_PORT, RELAY_PORT, WRITER_PORT, RELAY_METRICS = 6000, 3200, 3000, 9300
 #: The certificate name of each server host's role (module links verify it).
 SERVER_NAMES = {"core": "jobmaster.pool", "jm2": "jobmaster.pool", "relay": "metarelay.pool",
                 "mw1": "metawriter.pool", "mw2": "metawriter.pool"}
+CANDIDATE = re.compile(r"block candidate ([0-9a-f]{64}) at height")
 ACCEPTED = re.compile(r"(?:BLOCK ([0-9a-f]{64}) accepted \(height|accepted [0-9a-f]{64} \(job)")
 
 
@@ -286,10 +290,18 @@ class MultiHostFailover(TestCase):
 
         # Every share flushed: miners, then gateways (they flush their minute
         # and wait for the relay's ACK), the relay's queue emptied, then the
-        # metawriters (they flush to Redis and wait for it).
+        # metawriters (they flush to Redis and wait for it), after a crash.
         await self.stop("miner1", "miner2")
         await self.stop("gw1", "gw2")
         await self.wait(lambda: self.relay_queue() == 0, "the metarelay's queue draining")
+        # Both metawriters crash holding the last minute in their journals
+        # only; started again, they replay it (and not what they wrote before).
+        net.kill("mw1")
+        net.kill("mw2")
+        self.metawriter("mw1", "mw2")
+        self.metawriter("mw2", "mw1")
+        await self.wait(lambda: net.listening("mw1", WRITER_PORT) and net.listening("mw2", WRITER_PORT),
+                        "the metawriters back")
         await self.stop("mw1", "mw2")
         counts = {miner: self.accepted(miner)[0] for miner in ("miner1", "miner2")}
         self.assertGreater(sum(counts.values()), 0)
@@ -325,10 +337,14 @@ class MultiHostFailover(TestCase):
             self.assertIn(f"RPC link up to {self.jm2}:{JOB_PORT}", f.read())
         net.check_alive("gw2", "jm2", "miner1", "miner2", "bcoin")
 
-        # No block candidate lost: every block a miner was told it found is
-        # known to the node (in the best chain or, raced, beside it).
+        # No block candidate lost: every block a miner was told it found and
+        # every candidate a gateway sent is known to the node (in the best
+        # chain or, raced, beside it), those gw2 resent to the standby too.
         await self.stop("miner1", "miner2")
-        blocks = self.accepted("miner1")[1] + self.accepted("miner2")[1]
+        blocks = set(self.accepted("miner1")[1] + self.accepted("miner2")[1])
+        for gateway in ("gw1", "gw2"):
+            with open(os.path.join(self.dir, f"{gateway}.log")) as f:
+                blocks.update(CANDIDATE.findall(f.read()))
         self.assertGreater(len(blocks), 0)
 
         def unknown():
