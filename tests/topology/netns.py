@@ -197,9 +197,9 @@ class Network:
         return len([line for line in out.splitlines() if line.strip()])
 
     def listening(self, host, port):
-        """Whether something listens on TCP ``port`` on ``host``."""
+        """True once a process on ``host`` listens on TCP ``port``."""
         ns = self.hosts[host][0]
-        out = subprocess.run(["ip", "netns", "exec", ns, "ss", "-Htln", f"( sport = :{port} )"],
+        out = subprocess.run(["ip", "netns", "exec", ns, "ss", "-Hltn", f"( sport = :{port} )"],
                              capture_output=True, text=True).stdout
         return bool(out.strip())
 
