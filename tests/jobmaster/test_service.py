@@ -154,6 +154,36 @@ class JobmasterNodeTests(TestCase):
         self.assertTrue(jobs[0].clean_jobs)
 
     @defer.inlineCallbacks
+    def test_found_block_naming_another_jobmasters_job_lands(self):
+        yield defer.ensureDeferred(self._found_block_naming_another_jobmasters_job_lands())
+
+    async def _found_block_naming_another_jobmasters_job_lands(self):
+        """
+        A gateway that failed over resends candidates with the old
+        jobmaster's job ids: one that assembles with a job of ours lands.
+        """
+        self.start()
+        gateway = self.gateway()
+        job = await self.first_job(gateway)
+        body = dict(solve(job), job_id="ffff")
+        with capturedLogs() as events:
+            self.assertTrue(gateway.send_found(body))
+            await wait_for(lambda: [e for e in events if "assembles with our job" in e.get("log_format", "")],
+                           what="the candidate assembled")
+        deadline = time.monotonic() + NODE_DEADLINE
+        while (best := await in_thread(self.node.rpc, "getbestblockhash")) != body["hash"]:
+            if time.monotonic() > deadline:
+                break
+            await deferLater(reactor, 0.1, lambda: None)
+        self.assertEqual(best, body["hash"])
+        # A share of no job of ours is still refused, and said so.
+        other = dict(solve(job, nonce_id=3), job_id="ffff", coinbase=solve(job, nonce_id=4)["coinbase"])
+        with capturedLogs() as events:
+            gateway.send_found(other)
+            await wait_for(lambda: [e for e in events if "cannot be assembled" in e.get("log_format", "")],
+                           what="the refusal")
+
+    @defer.inlineCallbacks
     def test_aux_chain_mined_and_dropped(self):
         yield defer.ensureDeferred(self._aux_chain_mined_and_dropped())
 

@@ -11,23 +11,51 @@ output goes to a log file each, printed when a test fails.  Everything is
 torn down by the test's cleanup: processes killed, namespaces deleted
 (which deletes their links), hosts files removed.
 
+``Network.place(host)`` is a host as a ``viabtc.devnet`` *place*: the devnet
+launchers (``RedisServer``, ``SentinelGroup``) start their programs there,
+and this process talks to them by creating its sockets inside the host's
+namespace (``setns`` on the calling thread, switched back at once: a socket
+stays in the namespace it was made in).
+
 Building namespaces needs root and a kernel that allows them; where either
 is missing the tests are skipped with the reason (never passed silently).
 """
 
+import contextlib
+import ctypes
 import os
 import shutil
 import signal
 import subprocess
+import socket
 import sys
 
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import SkipTest
 
-from viabtc.devnet import project_root
+from viabtc.devnet import free_port, project_root
 
 BIN = os.path.dirname(sys.executable)
+CLONE_NEWNET = 0x40000000
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _setns(fd):
+    if _libc.setns(fd, CLONE_NEWNET) != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"setns: {os.strerror(errno)}")
+
+
+@contextlib.contextmanager
+def inside(ns):
+    """This thread in network namespace ``ns`` for the block (sockets made there stay there)."""
+    with open("/proc/thread-self/ns/net") as home, open(f"/var/run/netns/{ns}") as there:
+        _setns(there.fileno())
+        try:
+            yield
+        finally:
+            _setns(home.fileno())
 
 
 def _ip(*args, check=True):
@@ -91,6 +119,35 @@ class Network:
     def address(self, name):
         return self.hosts[name][1]
 
+    def place(self, host):
+        """``host`` as a ``viabtc.devnet`` place (see the module docstring)."""
+        return Place(self, host)
+
+    def connect(self, host, port, timeout=5):
+        """A TCP connection from this process to ``port`` on ``host``."""
+        ns, address = self.hosts[host]
+        with inside(ns):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(timeout)
+            sock.connect((address, port))
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+    def http_get(self, host, port, path, timeout=5):
+        """The body of ``GET path`` on ``host:port`` (HTTP/1.0), or OSError."""
+        with self.connect(host, port, timeout) as sock:
+            sock.sendall(f"GET {path} HTTP/1.0\r\nHost: {self.address(host)}\r\n\r\n".encode())
+            chunks = []
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+        head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+        if not head.startswith(b"HTTP/1.") or head.split()[1] != b"200":
+            raise OSError(f"GET {path} on {host}: {head[:80]!r}")
+        return body.decode("utf-8", "replace")
+
     def names(self, host, entries):
         """``/etc/hosts`` of ``host``: ``{name: [address, ...]}``."""
         ns = self.hosts[host][0]
@@ -110,6 +167,12 @@ class Network:
                                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         log.close()
         self.processes[name] = process
+        return process
+
+    def popen(self, host, argv, **kwargs):
+        """``subprocess.Popen`` of ``argv`` on ``host``, killed at teardown (for ``Place``)."""
+        process = subprocess.Popen(["ip", "netns", "exec", self.hosts[host][0], *argv], **kwargs)
+        self.processes[f"{host}:{argv[0]}:{process.pid}"] = process
         return process
 
     def twistd(self, host, role, name, config_path):
@@ -182,6 +245,24 @@ class Network:
                     pass
             _ip("netns", "del", ns, check=False)
             shutil.rmtree(f"/etc/netns/{ns}", ignore_errors=True)
+
+
+class Place:
+    """A namespace host as a ``viabtc.devnet`` place: ``popen``, ``free_port``, ``connect``."""
+
+    def __init__(self, network, host):
+        self.network, self.host = network, host
+        self.address = network.address(host)
+
+    def popen(self, argv, **kwargs):
+        return self.network.popen(self.host, argv, **kwargs)
+
+    def free_port(self):
+        with inside(self.network.hosts[self.host][0]):
+            return free_port(self.address)
+
+    def connect(self, port, timeout):
+        return self.network.connect(self.host, port, timeout)
 
 
 async def pause(seconds):

@@ -10,6 +10,9 @@ into a skip only when ``VIABTC_REQUIRE_SERVICES`` is unset (never in CI).
 
 import os
 import socket
+import subprocess
+
+import attrs
 
 
 class ServiceUnavailable(Exception):
@@ -35,6 +38,27 @@ def free_port(host="127.0.0.1", kind=socket.SOCK_STREAM):
     with socket.socket(socket.AF_INET, kind) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+@attrs.frozen
+class Loopback:
+    """
+    Where a devnet server runs unless told otherwise: this machine, at
+    ``address``.  A *place* starts a program there (``popen``), finds a free
+    port there and connects to one; the multi-host tests give another place
+    (a network namespace) with the same three methods.
+    """
+
+    address: str = "127.0.0.1"
+
+    def popen(self, argv, **kwargs):
+        return subprocess.Popen(argv, **kwargs)
+
+    def free_port(self):
+        return free_port(self.address)
+
+    def connect(self, port, timeout):
+        return socket.create_connection((self.address, port), timeout)
 
 
 def project_root():

@@ -1,6 +1,7 @@
 # -*- test-case-name: tests.devnet.test_redis -*-
 """
-Start and stop a real ``redis-server`` on a free loopback port.
+Start and stop a real ``redis-server`` on a free loopback port (or at another
+*place*, ``viabtc.devnet.Loopback`` describes what one offers).
 
 Used by the tests (metawriter, alertcenter) and by the local demo.  The server
 keeps no files unless a ``directory`` is given (``--save ''``,
@@ -8,13 +9,12 @@ keeps no files unless a ``directory`` is given (``--save ''``,
 """
 
 import shutil
-import socket
 import subprocess
 import tempfile
 
 import attrs
 
-from viabtc.devnet import ServiceUnavailable, free_port
+from viabtc.devnet import Loopback, ServiceUnavailable
 from viabtc.devnet.process import stop_process, wait_ready
 
 
@@ -31,7 +31,14 @@ class RedisServer:
     host: str = "127.0.0.1"
     directory: str | None = None
     process: subprocess.Popen | None = None
+    #: where it runs: ``Loopback(host)`` unless given (then ``host`` is its address)
+    place: object = None
     _tempdir: str | None = None
+
+    def __attrs_post_init__(self):
+        if self.place is None:
+            self.place = Loopback(self.host)
+        self.host = self.place.address
 
     def start(self, timeout=10.0):
         exe = shutil.which("redis-server")
@@ -45,8 +52,8 @@ class RedisServer:
             self.directory = self._tempdir
         for _attempt in range(5):
             if not self.port:
-                self.port = free_port(self.host)
-            self.process = subprocess.Popen(
+                self.port = self.place.free_port()
+            self.process = self.place.popen(
                 [exe, "--port", str(self.port), "--bind", self.host,
                  "--save", "", "--appendonly", "no", "--dir", self.directory,
                  "--protected-mode", "no", "--daemonize", "no"],
@@ -62,7 +69,7 @@ class RedisServer:
         return wait_ready(self.process, self._answers_ping, timeout, 0.05)
 
     def _answers_ping(self):
-        with socket.create_connection((self.host, self.port), 0.5) as s:
+        with self.place.connect(self.port, 0.5) as s:
             s.sendall(b"PING\r\n")
             return s.recv(64).startswith(b"+PONG")
 
@@ -81,7 +88,7 @@ class RedisServer:
         decoded to Python values.  For test assertions and the demo only: the
         roles use txredisapi.
         """
-        with socket.create_connection((self.host, self.port), 5) as s:
+        with self.place.connect(self.port, 5) as s:
             s.sendall(encode_command(args))
             return _read_reply(s.makefile("rb"))
 

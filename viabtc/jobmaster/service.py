@@ -374,24 +374,47 @@ class JobmasterService(MultiService):
         if found.kind != "main":
             return self.found_aux_block(found, peer)
         context = self.work.lookup(found.job_id)
-        if context is None:
-            self._log.critical("found block {hash} from {peer} names unknown job {job_id}; "
-                               "it cannot be assembled", hash=hash_to_display_hex(found.block_hash),
-                               peer=peer, job_id=found.job_id, role="jobmaster")
-            return None
         try:
+            if context is None:
+                raise BadCandidate("no such job")
             candidate = check_candidate(found, context)
         except (BadCandidate, ValueError) as e:
-            self._log.critical("found block from {peer} for job {job_id} is not a valid block: "
-                               "{error}", peer=peer, job_id=found.job_id, error=str(e),
-                               role="jobmaster")
-            return None
+            candidate = self._assemble_elsewhere(found)
+            if candidate is None:
+                if context is None:
+                    self._log.critical("found block {hash} from {peer} names unknown job {job_id}; "
+                                       "it cannot be assembled", hash=hash_to_display_hex(found.block_hash),
+                                       peer=peer, job_id=found.job_id, role="jobmaster")
+                else:
+                    self._log.critical("found block from {peer} for job {job_id} is not a valid block: "
+                                       "{error}", peer=peer, job_id=found.job_id, error=str(e),
+                                       role="jobmaster")
+                return None
+            self._log.warn("found block {hash} from {peer} names job {job_id}, not one of ours by that "
+                           "id ({error}); it assembles with our job {ours}", hash=candidate.display_hash,
+                           peer=peer, job_id=found.job_id, error=str(e), ours=candidate.job_id,
+                           role="jobmaster")
         # Deliver first (the requests are issued before it returns), log after.
         delivered = self.courier.deliver(candidate)
         self._log.info("block {hash} found at height {height} (job {job_id}, gateway {peer})",
                        hash=candidate.display_hash, height=candidate.height,
                        job_id=found.job_id, peer=peer, role="jobmaster")
         return delivered
+
+    def _assemble_elsewhere(self, found):
+        """
+        The ``Candidate`` of ``found`` made with any of our jobs, or None.
+        A gateway that failed over from another jobmaster resends the
+        candidates its lost link may have swallowed (``viabtc.gateway.blocks``)
+        with that jobmaster's job ids; ours built from the same template hold
+        the same coinbase halves and branch, and the full check decides.
+        """
+        for context in self.work.contexts():
+            try:
+                return check_candidate(found, context)
+            except (BadCandidate, ValueError):
+                continue
+        return None
 
     def found_aux_block(self, found, peer):
         """

@@ -83,6 +83,10 @@ class Work:
         """The ``JobContext`` of a job gateways may still report blocks for."""
         return self._contexts.get(job_id)
 
+    def contexts(self):
+        """The ``JobContext``s gateways may still report blocks for, newest first."""
+        return list(reversed(self._contexts.values()))
+
     def __len__(self):
         return len(self._contexts)
 
