@@ -851,6 +851,24 @@ class ServerBlock:
         return tuple(a for a in self.binds if a.is_datagram)
 
 
+@attrs.frozen
+class HTTPBlock:
+    """
+    ``http_svr`` (the seed's form): the listeners of a role's HTTP interface
+    and its keep-alive seconds; the gateway's (ref §4.11) and the dashboard's.
+    """
+
+    server: ServerBlock
+    keep_alive: float = 3600.0
+
+    @classmethod
+    def from_reader(cls, reader):
+        return cls(
+            server=ServerBlock.from_reader(reader),
+            keep_alive=reader.optional("keep_alive", float, 3600.0, positive),
+        )
+
+
 def _clamped(low, high):
     """The seed clamps heartbeat timeouts into [2, 600] s; so do we."""
 

@@ -14,8 +14,8 @@ from twisted.web.client import Agent, readBody
 
 from tests.roles import wait_for
 from tests.support import bcoin_node, redis_server
-from viabtc.config import CoinRPCBlock, NodeEntry, RedisBlock, ServerBlock, parse_address
-from viabtc.dashboard.config import DashboardConfig, HTTPBlock
+from viabtc.config import CoinRPCBlock, HTTPBlock, NodeEntry, RedisBlock, ServerBlock, parse_address
+from viabtc.dashboard.config import DashboardConfig
 from viabtc.dashboard.heights import BlockHeights, Header, header_from_reply
 from viabtc.dashboard.service import DashboardService
 from viabtc.dashboard.snapshot import Block

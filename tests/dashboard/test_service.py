@@ -12,8 +12,8 @@ from twisted.web.client import Agent, readBody
 
 from tests.roles import wait_for
 from tests.support import redis_server
-from viabtc.config import RedisBlock, ServerBlock, parse_address
-from viabtc.dashboard.config import DashboardConfig, HTTPBlock
+from viabtc.config import HTTPBlock, RedisBlock, ServerBlock, parse_address
+from viabtc.dashboard.config import DashboardConfig
 from viabtc.dashboard.service import DashboardService
 from viabtc.devnet import free_port
 from viabtc.stats import schema

@@ -30,30 +30,15 @@ from viabtc.config import (
     AlertBlock,
     CoinRPCBlock,
     ConfigError,
+    HTTPBlock,
     LogBlock,
     ProcessBlock,
     RedisBlock,
-    ServerBlock,
     non_empty,
     optional_block,
     positive,
     read_config_file,
 )
-
-
-@attrs.frozen
-class HTTPBlock:
-    """``http_svr``: the page's listeners (stream binds) and keep-alive seconds."""
-
-    server: ServerBlock
-    keep_alive: float = 3600.0
-
-    @classmethod
-    def from_reader(cls, reader):
-        return cls(
-            server=ServerBlock.from_reader(reader),
-            keep_alive=reader.optional("keep_alive", float, 3600.0, positive),
-        )
 
 
 @attrs.frozen

@@ -33,6 +33,7 @@ from viabtc.config import (
     SEED_IGNORED,
     AlertBlock,
     ConfigError,
+    HTTPBlock,
     LogBlock,
     ProcessBlock,
     RPCClientBlock,
@@ -61,21 +62,6 @@ SHARED_TRANSPORTS = ("tcp", "ssl", "unix")
 #: ``worker_id`` is shifted left by 16 into a 32-bit field of the scriptSig,
 #: so only 16 bits of it survive (ref §4.3).
 MAX_WORKER_ID = 0xFFFF
-
-
-@attrs.frozen
-class HTTPBlock:
-    """``http_svr``: the listeners of the HTTP interface (ref §4.11) and its keep-alive."""
-
-    server: ServerBlock
-    keep_alive: float = 3600.0
-
-    @classmethod
-    def from_reader(cls, reader):
-        return cls(
-            server=ServerBlock.from_reader(reader),
-            keep_alive=reader.optional("keep_alive", float, 3600.0, positive),
-        )
 
 
 def check_workers(svr, worker_id, worker_num):
