@@ -15,8 +15,8 @@ from tests.gateway.support import StatsWriter, TestJobmaster, connect_miner, job
 from tests.gateway.test_service import DIFFICULTY, gateway_data
 from viabtc.config import ConfigReader
 from viabtc.gateway.config import GatewayConfig
-from viabtc.gateway.metrics import reject_reason
 from viabtc.gateway.service import GatewayService
+from viabtc.stratum.metrics import reject_reason
 
 
 def samples(text):
@@ -85,8 +85,3 @@ class GatewayMetricsTests(TestCase):
             response = await agent.request(b"GET", (base + path).encode())
             self.assertEqual((response.code, await readBody(response)), (200, b"ok\n"), path)
 
-
-class ReasonTests(TestCase):
-    def test_reject_reason(self):
-        self.assertEqual(reject_reason(23), "low_difficulty")
-        self.assertEqual(reject_reason(99), "code_99")

@@ -2,7 +2,8 @@
 """
 The gateway's Prometheus metrics (``viabtc.metrics``), read at scrape time
 from what the gateway counts anyway: the minute aggregator's totals (shares
-by result and reject reason, share difficulty, blocks, the seed's monitor
+by result and reject reason, as ``viabtc.stratum.metrics`` shapes them for
+every Stratum server, share difficulty, blocks, the seed's monitor
 counters), the sessions, the links and the statistics journal.
 """
 
@@ -13,19 +14,10 @@ from viabtc.metrics import counter, gauge, labelled, link_families, sender_famil
 from viabtc.rpc.codec import Command
 from viabtc.rpc.interfaces import ILinkObserver
 from viabtc.stats.gateway_agg import GOAL, POW, POW_FLOAT, REJECT, SHARE
-from viabtc.stratum.share import Reject
+from viabtc.stratum.metrics import event_families, session_families, share_families
 
-_REJECT_PREFIX = REJECT + "_"
 # Monitor keys shown by their own metrics, or samples rather than counts.
 _OWN = {SHARE, POW, REJECT, "block", "block_aux", "connections"}
-
-
-def reject_reason(code):
-    """``23`` → ``"low_difficulty"``; an unknown code → ``"code_<n>"``."""
-    try:
-        return Reject(code).name.lower()
-    except ValueError:
-        return f"code_{code}"
 
 
 @implementer(ILinkObserver)
@@ -54,24 +46,16 @@ def gateway_metrics(service):
 
     def collect():
         ints, floats = service.stats.aggregator.totals()
-        shares = [(("accepted", ""), ints.get(SHARE, 0))]
-        for key, value in sorted(ints.items()):
-            if key.startswith(_REJECT_PREFIX) and key[len(_REJECT_PREFIX):].isdigit():
-                shares.append((("rejected", reject_reason(int(key[len(_REJECT_PREFIX):]))), value))
-        events = [((key,), value) for key, value in sorted(ints.items())
-                  if key not in _OWN and not key.startswith(_REJECT_PREFIX)]
         now = service.reactor.seconds()
-        families = [
-            labelled(CounterMetricFamily, "shares", "Shares submitted, by result and reject reason.",
-                     ["result", "reason"], shares),
+        families = share_families(ints.get(SHARE, 0), ints)
+        families += event_families("gateway_events", "The seed's gateway monitor counters.", ints, _OWN)
+        families += session_families(service.server)
+        families += [
             counter("share_difficulty", "Sum of accepted share difficulties (hashes = this x 2^32).",
                     floats.get(POW_FLOAT, float(ints.get(POW, 0)))),
             counter("share_goal", "Sum of accepted shares' fraction of a block.", floats.get(GOAL, 0.0)),
             labelled(CounterMetricFamily, "blocks_found", "Block candidates found, by chain.", ["chain"],
                      [(("main",), ints.get("block", 0)), (("aux",), ints.get("block_aux", 0))]),
-            labelled(CounterMetricFamily, "gateway_events", "The seed's gateway monitor counters.", ["event"],
-                     events),
-            gauge("sessions", "Miner sessions connected.", len(service.server.sessions)),
             gauge("bans", "IP addresses banned.", len(service.context.bans)),
             gauge("job_age_seconds", "Seconds since the jobmaster's last job (NaN before the first).",
                   now - jobs.last_job if jobs.last_job is not None else float("nan")),
