@@ -78,6 +78,8 @@ class MinerAgentContext:
         self.links = {}
         #: when the last job came from the gateway (None: none yet)
         self.last_job_time = None
+        #: shares accepted here, and ``reject_<code>`` counts of those rejected here (for /metrics)
+        self.accepted = 0
         self.counts = {}
         self._clock = clock
         self._identities = IdentityAllocator() if identities is None else identities
@@ -111,6 +113,7 @@ class MinerAgentContext:
             self.upstream.event(user, worker, "disconnected")
 
     def share_accepted(self, session, user, worker, prepared, result):
+        self.accepted += 1
         link = self.links[session]
         self.sync(link)
         extranonce2, ntime, nonce, version = agent.share_fields(result.header, result.coinbase,

@@ -33,8 +33,10 @@ from zope.interface import implementer
 
 from viabtc.bitcoin.hashing import COMPILED
 from viabtc.cli import cli_service
+from viabtc.metrics import RoleMetrics
 from viabtc.mineragent.commands import mineragent_commands
 from viabtc.mineragent.context import ROLE, MinerAgentContext
+from viabtc.mineragent.metrics import mineragent_metrics
 from viabtc.mineragent.server import MinerAgentFactory
 from viabtc.mineragent.upstream import UpstreamLink
 from viabtc.service import listen_stream
@@ -88,7 +90,7 @@ class _UpstreamFactory(Factory):
 
 
 class MinerAgentService(service.MultiService):
-    """The whole role.  Public for tests and the CLI: ``context``, ``server``, ``upstream``."""
+    """The whole role.  Public for tests, the CLI and /metrics: ``context``, ``server``, ``upstream``, ``metrics``."""
 
     _log = Logger()
 
@@ -117,6 +119,8 @@ class MinerAgentService(service.MultiService):
         self._client = ClientService(self.endpoint, _UpstreamFactory(self.upstream, config.agent_id,
                                                                      config.agent_v2, reactor),
                                      retryPolicy=lambda attempt: RECONNECT_DELAY, clock=reactor)
+        self.metrics = RoleMetrics(ROLE)
+        self.metrics.add(mineragent_metrics(self))
         self._connected_at = None
         self._watch = LoopingCall(self.watch)
         self._watch.clock = reactor

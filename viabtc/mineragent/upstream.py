@@ -78,9 +78,12 @@ class UpstreamLink:
         self._shares = OrderedDict()
         self._events = deque(maxlen=MAX_QUEUED_EVENTS)
         self._rejects = {}
-        #: counters for the CLI and the tests
+        #: counters for the CLI, /metrics and the tests
         self.sent = 0
         self.dropped = 0
+        #: the v2 gateway's verdicts on this agent's shares: ``reject_<code>`` counts, ``acknowledged`` the rest
+        self.acknowledged = 0
+        self.verdicts = {}
 
     @property
     def ready(self):
@@ -150,6 +153,11 @@ class UpstreamLink:
             entry = shares.pop(seq, None)
             if entry is None:
                 continue
+            if code:
+                key = f"reject_{int(code)}"
+                self.verdicts[key] = self.verdicts.get(key, 0) + 1
+            else:
+                self.acknowledged += 1
             self._answer(entry.reply, code)
 
     # -- from the agent ----------------------------------------------------------
