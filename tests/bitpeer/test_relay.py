@@ -82,6 +82,7 @@ class FromPeersTests(RelayCase):
         self.assertEqual(self.hints, [])
         self.assertEqual(a.sent(), [GetHeaders([TIP.hash()])])
         self.assertFalse(a.dropped)
+        self.assertEqual(self.relay.counts["unknown_parent"], 1)
 
     def test_many_unknown_headers_ask_once(self):
         a = self.peer()

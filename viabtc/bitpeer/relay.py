@@ -89,7 +89,7 @@ class Relay:
         self.blocks = OrderedDict()
         self.requested = {}
         self.hinted_height = 0
-        self.counts = {"hints": 0, "announced": 0, "pushed": 0, "bad_headers": 0,
+        self.counts = {"hints": 0, "announced": 0, "pushed": 0, "bad_headers": 0, "unknown_parent": 0,
                        **{f"served {name}": 0 for name in _KIND_NAMES.values()}}
 
     # -- the node's tip ------------------------------------------------------
@@ -129,6 +129,7 @@ class Relay:
         try:
             entry, new = self.chain.connect(header, int(self.clock.seconds()), block_hash)
         except UnknownParent:
+            self.counts["unknown_parent"] += 1
             if self.chain.best is not None:
                 peer.send(GetHeaders(self.chain.locator()))
             return None
@@ -173,6 +174,7 @@ class Relay:
         for header in message.headers:
             if header.prev_hash not in self.chain:
                 # Ask once for the missing link, whatever the count.
+                self.counts["unknown_parent"] += 1
                 if self.chain.best is not None:
                     peer.send(GetHeaders(self.chain.locator()))
                 break

@@ -23,10 +23,12 @@ from zope.interface import implementer
 
 from viabtc.bitcoin.hashing import hash_to_display_hex
 from viabtc.bitpeer.commands import bitpeer_commands
+from viabtc.bitpeer.metrics import bitpeer_metrics
 from viabtc.bitpeer.peers import PeerFileError, PeerSet, read_peer_file
 from viabtc.bitpeer.relay import Relay
 from viabtc.bitpeer.tip import NodeTip
 from viabtc.cli import cli_service
+from viabtc.metrics import RoleMetrics
 from viabtc.p2p.protocol import PeerFactory, PeerSettings
 from viabtc.rpc.client import DatagramSender
 from viabtc.rpc.codec import Command, Packet
@@ -109,6 +111,8 @@ class BitpeerService(MultiService):
         if config.cli is not None:
             cli_service(config.cli, bitpeer_commands(self), reactor).setServiceParent(self)
         self.hints_sent = 0
+        self.metrics = RoleMetrics(ROLE)
+        self.metrics.add(bitpeer_metrics(self))
         # The RoleLogging handle when started through tap.makeService.
         self.role_logging = None
         self._previous_handler = None
