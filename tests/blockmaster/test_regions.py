@@ -3,7 +3,8 @@ Region to region with real bcoin nodes: a pool block pushed (cmd 10) into
 region A's blockmaster, by a test's RPC client or by our jobmaster's own
 ``BlockCourier``, reaches region B's node through the thin-block relay; a transaction only A has is fetched by cmd 15 (seed mode) or cmd 18
 (compact mode); a thin block whose transactions do not make its header's
-merkle root is never submitted.
+merkle root is never submitted.  Both blockmasters' ``GET /metrics`` count
+what happened.
 """
 
 from twisted.internet import defer, reactor
@@ -16,6 +17,7 @@ from tests.blockmaster.regions import (
     spend_coinbase,
     start_regions,
 )
+from tests.scrape import scrape
 from tests.support import wait_for
 from tests.node.blocks import mine_block
 from viabtc.bitcoin.hashing import hash_from_display_hex, hash_to_display_hex
@@ -34,6 +36,7 @@ class RegionRelayTests(TestCase):
     @defer.inlineCallbacks
     def relay(self, compact, with_private_tx):
         a, b, sa, sb = yield start_regions(self, compact)
+        self.regions = (sa, sb)
         jobmaster = yield jobmaster_link(self, sa)
         if with_private_tx:
             spent = type(self)._spendable.pop(0)
@@ -68,6 +71,27 @@ class RegionRelayTests(TestCase):
         sb, count = yield self.relay(compact=True, with_private_tx=True)
         self.assertEqual(count, 2)
         self.assertEqual(sb.relay.counters["requests"], 1)
+        sa = self.regions[0]
+        yield defer.ensureDeferred(wait_for(lambda: sa.submit_outcomes and sb.submit_outcomes,
+                                            what="both submitblock reports"))
+        got = yield defer.ensureDeferred(scrape(sb.metrics))
+        self.assertEqual(got.value("viabtc_role_info", role="blockmaster"), 1)
+        self.assertEqual(got.named("viabtc_blockmaster_blocks_total"),
+                         {frozenset({"kind": "pool", "form": "compact"}.items()): 1})
+        self.assertEqual(got.value("viabtc_blockmaster_tx_requests_total", command="18", outcome="sent"), 1)
+        self.assertEqual(got.value("viabtc_blockmaster_tx_requests_total", command="18", outcome="answered"), 1)
+        self.assertEqual(got.value("viabtc_blockmaster_merkle_mismatches_total"), 0)
+        self.assertEqual(got.value("viabtc_blockmaster_compact_links"), 1)
+        [(node, outcome)] = sb.submit_outcomes
+        self.assertEqual(got.value("viabtc_submitblock_results_total", node=node, outcome=outcome), 1)
+        [peer] = sb.blockmasters.values()
+        self.assertEqual(got.value("viabtc_link_up", link=f"blockmaster:{peer.peer}"), 1)
+        got = yield defer.ensureDeferred(scrape(sa.metrics))
+        self.assertEqual(got.named("viabtc_blockmaster_blocks_total"),
+                         {frozenset({"kind": "pool", "form": "full"}.items()): 1})
+        self.assertEqual(got.value("viabtc_blockmaster_tx_requests_total", command="18", outcome="served"), 1)
+        self.assertEqual(got.value("viabtc_blockmaster_tx_cache_transactions"), len(sa.cache))
+        self.assertGreaterEqual(len(sa.cache), 1)
 
     @defer.inlineCallbacks
     def test_mismatching_reconstruction_is_never_submitted(self):
@@ -81,6 +105,9 @@ class RegionRelayTests(TestCase):
         peer.send(Packet(13, thin.encode()))
         yield defer.ensureDeferred(wait_for(lambda: sb.relay.mismatched, what="the mismatch"))
         self.assertEqual(list(sb.relay.mismatched), [block_hash])
+        got = yield defer.ensureDeferred(scrape(sb.metrics))
+        self.assertEqual(got.value("viabtc_blockmaster_merkle_mismatches_total"), 1)
+        self.assertEqual(got.named("viabtc_blockmaster_blocks_total"), {})
         self.assertNotIn(("pool", block_hash), sb.relay.submitted)
         self.assertNotEqual(b.rpc("getbestblockhash"), block_hash)
         # The true block still relays afterwards: nothing was marked seen.

@@ -126,6 +126,10 @@ class Relay:
         #: display hashes of blocks dropped because their transactions did not match the header
         self.mismatched = collections.deque(maxlen=256)
         self.counters = collections.Counter()
+        #: accepted blocks by (kind, form): form "full" (cmd 10/12), "thin" (cmd 13/14), "compact" (cmd 17)
+        self.accepted = collections.Counter()
+        #: transaction requests by (command, outcome): 15 or 18; "sent", "answered", "timed_out", "served"
+        self.requests = collections.Counter()
 
     # -- full blocks (cmd 10 / cmd 12) ---------------------------------------
 
@@ -198,7 +202,7 @@ class Relay:
     def _settle(self, pending, result):
         block_hash = pending.message.block_hash
         if isinstance(result, Rebuilt):
-            self._accept(pending.kind, result, pending.conn, relayed=True)
+            self._accept(pending.kind, result, pending.conn, form="compact" if pending.compact else "thin")
         elif isinstance(result, Missing):
             if pending.full or pending.asked:
                 self._log.warn("block {hash}: {count} transaction(s) still missing after the peer's "
@@ -242,6 +246,7 @@ class Relay:
         pending.timer = self.clock.callLater(self.request_timeout, self._expire, sequence)
         self.pending[sequence] = pending
         self.counters["requests"] += 1
+        self.requests[(packet.command, "sent")] += 1
         self._log.info("block {hash}: asking {peer} for {count} transaction(s) (sequence {sequence})",
                        hash=_display(message.block_hash), peer=_peer(pending.conn),
                        count=len(pending.asked), sequence=sequence, role=self.role)
@@ -251,6 +256,7 @@ class Relay:
         pending = self.pending.pop(sequence, None)
         if pending is not None:
             self.counters["request_timeouts"] += 1
+            self.requests[(COMPACT_TX if pending.compact else Command.THIN_BLOCK_TX, "timed_out")] += 1
             self._log.warn("block {hash}: no transactions from {peer} within {timeout:g} s; dropped",
                            hash=_display(pending.message.block_hash), peer=_peer(pending.conn),
                            timeout=self.request_timeout, role=self.role)
@@ -265,6 +271,7 @@ class Relay:
             pending.timer.cancel()
         if pending.compact != (packet.command == COMPACT_TX):
             raise ThinBlockError(f"reply command {packet.command} does not match the request")
+        self.requests[(packet.command, "answered")] += 1
         if pending.compact:
             block_hash, raws = decode_index_reply(packet.body)
             if block_hash != pending.message.block_hash or len(raws) != len(pending.asked):
@@ -289,6 +296,7 @@ class Relay:
         self._log.info("{peer} asked for {count} transaction(s); sending {sent}", peer=_peer(conn),
                        count=len(keys), sent=len(raws), role=self.role)
         conn.send(packet.reply(encode_tx_reply(raws)))
+        self.requests[(packet.command, "served")] += 1
 
     def _answer_indexes(self, conn, packet):
         block_hash, indexes = decode_index_request(packet.body)
@@ -298,6 +306,7 @@ class Relay:
         else:
             raws = tuple(txs[i].raw for i in indexes)
         conn.send(packet.reply(encode_index_reply(block_hash, raws)))
+        self.requests[(packet.command, "served")] += 1
 
     # -- accepted blocks ---------------------------------------------------
 
@@ -307,7 +316,7 @@ class Relay:
         self._log.error("{kind} block {hash} NOT relayed or submitted: {reason}", kind=kind,
                         hash=_display(block_hash), reason=result.reason, role=self.role)
 
-    def _accept(self, kind, rebuilt, origin, relayed=False):
+    def _accept(self, kind, rebuilt, origin, form="full"):
         header = rebuilt.block[:80]
         block_hash = sha256d(header)
         display = _display(block_hash)
@@ -342,10 +351,11 @@ class Relay:
             else:
                 relays += link.send(thin_packet)
         self.counters[f"{kind}_blocks"] += 1
+        self.accepted[(kind, form)] += 1
         self._log.info("{kind} block {hash} ({count} transactions{how}): pushed to {pushed} "
                        "bitpeer(s), thin to {relays} blockmaster(s), submitting",
                        kind=kind, hash=display, count=len(rebuilt.txs),
-                       how=", rebuilt from a thin block" if relayed else "", pushed=pushed,
+                       how=f", rebuilt from a {form} block" if form != "full" else "", pushed=pushed,
                        relays=relays, role=self.role)
         self.submitted.append((kind, display))
         self._submit(rebuilt.block, block_hash)

@@ -20,9 +20,11 @@ from zope.interface import implementer
 
 from viabtc.bitcoin.hashing import hash_from_display_hex
 from viabtc.blockmaster.commands import blockmaster_commands
+from viabtc.blockmaster.metrics import blockmaster_metrics
 from viabtc.blockmaster.relay import FOREIGN, POOL, Relay
 from viabtc.blockmaster.txcache import TxCache
 from viabtc.cli import cli_service
+from viabtc.metrics import RoleMetrics
 from viabtc.node.jsonrpc import NodeCallError, NodeConfig, NodeGroup
 from viabtc.node.submit import BlockSubmitter
 from viabtc.p2p.thin import HELLO, HELLO_BODY, CachedTx, ThinBlockError, is_hello
@@ -148,6 +150,8 @@ class BlockmasterService(MultiService):
         self.nodes = NodeGroup.from_configs(
             [NodeConfig.from_entry(entry) for entry in config.coin.nodes], reactor)
         self.submitter = BlockSubmitter(self.nodes)
+        #: submitblock outcomes: (node, outcome) -> count (for /metrics)
+        self.submit_outcomes = {}
         self.cache = TxCache(config.tx_cache_ttl)
         self.local_height = None
         self.bitpeers = [self._link(address, _BitpeerObserver, BITPEER_TIMEOUT)
@@ -184,6 +188,8 @@ class BlockmasterService(MultiService):
         self._mempool_loop.clock = reactor
         self._mempool_polling = False
         self._in_flight = set()
+        self.metrics = RoleMetrics(ROLE)
+        self.metrics.add(blockmaster_metrics(self))
         self.role_logging = None
 
     def _track(self, d):
@@ -253,8 +259,15 @@ class BlockmasterService(MultiService):
     def submit(self, block, block_hash):
         """Hand a checked block to the local node; the outcome is logged by the submitter."""
         d = self.submitter.submit(block, block_hash)
+        d.addCallback(self._count_outcomes)
         d.addErrback(lambda f: self._log.failure("submitblock failed", f, role=ROLE))
         return self._track(d)
+
+    def _count_outcomes(self, report):
+        for entry in report.nodes:
+            key = (entry.node, entry.outcome.value)
+            self.submit_outcomes[key] = self.submit_outcomes.get(key, 0) + 1
+        return report
 
     def poll_height(self):
         d = self.nodes.call("getblockcount", timeout=HEIGHT_INTERVAL * 5)
