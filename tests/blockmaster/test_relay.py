@@ -158,6 +158,7 @@ class ThinTests(RelayCase):
         self.assertEqual(self.relay.pending, {})
         self.relay.packet(conn, request.reply(encode_tx_reply([tx.raw for tx in self.txs[1:]])))
         self.assertEqual(self.submits, [])
+        self.assertEqual(dict(self.relay.requests), {(15, "sent"): 1, (15, "timed_out"): 1})
 
     def test_collision_asks_for_everything_then_submits_the_right_block(self):
         impostor = CachedTx(self.txs[2].raw, sha256d(b"x"), self.txs[4].wtxid)
