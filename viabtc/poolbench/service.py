@@ -11,8 +11,10 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from viabtc.cli import cli_service
+from viabtc.metrics import RoleMetrics
 from viabtc.poolbench.bench import Bench
 from viabtc.poolbench.commands import poolbench_commands
+from viabtc.poolbench.metrics import poolbench_metrics
 from viabtc.rpc.jobmasters import jobmaster_list
 from viabtc.poolbench.watcher import PoolWatcher
 from viabtc.rpc.client import DatagramSender
@@ -37,6 +39,8 @@ class PoolbenchService(MultiService):
         self.config = config
         self.reactor = reactor
         self.hints_sent = 0
+        #: ``mining.notify`` jobs received, by pool name
+        self.jobs_seen = {}
         self.bench = Bench(config.pools, notify=config.notify, max_delay=config.max_delay)
         self.sender = DatagramSender(
             (), max_size=MAX_REPLY_SIZE, secret=None if config.secret is None else config.secret.value,
@@ -52,6 +56,8 @@ class PoolbenchService(MultiService):
             cli_service(config.cli, commands, reactor).setServiceParent(self)
         self._tick = LoopingCall(self.tick)
         self._tick.clock = reactor
+        self.metrics = RoleMetrics(ROLE)
+        self.metrics.add(poolbench_metrics(self))
         # The RoleLogging handle when started through tap.makeService.
         self.role_logging = None
 
@@ -97,6 +103,7 @@ class PoolbenchService(MultiService):
         """Pool ``name`` sent ``job``: hint if it shows a new height, then check our lag."""
         if name not in self.bench.pools:
             return  # from a pool a reload dropped, before its connection closed
+        self.jobs_seen[name] = self.jobs_seen.get(name, 0) + 1
         now = self.reactor.seconds()
         body = self.bench.observe(name, job, now)
         if body is not None:

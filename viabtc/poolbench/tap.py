@@ -4,9 +4,7 @@
 service construction for the poolbench role.
 """
 
-from viabtc.metrics import RoleMetrics
 from viabtc.poolbench.config import PoolbenchConfig
-from viabtc.poolbench.metrics import poolbench_metrics
 from viabtc.poolbench.reload import reload_poolbench
 from viabtc.poolbench.service import ROLE, PoolbenchService
 from viabtc.tap import RoleOptions, make_role_service
@@ -20,10 +18,8 @@ class Options(RoleOptions):
 
 
 def build_service(config, reactor):
-    """The ``PoolbenchService`` for ``config``, with its metrics, reloading on SIGHUP."""
+    """The ``PoolbenchService`` for ``config`` (with its metrics), reloading on SIGHUP."""
     service = PoolbenchService(config, reactor)
-    service.metrics = RoleMetrics(ROLE)
-    service.metrics.add(poolbench_metrics(service))
     service.reload = lambda new: reload_poolbench(service, new)
     return service
 
