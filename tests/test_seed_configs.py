@@ -79,16 +79,28 @@ _URL = re.compile(r"^(https?://)([0-9.]+):(\d+)(/.*)?$")
 _PAYOUT_KEYS = frozenset({"main_coin_recipient", "address"})
 
 
-def _free_both():
-    """A port free for TCP and UDP alike."""
-    while True:
-        port = free_port()
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+def _bindable(port):
+    """True when loopback ``port`` is free for TCP and UDP alike."""
+    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+        with socket.socket(socket.AF_INET, kind) as s:
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
-                continue
-        return port
+                return False
+    return True
+
+
+def _free_both(taken):
+    """
+    A port free for TCP and UDP alike, with the next one free too and
+    neither next to a port in ``taken``: a gateway's worker ``i`` serves
+    its ``http_svr`` and ``cli`` on port + ``i`` (the gateway sample has
+    ``worker_num`` 2).
+    """
+    while True:
+        port = free_port()
+        if not {port - 1, port, port + 1} & taken and _bindable(port) and _bindable(port + 1):
+            return port
 
 
 def _is_ip(text):
@@ -123,7 +135,7 @@ class Localizer:
         if sample_port in self.sentinel_ports:
             return self.sentinel_ports[sample_port]
         if sample_port not in self.ports:
-            self.ports[sample_port] = _free_both()
+            self.ports[sample_port] = _free_both(set(self.ports.values()))
         return self.ports[sample_port]
 
     def payout_address(self, address):
