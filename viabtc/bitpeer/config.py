@@ -40,8 +40,7 @@ from viabtc.config import (
     positive,
     read_config_beside,
 )
-from viabtc.rpc.addresslist import http_url
-from viabtc.rpc.jobmasters import static_jobmasters
+from viabtc.rpc.jobmasters import hint_targets
 
 IGNORED_KEYS = SEED_IGNORED | frozenset({"name"})
 
@@ -97,11 +96,7 @@ class BitpeerConfig:
             network=_network(reader, magic),
             reconnect_timeout=reader.optional("reconnect_timeout", float, 60.0, positive),
             broadcast_limit=reader.optional("broadcast_limit", int, 60, positive),
-            jobmasters=static_jobmasters(reader),
-            jobmaster_url=reader.optional("jobmaster_url", str, None, http_url),
-            request_auth=reader.optional("request_auth", str, None),
-            jobmaster_update_interval=reader.optional("jobmaster_update_interval", float, 30.0,
-                                                      positive),
+            **hint_targets(reader),
             secret=SecretBlock.from_reader(reader),
             cli=cli_address(reader),
             alert=optional_block(reader, "alert", AlertBlock),
@@ -110,9 +105,6 @@ class BitpeerConfig:
         )
         if config.svr.datagram_binds:
             raise ConfigError("svr.bind", "bitpeer's svr takes stream (tcp@) addresses only")
-        if config.jobmaster_url is None and not config.jobmasters:
-            raise ConfigError("jobmaster", "give jobmaster (udp@ip:port addresses), "
-                              "jobmaster_url, or both: hints need somewhere to go")
         return config
 
     @classmethod

@@ -30,11 +30,9 @@ from viabtc.config import (
     non_negative,
     optional_block,
     port,
-    positive,
     read_config_file,
 )
-from viabtc.rpc.addresslist import http_url
-from viabtc.rpc.jobmasters import static_jobmasters
+from viabtc.rpc.jobmasters import hint_targets
 
 #: The seed's sample names the module in a top-level ``name`` it never reads.
 IGNORED_KEYS = SEED_IGNORED | frozenset({"name"})
@@ -98,20 +96,13 @@ class PoolbenchConfig:
             pools=_pools(reader),
             notify=reader.required("is_notify", bool),
             max_delay=reader.required("max_delay", float, non_negative),
-            jobmasters=static_jobmasters(reader),
-            jobmaster_url=reader.optional("jobmaster_url", str, None, http_url),
-            request_auth=reader.optional("request_auth", str, None),
-            jobmaster_update_interval=reader.optional("jobmaster_update_interval", float, 30.0,
-                                                      positive),
+            **hint_targets(reader),
             secret=SecretBlock.from_reader(reader),
             cli=cli_address(reader),
             alert=optional_block(reader, "alert", AlertBlock),
             log=optional_block(reader, "log", LogBlock),
             process=optional_block(reader, "process", ProcessBlock),
         )
-        if config.jobmaster_url is None and not config.jobmasters:
-            raise ConfigError("jobmaster", "give jobmaster (udp@ip:port addresses), "
-                              "jobmaster_url, or both: hints need somewhere to go")
         return config
 
     @classmethod

@@ -8,8 +8,8 @@ plus our static ``jobmaster`` array, each entry a UDP address, kept in the
 service, not "no jobmasters": the last list is kept.
 """
 
-from viabtc.config import ConfigError
-from viabtc.rpc.addresslist import AddressList, is_ip
+from viabtc.config import ConfigError, positive
+from viabtc.rpc.addresslist import AddressList, http_url, is_ip
 
 
 def static_jobmasters(reader, key="jobmaster"):
@@ -26,6 +26,25 @@ def static_jobmasters(reader, key="jobmaster"):
         if not is_ip(address.host):
             raise ConfigError(where, f"{address.text!r}: hints go to IP addresses only")
     return addresses
+
+
+def hint_targets(reader):
+    """
+    The config fields saying where a hinting role's hints go, as keyword
+    arguments of its config class: our static ``jobmaster`` list and the
+    seed's ``jobmaster_url``, ``request_auth`` and
+    ``jobmaster_update_interval``; ``ConfigError`` when neither list is given.
+    """
+    fields = dict(
+        jobmasters=static_jobmasters(reader),
+        jobmaster_url=reader.optional("jobmaster_url", str, None, http_url),
+        request_auth=reader.optional("request_auth", str, None),
+        jobmaster_update_interval=reader.optional("jobmaster_update_interval", float, 30.0, positive),
+    )
+    if fields["jobmaster_url"] is None and not fields["jobmasters"]:
+        raise ConfigError("jobmaster", "give jobmaster (udp@ip:port addresses), "
+                          "jobmaster_url, or both: hints need somewhere to go")
+    return fields
 
 
 def jobmaster_list(sender, reactor, *, static=(), url=None, auth=None, interval=30.0, role="rpc"):
