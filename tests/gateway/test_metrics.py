@@ -6,26 +6,17 @@ other paths stay.
 
 import os
 
-from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet import defer, reactor
 from twisted.trial.unittest import TestCase
 from twisted.web.client import Agent, readBody
 
 from tests.gateway.support import StatsWriter, TestJobmaster, connect_miner, job_body, solve, wait_for
 from tests.gateway.test_service import DIFFICULTY, gateway_data
+from tests.scrape import Scrape
 from viabtc.config import ConfigReader
 from viabtc.gateway.config import GatewayConfig
 from viabtc.gateway.service import GatewayService
 from viabtc.stratum.metrics import reject_reason
-
-
-def samples(text):
-    """``{(name, frozenset(labels)): value}`` parsed by prometheus-client's own parser."""
-    out = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            out[(sample.name, frozenset(sample.labels.items()))] = sample.value
-    return out
 
 
 class GatewayMetricsTests(TestCase):
@@ -61,10 +52,8 @@ class GatewayMetricsTests(TestCase):
         response = await agent.request(b"GET", (base + "/metrics").encode())
         self.assertEqual(response.code, 200)
         self.assertTrue(response.headers.getRawHeaders(b"content-type")[0].startswith(b"text/plain"))
-        got = samples((await readBody(response)).decode())
-
-        def value(name, **labels):
-            return got[(name, frozenset(labels.items()))]
+        got = Scrape((await readBody(response)).decode())
+        value = got.value
 
         self.assertEqual(accepted, 3)
         self.assertEqual(value("viabtc_shares_total", result="accepted", reason=""), 3)
@@ -78,7 +67,7 @@ class GatewayMetricsTests(TestCase):
         self.assertEqual(value("viabtc_gateway_events_total", event="new_authorized"), 1)
         self.assertGreaterEqual(value("viabtc_job_age_seconds"), 0)
         self.assertEqual(value("viabtc_role_info", role="gateway"), 1)
-        self.assertIn(("process_open_fds", frozenset()), got)
+        self.assertIn(("process_open_fds", frozenset()), got.samples)
 
         # The seed's answers elsewhere.
         for path in ("/", "/metrics/x", "/anything"):

@@ -36,9 +36,9 @@ import time
 import urllib.request
 from urllib.parse import urlsplit
 
-from prometheus_client.parser import text_string_to_metric_families
 from twisted.trial import unittest
 
+from tests.scrape import Scrape
 from tests.support import require_service
 from viabtc.devnet import ServiceUnavailable
 from viabtc.devnet.bcoin import bcoin_executable
@@ -72,8 +72,7 @@ def scrape(port):
     """``{(name, frozenset(labels)): value}`` of ``/metrics`` on ``port``, parsed by prometheus-client."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
         text = reply.read().decode()
-    return {(s.name, frozenset(s.labels.items())): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+    return Scrape(text).samples
 
 
 def value(samples, name, **labels):

@@ -5,17 +5,16 @@ latency, connected gateways; bans and the coinbase message reloaded.
 """
 
 import attrs
-from prometheus_client.parser import text_string_to_metric_families
 from twisted.trial.unittest import TestCase
 
 from tests.jobmaster import test_service
 from tests.jobmaster.mining import wait_for
+from tests.scrape import Scrape
 from viabtc.reload import ReloadReport
 
 
 def samples(metrics):
-    return {(s.name, frozenset(s.labels.items())): s.value
-            for f in text_string_to_metric_families(metrics.render().decode()) for s in f.samples}
+    return Scrape(metrics.render().decode()).samples
 
 
 class JobmasterMetricsTests(TestCase):
