@@ -4,18 +4,13 @@ time match the shares a real Stratum miner submitted; the seed's answers on
 other paths stay.
 """
 
-import os
-
-from twisted.internet import defer, reactor
+from twisted.internet import reactor
 from twisted.trial.unittest import TestCase
 from twisted.web.client import Agent, readBody
 
-from tests.gateway.support import StatsWriter, TestJobmaster, connect_miner, job_body, solve, wait_for
-from tests.gateway.test_service import DIFFICULTY, gateway_data
+from tests.gateway.support import connect_miner, solve, wait_for
+from tests.gateway.test_service import DIFFICULTY, running_gateway
 from tests.scrape import Scrape
-from viabtc.config import ConfigReader
-from viabtc.gateway.config import GatewayConfig
-from viabtc.gateway.service import GatewayService
 from viabtc.stratum.metrics import reject_reason
 
 
@@ -23,17 +18,8 @@ class GatewayMetricsTests(TestCase):
     timeout = 60
 
     async def test_scrape_counts_what_the_miner_saw(self):
-        jobmaster = TestJobmaster(job_body())
-        port = await jobmaster.listen()
-        self.addCleanup(lambda: defer.ensureDeferred(jobmaster.stop()))
-        writer = StatsWriter()
-        self.addCleanup(writer.stop)
-        data = gateway_data(port, writer.address, os.path.abspath(self.mktemp()))
-        config = GatewayConfig.from_reader(ConfigReader(data))
-        service = GatewayService(config, reactor)
-        service.startService()
-        self.addCleanup(service.stopService)
-        await wait_for(lambda: service.context.jobs.current, what="the first job")
+        service, _ = await running_gateway(self)
+        config = service.config
         miner = await connect_miner(config.svr.binds[0].port)
         self.addCleanup(lambda: miner.transport.loseConnection())
         await miner.login("alice.rig1")

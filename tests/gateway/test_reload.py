@@ -1,12 +1,9 @@
 """SIGHUP's part in the gateway: difficulty bounds and limits change for new and connected sessions."""
 
-import os
-
-from twisted.internet import defer, reactor
 from twisted.trial.unittest import TestCase
 
-from tests.gateway.support import StatsWriter, TestJobmaster, connect_miner, job_body, wait_for
-from tests.gateway.test_service import DIFFICULTY, gateway_data
+from tests.gateway.support import connect_miner, wait_for
+from tests.gateway.test_service import DIFFICULTY, running_gateway
 from viabtc.config import ConfigReader
 from viabtc.gateway import tap
 from viabtc.gateway.config import GatewayConfig
@@ -17,17 +14,8 @@ class GatewayReloadTests(TestCase):
     timeout = 60
 
     async def test_bounds_and_limits_apply_to_connected_sessions(self):
-        jobmaster = TestJobmaster(job_body())
-        port = await jobmaster.listen()
-        self.addCleanup(lambda: defer.ensureDeferred(jobmaster.stop()))
-        writer = StatsWriter()
-        self.addCleanup(writer.stop)
-        data = gateway_data(port, writer.address, os.path.abspath(self.mktemp()))
-        config = GatewayConfig.from_reader(ConfigReader(data))
-        service = tap.build_service(config, reactor)
-        service.startService()
-        self.addCleanup(service.stopService)
-        await wait_for(lambda: service.context.jobs.current, what="the first job")
+        service, data = await running_gateway(self, tap.build_service)
+        config = service.config
         miner = await connect_miner(config.svr.binds[0].port)
         self.addCleanup(lambda: miner.transport.loseConnection())
         await miner.login("alice.rig1")

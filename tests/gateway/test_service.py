@@ -64,6 +64,25 @@ def gateway_data(jobmaster_port, writer_address, queue, **changes):
     return data
 
 
+async def running_gateway(testcase, build=GatewayService):
+    """
+    ``build(config, reactor)`` for ``gateway_data`` in this process, with a
+    test jobmaster and statistics writer, started and holding its first job;
+    returns ``(service, data)``; everything stops at the test's cleanup.
+    """
+    jobmaster = TestJobmaster(job_body())
+    port = await jobmaster.listen()
+    testcase.addCleanup(lambda: defer.ensureDeferred(jobmaster.stop()))
+    writer = StatsWriter()
+    testcase.addCleanup(writer.stop)
+    data = gateway_data(port, writer.address, os.path.abspath(testcase.mktemp()))
+    service = build(GatewayConfig.from_reader(ConfigReader(data)), reactor)
+    service.startService()
+    testcase.addCleanup(service.stopService)
+    await wait_for(lambda: service.context.jobs.current, what="the first job")
+    return service, data
+
+
 class Collect(Protocol):
     """A TCP client keeping whatever it receives."""
 
