@@ -56,6 +56,13 @@ from viabtc.stratum.session import Input, Session, State
 from viabtc.stratum.share import Reject, check_share
 from viabtc.stratum.vardiff import VarDiff
 
+try:
+    from viabtc.stratum._submit import parse_submit as _parse_submit
+except ImportError:  # built without a C compiler (setup.py): every line is read the general way
+
+    def _parse_submit(line):
+        return None
+
 _AUTHORIZED = State.AUTHORIZED
 _CLOSING = State.CLOSING
 _TRUE_TAIL = b',"error":null,"result":true}\n'
@@ -143,6 +150,34 @@ def _version_bits(text):
         return None
     raw = _hex_bytes(text.rjust(8, "0"), 4)
     return None if raw is None else int.from_bytes(raw, "big")
+
+
+def submit_fields(msg_id, params):
+    """
+    ``mining.submit`` params read: ``(msg_id, account, job_id, extranonce2,
+    ntime, nonce, version_bits)`` (extranonce2 as bytes, the rest of the
+    hex as integers, version bits 0 when absent), or what is wrong with
+    them, a str.  ``viabtc.stratum._submit`` reads the common line to the
+    same tuple in one pass.
+    """
+    if not 5 <= len(params) <= 6:
+        return "expected 5 or 6 params"
+    account, job_id, extranonce2, ntime, nonce = params[:5]
+    if type(account) is not str or type(job_id) is not str:
+        return "account and job id must be strings"
+    extranonce2 = _hex_bytes(extranonce2, _EXTRANONCE2_SIZE)
+    if extranonce2 is None:
+        return "extranonce2 must be 16 hex digits"
+    ntime = _hex_bytes(ntime, 4)
+    nonce = _hex_bytes(nonce, 4)
+    if ntime is None or nonce is None:
+        return "ntime and nonce must be 8 hex digits"
+    version_bits = 0
+    if len(params) == 6:
+        version_bits = _version_bits(params[5])
+        if version_bits is None:
+            return "version bits must be 1 to 8 hex digits"
+    return msg_id, account, job_id, extranonce2, int.from_bytes(ntime, "big"), int.from_bytes(nonce, "big"), version_bits
 
 
 @implementer(IPushProducer)
@@ -321,6 +356,7 @@ class StratumServerProtocol(Protocol):
         start = tokens
         out = []
         limit = self.settings.max_pkg_size
+        parse_submit = _parse_submit
         for line in lines:
             tokens -= 1
             if tokens < 0:
@@ -331,7 +367,18 @@ class StratumServerProtocol(Protocol):
             if len(line) >= limit:
                 self._too_long(out)
                 break
-            self._line(line, out, now)
+            # The common share line is read in C (``_parse_submit``) and
+            # goes straight to ``_share``; any other line, or form of it,
+            # the general way (``_line``), which reads the same from it.
+            fields = parse_submit(line)
+            if fields is None:
+                self._line(line, out, now)
+            else:
+                mark = len(out)
+                try:
+                    self._share(fields, out, now)
+                except Exception:
+                    self._failed("mining.submit", fields[0], out, mark)
             if session.state is _CLOSING:
                 break
         else:
@@ -397,6 +444,7 @@ class StratumServerProtocol(Protocol):
         self.session.transition(Input.CLOSE)
 
     def _line(self, line, out, now):
+        """One request line read the general way: JSON, then its method's handler."""
         line = line.strip()
         if not line:
             return
@@ -436,17 +484,20 @@ class StratumServerProtocol(Protocol):
         try:
             handler(self, msg_id, params, out, now)
         except Exception:
-            # Exactly one answer per request: drop what the handler wrote.
-            del out[mark:]
-            self._log.failure(
-                "handling {method} failed",
-                role=self.context.role,
-                peer=self.session.peer,
-                user=self.session.user,
-                worker=self.session.worker,
-                method=method,
-            )
-            out.append(_error(msg_id, Reject.OTHER, "Internal error"))
+            self._failed(method, msg_id, out, mark)
+
+    def _failed(self, method, msg_id, out, mark):
+        """A handler raised: exactly one answer per request, so what it wrote is dropped."""
+        del out[mark:]
+        self._log.failure(
+            "handling {method} failed",
+            role=self.context.role,
+            peer=self.session.peer,
+            user=self.session.user,
+            worker=self.session.worker,
+            method=method,
+        )
+        out.append(_error(msg_id, Reject.OTHER, "Internal error"))
 
     # -- methods --------------------------------------------------------------
 
@@ -508,33 +559,30 @@ class StratumServerProtocol(Protocol):
             self.context.worker_authorized(session, user, worker)
 
     def _submit(self, msg_id, params, out, now):
+        """``mining.submit`` read the general way: its params checked, then ``_share``."""
+        if self.session.state is not _AUTHORIZED:
+            self._unauthorized_share(msg_id, out)
+            return
+        fields = submit_fields(msg_id, params)
+        if type(fields) is str:
+            self._bad_submit(msg_id, fields, out)
+        else:
+            self._share(fields, out, now)
+
+    def _unauthorized_share(self, msg_id, out):
+        code = Reject.NOT_SUBSCRIBED if self.session.state is State.CONNECTED else Reject.UNAUTHORIZED
+        self._reject(msg_id, code, "", "", out)
+
+    def _share(self, fields, out, now):
+        """
+        A share, its fields read (``submit_fields``, or ``_parse_submit``
+        for the common line): checked, credited or rejected, answered.
+        """
         session = self.session
+        msg_id, account, job_id, extranonce2, ntime, nonce, version_bits = fields
         if session.state is not _AUTHORIZED:
-            code = Reject.NOT_SUBSCRIBED if session.state is State.CONNECTED else Reject.UNAUTHORIZED
-            self._reject(msg_id, code, "", "", out)
+            self._unauthorized_share(msg_id, out)
             return
-        if not 5 <= len(params) <= 6:
-            self._bad_submit(msg_id, "expected 5 or 6 params", out)
-            return
-        account, job_id, extranonce2, ntime, nonce = params[:5]
-        if type(account) is not str or type(job_id) is not str:
-            self._bad_submit(msg_id, "account and job id must be strings", out)
-            return
-        extranonce2 = _hex_bytes(extranonce2, _EXTRANONCE2_SIZE)
-        if extranonce2 is None:
-            self._bad_submit(msg_id, "extranonce2 must be 16 hex digits", out)
-            return
-        ntime = _hex_bytes(ntime, 4)
-        nonce = _hex_bytes(nonce, 4)
-        if ntime is None or nonce is None:
-            self._bad_submit(msg_id, "ntime and nonce must be 8 hex digits", out)
-            return
-        version_bits = 0
-        if len(params) == 6:
-            version_bits = _version_bits(params[5])
-            if version_bits is None:
-                self._bad_submit(msg_id, "version bits must be 1 to 8 hex digits", out)
-                return
         pair = session.account_for_submit(account, self.settings.max_accounts)
         if pair is None:
             self._reject(msg_id, Reject.UNAUTHORIZED, "", "", out)
@@ -551,8 +599,8 @@ class StratumServerProtocol(Protocol):
             prepared,
             prefix,
             extranonce2,
-            int.from_bytes(ntime, "big"),
-            int.from_bytes(nonce, "big"),
+            ntime,
+            nonce,
             version_bits,
             session.version_mask,
             session.current,
