@@ -1,5 +1,6 @@
 /*
- * viabtc.bitcoin._sha256d: double SHA-256 and the Stratum merkle fold in C.
+ * viabtc.bitcoin._sha256d: double SHA-256, the Stratum merkle fold and a
+ * share's header in C.
  *
  * Why: a share check is 14 double hashes of one or two SHA-256 blocks
  * each.  Through hashlib every hash builds, copies and frees an OpenSSL
@@ -7,7 +8,9 @@
  * itself; that overhead was half of the gateway's CPU under load
  * (docs/benchmarks.md).  Here each hash is OpenSSL's low-level
  * SHA256_Init/Update/Final on the stack (the same SHA-NI code, no context
- * allocation, no provider lookup), and the branch is folded in one call.
+ * allocation, no provider lookup), the branch is folded in one call, and
+ * share_header makes a share's header and its hash in one call (the
+ * coinbase hashed, the branch folded, the fields packed, the header hashed).
  *
  * The pure-Python functions in hashing.py and merkle.py stay the
  * reference: tests compare the two on arbitrary inputs, and they are what
@@ -58,12 +61,13 @@ PyDoc_STRVAR(fold_branch_doc,
 "sibling in turn, sha256d(h + sibling).  ValueError for a hash that is\n"
 "not 32 bytes, TypeError for one that is not bytes.");
 
+static int fold(const unsigned char leaf[SHA256_DIGEST_LENGTH], PyObject *branch,
+                unsigned char root[SHA256_DIGEST_LENGTH]);
+
 static PyObject *
 fold_branch(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    unsigned char pair[2 * SHA256_DIGEST_LENGTH];
-    PyObject *siblings;
-    Py_ssize_t count, i;
+    unsigned char root[SHA256_DIGEST_LENGTH];
 
     if (nargs != 2) {
         PyErr_SetString(PyExc_TypeError, "fold_branch(leaf, branch) takes 2 arguments");
@@ -77,34 +81,120 @@ fold_branch(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_ValueError, "leaf must be 32 bytes");
         return NULL;
     }
-    siblings = PySequence_Fast(args[1], "branch must be a sequence of 32-byte hashes");
-    if (siblings == NULL) {
+    if (fold((const unsigned char *)PyBytes_AS_STRING(args[0]), args[1], root) < 0) {
         return NULL;
     }
-    memcpy(pair, PyBytes_AS_STRING(args[0]), SHA256_DIGEST_LENGTH);
+    return PyBytes_FromStringAndSize((const char *)root, SHA256_DIGEST_LENGTH);
+}
+
+/* The leaf hashed with each 32-byte hash of branch in turn, into root; -1 with an error set. */
+static int
+fold(const unsigned char leaf[SHA256_DIGEST_LENGTH], PyObject *branch, unsigned char root[SHA256_DIGEST_LENGTH])
+{
+    unsigned char pair[2 * SHA256_DIGEST_LENGTH];
+    PyObject *siblings;
+    Py_ssize_t count, i;
+
+    siblings = PySequence_Fast(branch, "branch must be a sequence of 32-byte hashes");
+    if (siblings == NULL) {
+        return -1;
+    }
+    memcpy(pair, leaf, SHA256_DIGEST_LENGTH);
     count = PySequence_Fast_GET_SIZE(siblings);
     for (i = 0; i < count; i++) {
         PyObject *sibling = PySequence_Fast_GET_ITEM(siblings, i);
         if (!PyBytes_Check(sibling)) {
             PyErr_SetString(PyExc_TypeError, "branch hashes must be bytes");
             Py_DECREF(siblings);
-            return NULL;
+            return -1;
         }
         if (PyBytes_GET_SIZE(sibling) != SHA256_DIGEST_LENGTH) {
             PyErr_SetString(PyExc_ValueError, "branch hashes must be 32 bytes");
             Py_DECREF(siblings);
-            return NULL;
+            return -1;
         }
         memcpy(pair + SHA256_DIGEST_LENGTH, PyBytes_AS_STRING(sibling), SHA256_DIGEST_LENGTH);
         double_sha256(pair, sizeof(pair), pair);
     }
     Py_DECREF(siblings);
-    return PyBytes_FromStringAndSize((const char *)pair, SHA256_DIGEST_LENGTH);
+    memcpy(root, pair, SHA256_DIGEST_LENGTH);
+    return 0;
+}
+
+/* A Python int in 0 .. 2**32 - 1, little-endian at out; -1 with OverflowError set if outside. */
+static int
+put_u32(PyObject *value, unsigned char *out)
+{
+    unsigned long v = PyLong_AsUnsignedLong(value);
+
+    if (v == (unsigned long)-1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (v > 0xFFFFFFFFUL) {
+        PyErr_SetString(PyExc_OverflowError, "header field outside 32 bits");
+        return -1;
+    }
+    out[0] = (unsigned char)v;
+    out[1] = (unsigned char)(v >> 8);
+    out[2] = (unsigned char)(v >> 16);
+    out[3] = (unsigned char)(v >> 24);
+    return 0;
+}
+
+PyDoc_STRVAR(share_header_doc,
+"share_header(coinbase, branch, version, prevhash, ntime, nbits, nonce) -> (header, hash)\n\n"
+"The 80-byte block header a share makes and its double SHA-256: the merkle\n"
+"root is the coinbase's txid folded with the Stratum branch.  OverflowError\n"
+"for an integer field outside 32 bits, ValueError for a prevhash or branch\n"
+"hash that is not 32 bytes, TypeError for a field of the wrong type.");
+
+static PyObject *
+share_header(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    unsigned char header[80], leaf[SHA256_DIGEST_LENGTH], hash[SHA256_DIGEST_LENGTH];
+    Py_buffer coinbase;
+    PyObject *result;
+
+    if (nargs != 7) {
+        PyErr_SetString(PyExc_TypeError,
+                        "share_header(coinbase, branch, version, prevhash, ntime, nbits, nonce) takes 7 arguments");
+        return NULL;
+    }
+    if (!PyBytes_Check(args[3]) || PyBytes_GET_SIZE(args[3]) != SHA256_DIGEST_LENGTH) {
+        PyErr_SetString(PyExc_ValueError, "prevhash must be 32 bytes");
+        return NULL;
+    }
+    if (put_u32(args[2], header) < 0 || put_u32(args[4], header + 68) < 0 || put_u32(args[5], header + 72) < 0
+        || put_u32(args[6], header + 76) < 0) {
+        return NULL;
+    }
+    if (PyObject_GetBuffer(args[0], &coinbase, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    double_sha256(coinbase.buf, (size_t)coinbase.len, leaf);
+    PyBuffer_Release(&coinbase);
+    memcpy(header + 4, PyBytes_AS_STRING(args[3]), SHA256_DIGEST_LENGTH);
+    if (fold(leaf, args[1], header + 36) < 0) {
+        return NULL;
+    }
+    double_sha256(header, sizeof(header), hash);
+    result = PyTuple_New(2);
+    if (result == NULL) {
+        return NULL;
+    }
+    PyTuple_SET_ITEM(result, 0, PyBytes_FromStringAndSize((const char *)header, sizeof(header)));
+    PyTuple_SET_ITEM(result, 1, PyBytes_FromStringAndSize((const char *)hash, sizeof(hash)));
+    if (PyTuple_GET_ITEM(result, 0) == NULL || PyTuple_GET_ITEM(result, 1) == NULL) {
+        Py_DECREF(result);
+        return NULL;
+    }
+    return result;
 }
 
 static PyMethodDef methods[] = {
     {"sha256d", (PyCFunction)sha256d, METH_O, sha256d_doc},
     {"fold_branch", (PyCFunction)(void (*)(void))fold_branch, METH_FASTCALL, fold_branch_doc},
+    {"share_header", (PyCFunction)(void (*)(void))share_header, METH_FASTCALL, share_header_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -24,7 +24,7 @@ from typing import NamedTuple
 
 import attrs
 
-from viabtc.bitcoin.hashing import sha256d
+from viabtc.bitcoin.hashing import _compiled, sha256d
 from viabtc.bitcoin.merkle import merkle_root_from_branch
 from viabtc.bitcoin.target import difficulty_to_target
 
@@ -111,6 +111,11 @@ class ShareResult(NamedTuple):
     aux: tuple
 
 
+#: ``ShareResult(...)`` without namedtuple's ``__new__``, a Python function
+#: (a frame for every accepted share, a third of ``check_share`` after the hashes).
+_result = tuple.__new__
+
+
 def _rejected(code):
     return ShareResult(code, b"", 0.0, False, b"", b"", ())
 
@@ -121,6 +126,23 @@ _LOW_DIFFICULTY = REJECTED[Reject.LOW_DIFFICULTY]
 _INVALID_NTIME = REJECTED[Reject.INVALID_NTIME]
 _INVALID_VERSION_BITS = REJECTED[Reject.INVALID_VERSION_BITS]
 _NO_AUX = ()
+
+
+def share_header_py(coinbase, branch, version, prevhash, ntime, nbits, nonce):
+    """
+    ``(header, hash)``: the 80-byte header a share makes (its coinbase's
+    txid folded with the job's branch into the merkle root) and the
+    header's double SHA-256.  ``struct.error`` for an integer outside 32
+    bits.  The reference for the compiled ``share_header``, which does the
+    same in one call (and raises ``OverflowError`` there).
+    """
+    root = merkle_root_from_branch(sha256d(coinbase), branch)
+    header = _HEADER.pack(version, prevhash, root, ntime, nbits, nonce)
+    return header, sha256d(header)
+
+
+#: ``share_header_py``, compiled when ``viabtc.bitcoin._sha256d`` was built.
+share_header = share_header_py if _compiled is None else _compiled.share_header
 
 
 def check_share(
@@ -156,16 +178,14 @@ def check_share(
     if ntime < job.ntime_min or ntime > now + NTIME_WINDOW or ntime > 0xFFFFFFFF:
         return _INVALID_NTIME
     coinbase = coinbase_prefix + extranonce2 + job.coinbase2
-    root = merkle_root_from_branch(sha256d(coinbase), job.branch)
     try:
-        header = _HEADER.pack(
-            (job.version & ~version_mask) | version_bits, job.prevhash, root, ntime, job.nbits, nonce
+        header, share_hash = share_header(
+            coinbase, job.branch, (job.version & ~version_mask) | version_bits, job.prevhash, ntime, job.nbits, nonce
         )
-    except struct.error:
+    except (struct.error, OverflowError):
         # A nonce or version outside 32 bits: the protocol layer parses 8 hex
         # digits, so only a direct caller can get here.
         return REJECTED[Reject.OTHER]
-    share_hash = sha256d(header)
     value = int.from_bytes(share_hash, "little")
     is_block = value <= job.block_target
     if value <= current.target:
@@ -181,4 +201,4 @@ def check_share(
     aux = _NO_AUX
     if value <= job.aux_max_target:
         aux = tuple(a.aux for a in job.aux_targets if value <= a.target)
-    return ShareResult(None, share_hash, credited, is_block, header, coinbase, aux)
+    return _result(ShareResult, (None, share_hash, credited, is_block, header, coinbase, aux))
