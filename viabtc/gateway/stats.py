@@ -54,6 +54,7 @@ class GatewayStats:
         self._connections = connections
         self._role = role
         self._carry = {}
+        self._accepted = aggregator.accepted
         self._sampled_minute = None
         self._at_once = TurnBatch(clock, self._send_now)
         self._timer = LoopingCall(self.tick)
@@ -102,16 +103,13 @@ class GatewayStats:
         """An accepted share credited at ``difficulty`` (float) worth ``goal`` of a block."""
         whole = int(difficulty)
         if whole != difficulty or self._carry:
-            whole = self._carry_pow(user, worker, difficulty)
-        self.aggregator.share(user, worker, 0, whole, goal, now, difficulty)
-
-    def _carry_pow(self, user, worker, difficulty):
-        key = (user, worker)
-        total = self._carry.pop(key, 0.0) + difficulty
-        whole = int(total)
-        if total != whole:
-            self._carry[key] = total - whole
-        return whole
+            # The carry, inline: this runs for every share.
+            key = (user, worker)
+            total = self._carry.pop(key, 0.0) + difficulty
+            whole = int(total)
+            if total != whole:
+                self._carry[key] = total - whole
+        self._accepted(user, worker, whole, goal, now, difficulty)
 
     def forget(self, user, worker):
         """A worker's session ended: drop its fraction of a pow unit."""
@@ -120,7 +118,7 @@ class GatewayStats:
     def reject(self, user, worker, code, now):
         """A rejected share; counted per user and worker only when the session named one."""
         if user:
-            self.aggregator.share(user, worker or user, int(code), 0, 0.0, now)
+            self.aggregator.rejected(user, worker or user, int(code), now)
         else:
             self.aggregator.monitor("reject", 1, now)
             self.aggregator.monitor("reject_%d" % code, 1, now)

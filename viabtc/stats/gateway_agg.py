@@ -96,6 +96,7 @@ class MinuteAggregator:
         self.coin = coin
         self._buckets = {}
         self._minute = None
+        self._minute_end = None
         self._bucket = None
         # Monitor sums of every minute handed out so far (for /metrics).
         self._sent_ints = {}
@@ -109,45 +110,66 @@ class MinuteAggregator:
         if bucket is None:
             bucket = self._buckets[minute] = _Bucket()
         self._minute = minute
+        self._minute_end = minute + 60
         self._bucket = bucket
         return bucket
 
-    def share(self, user, worker, code, difficulty, goal, now, exact=None):
-        """
-        Count one share: ``code`` 0 is accepted with ``difficulty`` (an int,
-        the share's pow) and ``goal`` (its fraction of a block); any other
-        code is a reject of that code.  A negative or non-integral pow, or a
-        goal that is negative or not finite, is refused here (``ValueError``):
-        a metawriter would drop it, and the seed's would spoil the user's
-        Redis goal (issue 17).  ``exact`` is the share's difficulty
-        as a float, summed into the ``pow_float`` counter (``difficulty``
-        when not given).
-        """
-        if type(difficulty) is not int or difficulty < 0 or not 0.0 <= goal < math.inf:
-            raise ValueError("share of %r: impossible pow %r or goal %r" % (user, difficulty, goal))
-        bucket = self._bucket_for(now)
+    def _entries(self, user, worker, now):
+        """The minute's bucket and ``user``'s and ``worker``'s entries in it, made when new."""
+        minute = self._minute
+        if minute is not None and minute <= now < self._minute_end:
+            bucket = self._bucket
+        else:
+            bucket = self._bucket_for(now)
         entry = bucket.users.get(user)
         if entry is None:
             entry = bucket.users[user] = [0, 0, 0.0, 0, {}]
         wentry = entry[4].get(worker)
         if wentry is None:
             wentry = entry[4][worker] = [0, 0, 0]
+        return bucket, entry, wentry
+
+    def share(self, user, worker, code, difficulty, goal, now, exact=None):
+        """
+        Count one share: ``code`` 0 is accepted (``accepted``), any other
+        code is a reject of that code.
+        """
         if code:
-            bucket.reject += 1
-            codes = bucket.reject_codes
-            codes[code] = codes.get(code, 0) + 1
-            entry[3] += 1
-            wentry[2] += 1
+            self.rejected(user, worker, code, now)
         else:
-            bucket.share += 1
-            bucket.pow += difficulty
-            bucket.pow_float += difficulty if exact is None else exact
-            bucket.goal += goal
-            entry[0] += 1
-            entry[1] += difficulty
-            entry[2] += goal
-            wentry[0] += 1
-            wentry[1] += difficulty
+            self.accepted(user, worker, difficulty, goal, now, difficulty if exact is None else exact)
+
+    def accepted(self, user, worker, difficulty, goal, now, exact):
+        """
+        An accepted share: ``difficulty`` (an int, the share's pow), ``goal``
+        (its fraction of a block) and ``exact``, the share's difficulty as
+        a float, summed into the ``pow_float`` counter.  A negative or
+        non-integral pow, or a goal that is negative or not finite, is
+        refused here (``ValueError``): a metawriter would drop it, and the
+        seed's would spoil the user's Redis goal (issue 17).  Called for
+        every share, so the minute's bucket is found with two compares.
+        """
+        if type(difficulty) is not int or difficulty < 0 or not 0.0 <= goal < math.inf:
+            raise ValueError("share of %r: impossible pow %r or goal %r" % (user, difficulty, goal))
+        bucket, entry, wentry = self._entries(user, worker, now)
+        bucket.share += 1
+        bucket.pow += difficulty
+        bucket.pow_float += exact
+        bucket.goal += goal
+        entry[0] += 1
+        entry[1] += difficulty
+        entry[2] += goal
+        wentry[0] += 1
+        wentry[1] += difficulty
+
+    def rejected(self, user, worker, code, now):
+        """A share rejected with ``code`` (non-zero)."""
+        bucket, entry, wentry = self._entries(user, worker, now)
+        bucket.reject += 1
+        codes = bucket.reject_codes
+        codes[code] = codes.get(code, 0) + 1
+        entry[3] += 1
+        wentry[2] += 1
 
     def monitor(self, key, value, now):
         """
