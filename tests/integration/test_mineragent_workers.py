@@ -28,7 +28,7 @@ from twisted.trial.unittest import TestCase
 from tests.gateway.support import StatsWriter, TestJobmaster, connect_miner, job_body, solve, wait_for
 from tests.gateway.test_service import DIFFICULTY, gateway_data
 from tests.integration.processes import Processes
-from tests.integration.test_gateway_workers import children, free_pair
+from tests.integration.test_gateway_workers import children, free_pair, subscribe_once
 from tests.mineragent.test_service import credited_shares
 from tests.scrape import Scrape
 from tests.support import seed_sample
@@ -37,6 +37,9 @@ AGENT_ID = 0x5EED0000
 ACCOUNTS = [f"user{u}.rig{w}" for u in range(2) for w in range(4)]
 #: Shares each miner submits before and after the killed worker's replacement.
 SHARES = 2
+#: Sessions opened (subscribe, close) for the extranonce1 check (the issue's 10,000), and at once.
+SESSIONS = 10_000
+BATCH = 250
 
 
 def worker_of(extranonce1):
@@ -135,6 +138,15 @@ class MinerAgentWorkersTests(TestCase):
             self.assertEqual(s.value("viabtc_sessions"), len(mine))
             self.assertEqual(s.value("viabtc_shares_total", result="accepted", reason=""), SHARES * len(mine))
             self.assertEqual(s.value("viabtc_link_up", link="gateway"), 1)
+
+        # No two sessions of the farm share an extranonce1, whichever worker took them.
+        values = []
+        for _ in range(SESSIONS // BATCH):
+            values += await defer.gatherResults(
+                [defer.ensureDeferred(subscribe_once(self.agent_port)) for _ in range(BATCH)])
+        values += [m.extranonce1 for m in miners.values()]
+        self.assertEqual(len(set(values)), len(values))
+        self.assertEqual({worker_of(v) for v in values}, {0, 1})
 
         # SIGHUP to the parent: forwarded, each worker applies the new bounds itself.
         self.procs.write_config("mineragent", dict(self.agent_config, diff_max=512))
