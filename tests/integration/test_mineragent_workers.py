@@ -6,14 +6,15 @@ of a real gateway process, with an in-test jobmaster and statistics writer
 
 Shown: the miners' sessions spread over both workers (a worker's index is
 the top bit of its miners' extranonce1 values, its agent id ``agent_id +
-index`` is in their coinbases); each worker subscribed to the gateway on
-its own link with its own agent id; shares of miners on both workers
-accepted, and the gateway's per-user and per-worker statistics equal to
-the shares the miners were told were accepted; each worker's ``/metrics``
-on the ``metrics`` port + its index; SIGHUP forwarded to both workers; a
-worker killed with SIGKILL replaced (it subscribes again under its agent
-id) while the port keeps serving; SIGTERM stopping the parent and both
-workers.
+index`` is in their coinbases), and 10,000 sessions without two sharing an
+extranonce1; each worker subscribed to the gateway on its own link with its
+own agent id, and a new job reaching the miners of both; shares of miners
+on both workers accepted, and the gateway's per-user and per-worker
+statistics equal to the shares the miners were told were accepted; each
+worker's ``/metrics`` on the ``metrics`` port + its index; SIGHUP forwarded
+to both workers; a worker killed with SIGKILL replaced (it subscribes again
+under its agent id) while the port keeps serving; SIGTERM stopping the
+parent and both workers.
 """
 
 import os
@@ -153,6 +154,11 @@ class MinerAgentWorkersTests(TestCase):
         os.kill(self.agent.pid, signal.SIGHUP)
         await wait_for(lambda: self.agent_log().count("applied stratum") == 3,
                        what="the parent's and both workers' reload lines")
+
+        # A new job reaches the miners of both workers, each worker's from its own link.
+        self.jobmaster.push_job(job_body("2", prevhash="22" * 32))
+        for account, miner in miners.items():
+            await wait_for(lambda: miner.notifications("mining.notify")[-1][0] == "2", what=f"job 2 at {account}")
 
         # A worker killed: replaced under its agent id; its miners come back on the port.
         pid = self.agent.pid
