@@ -2,9 +2,11 @@
 ``viabtc.workers``: a pool of real worker processes sharing the parent's
 listening socket, restarted when they die, stopped with SIGTERM (SIGKILL
 after the timeout), their log lines relayed.  The workers here are small
-Python programs, so each behaviour is shown without a whole role.
+Python programs, so each behaviour is shown without a whole role; then the
+parts every role's workers share (command line, moved addresses, checks).
 """
 
+import io
 import os
 import signal
 import socket
@@ -15,8 +17,8 @@ from twisted.internet.testing import EventLoggingObserver
 from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import TestCase
 
-from viabtc.config import parse_address
-from viabtc.workers import WorkerPool
+from viabtc.config import ConfigError, parse_address
+from viabtc.workers import WorkerPool, check_shared_binds, shifted, worker_arguments
 
 from tests.support import wait_for
 
@@ -116,3 +118,32 @@ class WorkerPoolTests(TestCase):
         await pool.stopService()
         self.assertEqual(pool.workers, {})
         self.assertTrue(any("did not stop" in e.get("log_format", "") for e in events))
+
+
+class WorkerPartsTests(TestCase):
+    def test_a_worker_reads_its_command_line_and_the_config_on_stdin(self):
+        argv = ["--config", "/etc/role.json", "--index", "3", "--fds", "3,4", "--agent-id", "7"]
+        args = worker_arguments(argv, io.StringIO('{"worker_num": 4}'))
+        self.assertEqual((args.path, args.index, args.fds), ("/etc/role.json", 3, (3, 4)))
+        self.assertEqual((args.data, args.extra), ({"worker_num": 4}, {"agent-id": "7"}))
+
+    def test_without_stdin_a_worker_reads_the_file(self):
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write('{"from": "the file"}')
+        args = worker_arguments(["--config", path, "--index", "0", "--fds", ""], io.StringIO(""))
+        self.assertEqual((args.data, args.fds, args.extra), ({"from": "the file"}, (), {}))
+
+    def test_addresses_move_with_the_worker(self):
+        self.assertEqual(shifted(parse_address("tcp@127.0.0.1:9000"), 2).text, "tcp@127.0.0.1:9002")
+        self.assertEqual(shifted(parse_address("tcp@[::1]:9000"), 1).text, "tcp@[::1]:9001")
+        self.assertEqual(shifted(parse_address("stream@/run/a.sock"), 1).path, "/run/a.sock.1")
+        address = parse_address("tcp:9000")
+        self.assertIs(shifted(address, 0), address)
+        self.assertRaises(ConfigError, shifted, address, 1)
+
+    def test_only_stream_binds_with_a_socket_are_shared(self):
+        check_shared_binds([parse_address("tcp@0.0.0.0:1"), parse_address("stream@/run/a.sock")])
+        e = self.assertRaises(ConfigError, check_shared_binds,
+                              [parse_address("tcp@0.0.0.0:1"), parse_address("udp@0.0.0.0:2")])
+        self.assertEqual(e.key, "svr.bind[1]")

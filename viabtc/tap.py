@@ -29,13 +29,16 @@ from viabtc.reload import HangupReload
 from viabtc.service import StartupError, listen_stream
 
 
-def metrics_binds(path, config):
+def metrics_binds(path, config, reader=None):
     """
     Where a role serves ``/metrics`` on its own: our ``metrics`` key (an
     address or a list), else the seed's ``http_svr`` when the role's config
     does not use it itself (the jobmaster's, ref §10); ``()`` for neither.
+    ``reader`` reads the configuration already loaded (default: the file
+    ``path``).
     """
-    reader = ConfigReader.from_file(path)
+    if reader is None:
+        reader = ConfigReader.from_file(path)
     binds = reader.addresses("metrics", side="server", required=False)
     if any(a.is_datagram for a in binds):
         raise ConfigError("metrics", "needs tcp addresses (HTTP)")

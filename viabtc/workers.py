@@ -1,8 +1,9 @@
 # -*- test-case-name: tests.test_workers -*-
 """
 ``worker_num``: N worker processes serving the listening sockets of one
-parent (ref §4.1), for any role that scales across cores this way (the
-gateway now, the mineragent later).
+parent (ref §4.1, §5.1), for any role that scales across cores this way:
+the gateway (``viabtc.gateway.workers``) and the mineragent
+(``viabtc.mineragent.workers``).
 
 The seed's listener process accepted every connection and passed its fd to
 a worker over a unix socket.  Here the parent binds each stream address once
@@ -27,20 +28,30 @@ doubled while it keeps dying young, up to ``MAX_RESTART_DELAY``).  Stopping
 the pool sends SIGTERM to every worker, waits for each to finish its own
 graceful stop (up to ``stop_timeout``, then SIGKILL) and only then closes
 the listening sockets.
+
+A role's parent is a ``RoleWorkers`` (the pool, the configuration handed to
+each worker on its standard input, SIGHUP forwarded); a worker's program
+reads its command line with ``worker_arguments`` and runs in ``run_worker``.
+Addresses a worker serves on its own (the seed's ``cli`` + i, ``http_svr``
++ i) are moved by ``shifted``.
 """
 
 import json
 import os
 import signal
 import socket
+import sys
 import time
 
+import attrs
 from twisted.application import service
 from twisted.internet import defer, error, protocol
 from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger, eventFromJSON, globalLogPublisher
 
 from viabtc.backlog import accept_eagerly, listen_backlog
+from viabtc.config import ConfigError, load_json
+from viabtc.reload import ReloadReport, reloadable_changes
 
 #: The longest wait between restarts of a worker that keeps dying.
 MAX_RESTART_DELAY = 30.0
@@ -50,6 +61,8 @@ HEALTHY_AFTER = 60.0
 PARENT_PID = "VIABTC_WORKERS_PARENT"
 #: The first fd of the inherited listening sockets in a worker.
 FIRST_FD = 3
+#: The most worker processes a role forks (``worker_num``).
+MAX_WORKER_NUM = 256
 
 _TRANSPORTS_WITH_BACKLOG = ("tcp", "ssl", "unix")
 
@@ -57,6 +70,29 @@ _TRANSPORTS_WITH_BACKLOG = ("tcp", "ssl", "unix")
 def shareable(address):
     """True when ``address`` (a config ``Address``) can be listened on once and shared with workers."""
     return address.transport in _TRANSPORTS_WITH_BACKLOG
+
+
+def check_shared_binds(binds, key="svr.bind"):
+    """ConfigError naming the first of ``binds`` (the config's ``key``) that workers cannot share."""
+    for i, address in enumerate(binds):
+        if not shareable(address):
+            raise ConfigError(f"{key}[{i}]", f"{address.text!r}: worker processes share tcp, ssl and unix"
+                              " binds only")
+
+
+def shifted(address, index):
+    """``address`` (tcp or unix, seed form) moved to the ``index``th worker: port + index, path + ".index"."""
+    if index == 0:
+        return address
+    if address.description is None and address.transport == "tcp":
+        port = address.port + index if address.port else 0
+        host = f"[{address.host}]" if ":" in address.host else address.host
+        return attrs.evolve(address, port=port, text=f"tcp@{host}:{port}")
+    if address.description is None and address.transport == "unix":
+        path = f"{address.path}.{index}"
+        return attrs.evolve(address, path=path, text=f"stream@{path}")
+    raise ConfigError(address.text, "with worker_num above 1 each worker listens on this port + its index:"
+                      " use a tcp@ or stream@ address")
 
 
 class _SharedOnly(protocol.Factory):
@@ -268,7 +304,80 @@ def _result(d):
     return result
 
 
+class RoleWorkers(service.MultiService):
+    """
+    The parent of a role's ``worker_num`` workers: ``pool``, a
+    ``WorkerPool`` sharing ``binds`` (the role's listeners) between workers
+    that run ``main`` (a Python statement calling the role's worker ``main``)
+    with ``--config P --index I --fds F`` and ``extra`` (more ``--key
+    value`` pairs).  Each reads on its standard input the configuration as
+    the parent read it at start-up (``data``, a JSON object; by default the
+    file ``config_path``): not in its environment, which other processes of
+    the user can read, and not from the file, so an edited file cannot give a
+    restarted worker settings its siblings do not have.
+
+    SIGHUP in the parent (``reload``) is forwarded: each worker re-reads the
+    file and applies what it can (keys in ``reloadable``) in its own log
+    line, relayed here; a worker started later reads the new file.
+    """
+
+    def __init__(self, config, reactor, config_path, *, role, main, binds, reloadable, data=None, extra=(),
+                 restart_delay=1.0, stop_timeout=15.0):
+        super().__init__()
+        self.config = config
+        self.reactor = reactor
+        self.role = role
+        self.role_logging = None
+        self.reloadable = reloadable
+        path = self.config_path = os.path.abspath(config_path)
+        text = json.dumps(load_json(path) if data is None else data).encode()
+        extra = tuple(str(arg) for arg in extra)
+
+        def argv(index, fds):
+            return [sys.executable, "-c", main, "--config", path, "--index", str(index),
+                    "--fds", ",".join(map(str, fds)), *extra]
+
+        self.pool = WorkerPool(binds, config.worker_num, argv, reactor, role=role, stdin=text,
+                               restart_delay=restart_delay, stop_timeout=stop_timeout)
+        self.pool.setServiceParent(self)
+
+    def reload(self, config):
+        """SIGHUP in the parent (``config``: the file as re-read and checked): forwarded to every worker."""
+        changed, restart = reloadable_changes(self.config, config, self.reloadable)
+        self.pool.reconfigure(json.dumps(load_json(self.config_path)).encode())
+        self.pool.signal_all(signal.SIGHUP)
+        self.config = attrs.evolve(self.config, **{name: getattr(config, name) for name in changed})
+        return ReloadReport(tuple(f"{name} (in each worker)" for name in changed), restart)
+
+
 # -- the worker's side ------------------------------------------------------------
+
+
+@attrs.frozen
+class WorkerArguments:
+    """
+    A worker's command line as ``RoleWorkers`` wrote it: the config file
+    ``path``, the worker's ``index``, its inherited listening sockets
+    ``fds``, the configuration ``data`` read on its standard input (the file
+    when that is empty), and the ``extra`` ``--key value`` pairs.
+    """
+
+    path: str
+    index: int
+    fds: tuple
+    data: dict
+    extra: dict
+
+
+def worker_arguments(argv, stdin=None):
+    """The ``WorkerArguments`` of ``argv`` (``sys.argv[1:]``), reading ``stdin`` (``sys.stdin``) to its end."""
+    args = dict(zip(argv[0::2], argv[1::2]))
+    path = args.pop("--config")
+    index = int(args.pop("--index"))
+    fds = tuple(int(fd) for fd in args.pop("--fds").split(",") if fd)
+    text = (sys.stdin if stdin is None else stdin).read()
+    data = json.loads(text) if text.strip() else load_json(path)
+    return WorkerArguments(path, index, fds, data, {key.lstrip("-"): value for key, value in args.items()})
 
 
 class AdoptedListener(service.Service):
@@ -327,8 +436,6 @@ def run_worker(build, role):
     reactor runs and stopped gracefully on SIGTERM/SIGINT (once, however
     many arrive), or when the parent dies.  Returns the exit status.
     """
-    import sys
-
     from twisted.internet import reactor
     from twisted.logger import globalLogBeginner, jsonFileLogObserver
 

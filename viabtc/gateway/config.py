@@ -51,13 +51,9 @@ from viabtc.config import (
 from viabtc.stratum.context import StratumSettings
 from viabtc.stratum.limits import Limits
 from viabtc.stratum.settings import read_vardiff
+from viabtc.workers import MAX_WORKER_NUM, check_shared_binds
 
 _log = Logger(namespace="viabtc.gateway.config")
-
-#: The most worker processes a gateway forks (``worker_num``).
-MAX_WORKER_NUM = 256
-#: Bind kinds the worker processes can share (``viabtc.workers``).
-SHARED_TRANSPORTS = ("tcp", "ssl", "unix")
 
 #: ``worker_id`` is shifted left by 16 into a 32-bit field of the scriptSig,
 #: so only 16 bits of it survive (ref §4.3).
@@ -68,10 +64,7 @@ def check_workers(svr, worker_id, worker_num):
     """``worker_num`` workers need distinct 16-bit worker ids and Stratum binds they can share."""
     if worker_id + worker_num - 1 > MAX_WORKER_ID:
         raise ConfigError("worker_num", f"worker_id {worker_id} + {worker_num} workers passes {MAX_WORKER_ID}")
-    for i, address in enumerate(svr.binds):
-        if address.transport not in SHARED_TRANSPORTS:
-            raise ConfigError(f"svr.bind[{i}]", f"{address.text!r}: worker processes share tcp, ssl and unix"
-                              " binds only")
+    check_shared_binds(svr.binds)
 
 
 def _job(reader):

@@ -31,42 +31,25 @@ can read: the config holds the HMAC secret), so an edited file cannot give
 a restarted worker settings its siblings do not have.
 """
 
-import json
 import os
-import signal
 import sys
 
 import attrs
 from twisted.application import service
 from twisted.logger import Logger
 
-from viabtc.config import ConfigError, ConfigReader, load_json
+from viabtc.config import ConfigReader
 from viabtc.gateway.config import GatewayConfig
 from viabtc.gateway.context import ROLE
 from viabtc.gateway.reload import RELOADABLE, reload_gateway
 from viabtc.gateway.service import GatewayService
-from viabtc.reload import HangupReload, ReloadReport, reloadable_changes
+from viabtc.reload import HangupReload
 from viabtc.service import listen_monitor
 from viabtc.stratum.context import IdentityAllocator
-from viabtc.workers import AdoptedListener, WorkerPool, run_worker, tls_context
+from viabtc.workers import AdoptedListener, RoleWorkers, run_worker, shifted, tls_context, worker_arguments
 
 #: A worker's program (imported, so its log events name this module, not ``__main__``).
 WORKER_MAIN = "import sys; from viabtc.gateway.workers import main; sys.exit(main())"
-
-
-def shifted(address, index):
-    """``address`` (tcp or unix, seed form) moved to the ``index``th worker: port + index, path + ".index"."""
-    if index == 0:
-        return address
-    if address.description is None and address.transport == "tcp":
-        port = address.port + index if address.port else 0
-        host = f"[{address.host}]" if ":" in address.host else address.host
-        return attrs.evolve(address, port=port, text=f"tcp@{host}:{port}")
-    if address.description is None and address.transport == "unix":
-        path = f"{address.path}.{index}"
-        return attrs.evolve(address, path=path, text=f"stream@{path}")
-    raise ConfigError(address.text, "with worker_num above 1 each worker listens on this port + its index:"
-                      " use a tcp@ or stream@ address")
 
 
 def worker_config(config, index):
@@ -112,7 +95,7 @@ class WorkerGatewayService(GatewayService):
         return []
 
 
-class GatewayWorkers(service.MultiService):
+class GatewayWorkers(RoleWorkers):
     """
     The parent of a ``worker_num`` gateway: the shared Stratum sockets, the
     ``monitor`` port, and the workers (``pool``, a ``WorkerPool``) running
@@ -124,34 +107,11 @@ class GatewayWorkers(service.MultiService):
     _log = Logger()
 
     def __init__(self, config, reactor, config_path, data=None, restart_delay=1.0):
-        super().__init__()
-        self.config = config
-        self.reactor = reactor
-        self.role_logging = None
         check_worker_addresses(config)
-        path = self._path = os.path.abspath(config_path)
-        text = json.dumps(load_json(path) if data is None else data).encode()
-
-        def argv(index, fds):
-            return [sys.executable, "-c", WORKER_MAIN, "--config", path, "--index", str(index),
-                    "--fds", ",".join(map(str, fds))]
-
-        self.pool = WorkerPool(config.svr.binds, config.worker_num, argv, reactor, role=ROLE, stdin=text,
-                               restart_delay=restart_delay, stop_timeout=config.stats_drain_timeout + 15.0)
-        self.pool.setServiceParent(self)
+        super().__init__(config, reactor, config_path, role=ROLE, main=WORKER_MAIN, binds=config.svr.binds,
+                         reloadable=RELOADABLE, data=data, restart_delay=restart_delay,
+                         stop_timeout=config.stats_drain_timeout + 15.0)
         listen_monitor(self, config.monitor, reactor)
-
-    def reload(self, config):
-        """
-        SIGHUP in the parent (``config``: the file as re-read and checked):
-        each worker re-reads the file and applies what it can, in its own
-        log line relayed here; a worker started later reads the new file.
-        """
-        changed, restart = reloadable_changes(self.config, config, RELOADABLE)
-        self.pool.reconfigure(json.dumps(load_json(self._path)).encode())
-        self.pool.signal_all(signal.SIGHUP)
-        self.config = attrs.evolve(self.config, **{name: getattr(config, name) for name in changed})
-        return ReloadReport(tuple(f"{name} (in each worker)" for name in changed), restart)
 
     def startService(self):
         super().startService()
@@ -166,19 +126,15 @@ def _worker_service(argv, reactor):
     The ``WorkerGatewayService`` a worker's command line (``--config P
     --index I --fds F``) names, beside its SIGHUP reload.
     """
-    args = dict(zip(argv[0::2], argv[1::2]))
-    path = args["--config"]
-    index = int(args["--index"])
-    fds = [int(fd) for fd in args["--fds"].split(",") if fd]
-    text = sys.stdin.read()
-    data = json.loads(text) if text.strip() else load_json(path)
-    config = GatewayConfig.from_reader(ConfigReader(data), os.path.dirname(path))
-    worker = WorkerGatewayService(worker_config(config, index), reactor, index, config.worker_num, fds)
+    args = worker_arguments(argv)
+    config = GatewayConfig.from_reader(ConfigReader(args.data), os.path.dirname(args.path))
+    index = args.index
+    worker = WorkerGatewayService(worker_config(config, index), reactor, index, config.worker_num, list(args.fds))
     # The parent forwards its SIGHUP: this worker re-reads the file as its own.
     worker.reload = lambda new: reload_gateway(worker, new)
     top = service.MultiService()
     worker.setServiceParent(top)
-    HangupReload(ROLE, path, lambda p: worker_config(GatewayConfig.from_file(p), index), worker,
+    HangupReload(ROLE, args.path, lambda p: worker_config(GatewayConfig.from_file(p), index), worker,
                  reactor).setServiceParent(top)
     return top
 
@@ -187,4 +143,3 @@ def main(argv=None):
     """``WORKER_MAIN --config P --index I --fds F``: one worker, started by its parent."""
     argv = sys.argv[1:] if argv is None else argv
     return run_worker(lambda reactor: _worker_service(argv, reactor), ROLE)
-

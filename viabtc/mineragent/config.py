@@ -9,9 +9,10 @@ Seed keys: ``svr`` (the miners' port), ``stratum_host``/``stratum_port``
 ``diff_max``, ``diff_default``, ``target_time``, ``retarget_time``),
 ``connect_timeout`` (300), ``broadcast_timeout`` (55),
 ``client_max_idle_time`` (300), ``cli``, ``log``, ``process``.
-``worker_num`` forked that many processes in the seed, each with its own
-upstream connection; here one process is one agent (run more instances to
-use more cores), so a value other than 1 is warned about.
+``worker_num`` processes serve the miners' port, as the seed's (ref §5.1),
+each one agent with its own upstream connection and agent id
+(``viabtc.mineragent.workers``): ``agent_id + worker_num - 1`` must fit
+the 32 bits, and the ``svr`` binds must be ones the workers can share.
 
 Our keys, all optional:
 
@@ -21,8 +22,8 @@ Our keys, all optional:
   ``ssl:host=h:port=p:caCertFile=ca.pem:hostname=h`` -- a TLS upstream must
   verify its gateway, or start-up stops naming the key).  With no
   ``stratum_host``, ``upstream`` alone names the gateways.
-* ``agent_id``: the 32-bit id in every coinbase (default: random at each
-  start, as the seed's).
+* ``agent_id``: the 32-bit id in every coinbase, worker ``i``'s
+  ``agent_id + i`` (default: random at each start, as the seed's).
 * ``agent_v2`` (true): offer protocol v2 (acknowledged shares); false speaks
   only the seed's v1.
 * ``max_queued_shares`` (1,000,000): shares kept while the gateway is
@@ -55,8 +56,13 @@ from viabtc.config import (
 from viabtc.stratum.context import StratumSettings
 from viabtc.stratum.limits import Limits
 from viabtc.stratum.settings import read_vardiff
+from viabtc.workers import MAX_WORKER_NUM, check_shared_binds
 
 _log = Logger(namespace="viabtc.mineragent.config")
+
+#: ``agent_id`` is a u32 of the coinbase (ref §4.4); worker ``i`` of a
+#: ``worker_num`` agent is ``agent_id + i``.
+MAX_AGENT_ID = 0xFFFFFFFF
 
 
 def _upstreams(reader):
@@ -114,16 +120,17 @@ class MinerAgentConfig:
             max_pkg_size=svr.max_pkg_size,
             client_max_idle_time=reader.optional("client_max_idle_time", float, 300.0, positive),
         )
-        worker_num = reader.optional("worker_num", int, 1, positive)
-        if worker_num != 1:
-            _log.warn("config: worker_num is {n}, but a viabtc mineragent is one process with one upstream"
-                      " connection; run more instances to use more cores", n=worker_num)
-        agent_id = reader.optional("agent_id", int, None, in_range(0, 0xFFFFFFFF))
+        worker_num = reader.optional("worker_num", int, 1, in_range(1, MAX_WORKER_NUM))
+        agent_id = reader.optional("agent_id", int, None, in_range(0, MAX_AGENT_ID))
+        if worker_num > 1:
+            check_shared_binds(svr.binds)
+            if agent_id is not None and agent_id + worker_num - 1 > MAX_AGENT_ID:
+                raise ConfigError("worker_num", f"agent_id {agent_id} + {worker_num} workers passes {MAX_AGENT_ID}")
         return cls(
             svr=svr,
             upstreams=_upstreams(reader),
             stratum=stratum,
-            agent_id=secrets.randbits(32) if agent_id is None else agent_id,
+            agent_id=secrets.randbelow(MAX_AGENT_ID + 2 - worker_num) if agent_id is None else agent_id,
             agent_v2=reader.optional("agent_v2", bool, True),
             agent_id_chosen=agent_id is not None,
             connect_timeout=reader.optional("connect_timeout", float, 300.0, positive),

@@ -17,11 +17,17 @@ from viabtc.stratum.reload import STRATUM_RELOADABLE, apply_stratum
 RELOADABLE = STRATUM_RELOADABLE
 
 
+def keep_drawn_agent_id(old, new):
+    """``new`` (a reloaded ``MinerAgentConfig``) with ``old``'s agent id when ``new`` names none."""
+    if new.agent_id_chosen:
+        return new
+    return attrs.evolve(new, agent_id=old.agent_id, agent_id_chosen=old.agent_id_chosen)
+
+
 def reload_mineragent(service, new):
     """Apply ``new`` (a ``MinerAgentConfig``) to ``service`` where safe; a ``ReloadReport``."""
     old = service.config
-    if not new.agent_id_chosen:
-        new = attrs.evolve(new, agent_id=old.agent_id, agent_id_chosen=old.agent_id_chosen)
+    new = keep_drawn_agent_id(old, new)
     changed, restart = reloadable_changes(old, new, RELOADABLE)
     keep, more = apply_stratum(service.server, service.context, changed, old, new)
     service.config = attrs.evolve(old, **keep)

@@ -90,16 +90,20 @@ class _UpstreamFactory(Factory):
 
 
 class MinerAgentService(service.MultiService):
-    """The whole role.  Public for tests, the CLI and /metrics: ``context``, ``server``, ``upstream``, ``metrics``."""
+    """
+    The whole role (or one worker of a ``worker_num`` agent, whose
+    ``identities`` is its ``IdentityAllocator``).  Public for tests, the CLI
+    and /metrics: ``context``, ``server``, ``upstream``, ``metrics``.
+    """
 
     _log = Logger()
 
-    def __init__(self, config, reactor):
+    def __init__(self, config, reactor, identities=None):
         super().__init__()
         self.config = config
         self.reactor = reactor
         self.role_logging = None
-        self.context = MinerAgentContext(config.stratum, config.agent_id, reactor)
+        self.context = MinerAgentContext(config.stratum, config.agent_id, reactor, identities)
         self.upstream = UpstreamLink(self.context, reactor, config.agent_v2, config.max_queued_shares, ROLE)
         self.context.upstream = self.upstream
         self.server = MinerAgentFactory(self.context, reactor, limits=config.limits)
@@ -107,8 +111,7 @@ class MinerAgentService(service.MultiService):
 
         self._listeners = service.MultiService()
         self._listeners.setServiceParent(self)
-        for address in config.svr.stream_binds:
-            listen_stream(self._listeners, address, self.server, reactor)
+        self.listen_miners(self._listeners)
         if config.cli is not None:
             cli = cli_service(config.cli, mineragent_commands(self), reactor)
             cli._raiseSynchronously = True
@@ -126,6 +129,11 @@ class MinerAgentService(service.MultiService):
         self._watch.clock = reactor
         self._status = LoopingCall(self.send_status)
         self._status.clock = reactor
+
+    def listen_miners(self, parent):
+        """The miners' listeners, as services of ``parent`` (a worker adopts its parent's sockets instead)."""
+        for address in self.config.svr.stream_binds:
+            listen_stream(parent, address, self.server, self.reactor)
 
     def startService(self):
         service.Service.startService(self)

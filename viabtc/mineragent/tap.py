@@ -9,6 +9,7 @@ from viabtc.mineragent.config import MinerAgentConfig
 from viabtc.mineragent.context import ROLE
 from viabtc.mineragent.reload import reload_mineragent
 from viabtc.mineragent.service import MinerAgentService
+from viabtc.mineragent.workers import check_worker_addresses, parent_service
 from viabtc.tap import RoleOptions, make_role_service
 
 
@@ -17,6 +18,17 @@ class Options(RoleOptions):
 
     config_class = MinerAgentConfig
     longdesc = "Serves a farm's miners over Stratum and carries them to a gateway over one agent connection."
+
+    #: With ``worker_num`` above 1: the ``metrics`` addresses, served by the workers (port + index).
+    worker_metrics_binds = ()
+
+    def parse_metrics(self, path, config):
+        binds = super().parse_metrics(path, config)
+        if config.worker_num > 1:
+            check_worker_addresses(config, binds)
+            self.worker_metrics_binds = binds
+            return ()
+        return binds
 
 
 def build_service(config, reactor):
@@ -27,5 +39,7 @@ def build_service(config, reactor):
 
 
 def makeService(options, reactor=None):
-    """The mineragent ``MultiService`` for ``options.config``."""
+    """The mineragent ``MultiService`` for ``options.config`` (the parent of its workers when ``worker_num`` > 1)."""
+    if options.config.worker_num > 1:
+        return make_role_service(ROLE, options, parent_service(options), reactor)
     return make_role_service(ROLE, options, build_service, reactor)
