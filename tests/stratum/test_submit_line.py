@@ -199,3 +199,16 @@ class SameAnswersTests(ServerTestCase):
         replies = [json.loads(line) for line in compiled[0].splitlines()]
         self.assertEqual([r["id"] for r in replies], list(range(10, 18)))
         self.assertEqual([r["result"] for r in replies], [True, None, None, None, True, True, None, None])
+
+
+class UncompiledTests(TestCase):
+    """The warning a role logs at start names each share-path module that runs in Python."""
+
+    def test_named(self):
+        if protocol.COMPILED and protocol._no_fast_path is None:
+            self.assertIsNone(protocol.uncompiled())
+        self.patch(protocol, "COMPILED", False)
+        self.patch(protocol, "_no_fast_path", protocol._parse_submit)
+        why = protocol.uncompiled()
+        self.assertIn("viabtc.bitcoin._sha256d", why)
+        self.assertIn("viabtc.stratum._submit", why)

@@ -19,7 +19,6 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.server import Site
 
-from viabtc.bitcoin.hashing import COMPILED
 from viabtc.cli import cli_service
 from viabtc.gateway.bans import BanList
 from viabtc.gateway.blocks import BlockCourier
@@ -36,6 +35,7 @@ from viabtc.rpc.reliable import ReliableSender
 from viabtc.service import client_link, listen_monitor, listen_stream
 from viabtc.stats.gateway_agg import MinuteAggregator
 from viabtc.stratum.jobs import JobBook
+from viabtc.stratum.protocol import uncompiled
 
 
 class GatewayService(service.MultiService):
@@ -115,9 +115,9 @@ class GatewayService(service.MultiService):
         if pending:
             self._log.info("{count} statistics packets from before the restart will be resent",
                            count=pending, role=ROLE)
-        if not COMPILED:
-            self._log.warn("viabtc.bitcoin._sha256d was not built (see setup.py): shares are hashed in"
-                           " Python, about three times slower", role=ROLE)
+        slow = uncompiled()
+        if slow is not None:
+            self._log.warn("{why}", why=slow, role=ROLE)
         self._links.startService()
         self.stats.start()
         self._listeners.startService()

@@ -31,7 +31,6 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from viabtc.bitcoin.hashing import COMPILED
 from viabtc.cli import cli_service
 from viabtc.metrics import RoleMetrics
 from viabtc.mineragent.commands import mineragent_commands
@@ -42,6 +41,7 @@ from viabtc.mineragent.upstream import UpstreamLink
 from viabtc.service import listen_stream
 from viabtc.stratum import agent
 from viabtc.stratum.agent_client import AgentClientProtocol
+from viabtc.stratum.protocol import uncompiled
 
 RECONNECT_DELAY = 3.0
 NO_JOB_TIMEOUT = 120.0
@@ -137,9 +137,9 @@ class MinerAgentService(service.MultiService):
 
     def startService(self):
         service.Service.startService(self)
-        if not COMPILED:
-            self._log.warn("viabtc.bitcoin._sha256d was not built (see setup.py): shares are hashed in"
-                           " Python, about three times slower", role=ROLE)
+        slow = uncompiled()
+        if slow is not None:
+            self._log.warn("{why}", why=slow, role=ROLE)
         self._client.startService()
         self._listeners.startService()
         self._watch.start(1.0, now=False).addErrback(lambda f: self._log.failure("watch stopped", f, role=ROLE))

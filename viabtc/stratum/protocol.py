@@ -48,7 +48,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from viabtc.bitcoin.hashing import hash_to_display_hex
+from viabtc.bitcoin.hashing import COMPILED, hash_to_display_hex
 from viabtc.sendnow import direct_socket, send_now
 from viabtc.stratum.account import clamp_difficulty, parse_password_difficulty
 from viabtc.stratum.limits import Limits, Offenders
@@ -60,8 +60,12 @@ try:
     from viabtc.stratum._submit import parse_submit as _parse_submit
 except ImportError:  # built without a C compiler (setup.py): every line is read the general way
 
-    def _parse_submit(line):
+    def _no_fast_path(line):
         return None
+
+    _parse_submit = _no_fast_path
+else:
+    _no_fast_path = None
 
 _AUTHORIZED = State.AUTHORIZED
 _CLOSING = State.CLOSING
@@ -75,6 +79,23 @@ SWEEP_INTERVAL = 1.0
 #: "authorized" log lines written one by one per sweep interval; beyond
 #: that (a reconnect storm) they are counted and summed up in one line.
 AUTHORIZED_LINES = 50
+
+
+def uncompiled():
+    """
+    What of the share path runs in Python because its C module was not
+    built (setup.py: a C compiler, OpenSSL's headers), as one warning for
+    a role's start, or ``None``: together they make a share two to three
+    times cheaper.
+    """
+    missing = []
+    if not COMPILED:
+        missing.append("viabtc.bitcoin._sha256d (shares are hashed in Python)")
+    if _parse_submit is _no_fast_path:
+        missing.append("viabtc.stratum._submit (share lines are read as JSON)")
+    if not missing:
+        return None
+    return "not built (see setup.py): " + "; ".join(missing) + ": shares cost two to three times the CPU"
 
 
 def _error_tail(code, message):
