@@ -47,8 +47,7 @@ class GatewayStatsTests(TestCase):
         self.assertEqual(pows, {"alice": 2, "alice:rig1": 2})
         floats = {r.key: r.sum for r in minute.monitor_floats}
         self.assertAlmostEqual(floats["pow_float"], 2.0)
-        self.stats.forget("alice", "rig1")
-        self.stats.share("alice", "rig1", 0.4, 0.0, T + 2)
+        self.stats.share("alice", "rig1", 0.4, 0.0, T + 62)
         (minute,) = self.stats.aggregator.flush_all()
         self.assertEqual({r.key: r.pow for r in minute.shares}, {"alice": 0, "alice:rig1": 0})
         # The exact sum goes out as the float monitor counter pow_float.

@@ -49,12 +49,41 @@ class CounterTests(unittest.TestCase):
 
     def test_exact_difficulty_goes_to_pow_float(self):
         a = agg()
-        a.share("alice", "rig1", 0, 0, 1e-9, T + 1, exact=0.001)
-        a.share("alice", "rig1", 0, 1, 1e-9, T + 2, exact=0.001)
+        a.accepted("alice", "rig1", 0.001, 1e-9, T + 1)
+        a.accepted("alice", "rig1", 0.001, 1e-9, T + 2)
+        self.assertEqual(a.totals()[1]["pow_float"], 0.002)
         [minute] = a.flush(T + 60)
         floats = {r.key: r.sum for r in minute.monitor_floats}
         self.assertEqual(floats["pow_float"], 0.002)
         self.assertEqual(a.totals()[1]["pow_float"], 0.002)
+
+    def test_fractions_carry_from_minute_to_minute(self):
+        """A worker's fractional pow adds up over minutes; one without a share for a minute loses it."""
+        a = agg()
+        pows = []
+        for minute in range(5):
+            for second in range(3):
+                a.accepted("alice", "rig1", 0.125, 0.0, T + 60 * minute + second)
+                a.accepted("alice", "rig2", 0.5, 0.0, T + 60 * minute + second)
+            a.accepted("bob", "x", 3, 0.0, T + 60 * minute)
+            [records] = a.flush(T + 60 * minute + 60)
+            pows.append({r.key: r.pow for r in records.shares})
+        # rig1: 0.375 a minute, 1.875 after five, so 0, 0, 1, 0, 0; rig2: 1.5 a minute.
+        self.assertEqual([p["alice:rig1"] for p in pows], [0, 0, 1, 0, 0])
+        self.assertEqual([p["alice:rig2"] for p in pows], [1, 2, 1, 2, 1])
+        self.assertEqual([p["alice"] for p in pows], [1, 2, 2, 2, 1])
+        self.assertEqual([p["bob"] for p in pows], [3] * 5)
+        a.accepted("alice", "rig1", 0.125, 0.0, T + 60 * 6)  # after a minute without: its 0.875 is gone
+        [records] = a.flush(T + 60 * 7)
+        self.assertEqual({r.key: r.pow for r in records.shares}, {"alice": 0, "alice:rig1": 0})
+        self.assertEqual(a._carry, {("alice", "rig1"): (T + 360, 0.125)})
+
+    def test_large_integral_pow_is_exact(self):
+        a = agg()
+        a.accepted("alice", "rig1", 2**60, 0.5, T)
+        a.accepted("alice", "rig1", 3, 0.5, T)
+        [minute] = a.flush(T + 60)
+        self.assertEqual(minute.shares[0], ShareRecord("alice", "10.0.0.1", "btc", 2, 2**60 + 3, 1.0))
 
     def test_monitor_counters(self):
         a = agg()
@@ -78,7 +107,8 @@ class CounterTests(unittest.TestCase):
     def test_impossible_share_values_refused(self):
         """What the seed's gateway sends after a suggested difficulty below 1 cannot enter a minute (issue 17)."""
         a = agg()
-        for difficulty, goal in ((1, float("inf")), (1, float("nan")), (1, -0.1), (-1, 0.5), (1.5, 0.5)):
+        for difficulty, goal in ((1, float("inf")), (1, float("nan")), (1, -0.1), (-1, 0.5), (float("nan"), 0.5),
+                                 (float("inf"), 0.5), (-0.5, 0.5)):
             self.assertRaises(ValueError, a.share, "alice", "rig1", 0, difficulty, goal, T)
         a.share("alice", "rig1", 0, 0, 0.0, T)
         (minute,) = a.flush_all()

@@ -71,8 +71,6 @@ class GatewayContext:
     def agent_event(self, session, user, worker, event):
         """A miner behind the agent of ``session`` connected or left (``agent.event``)."""
         self.stats.event(user, worker, session.host, event, self._clock.seconds())
-        if event == "disconnected":
-            self.stats.forget(user, worker)
 
     def session_closed(self, session):
         if self._stopping:
@@ -83,7 +81,6 @@ class GatewayContext:
         now = self._clock.seconds()
         for user, worker in set(session.accounts.values()):
             self.stats.event(user, worker, session.host, "disconnected", now)
-            self.stats.forget(user, worker)
 
     def share_accepted(self, session, user, worker, prepared, result):
         self.stats.share(user, worker, result.difficulty, result.difficulty / prepared.block_difficulty,

@@ -15,13 +15,8 @@ per minute, so the Redis value is a connection count, not a sum of samples
 (ref §12.26).
 
 Pow on the wire is an integer (the seed's varint) while our difficulties
-are floats (a CPU miner on regtest works at 0.001).  A fractional
-difficulty is credited through a per-worker carry: the integer part now,
-the fraction added to the worker's next share, so over time a worker's pow
-is its summed difficulty, less under 1 when its last session ends.
-Integral difficulties (every mainnet one) skip the carry.  The exact sum
-also goes out as the float monitor counter ``pow_float`` (our addition), so
-the hashrate reads right at regtest's difficulties (``viabtc.stats.hashrate``).
+are floats (a CPU miner on regtest works at 0.001): the aggregator carries
+a worker's fractions from minute to minute (``viabtc.stats.gateway_agg``).
 """
 
 from twisted.internet.task import LoopingCall
@@ -53,8 +48,10 @@ class GatewayStats:
         self._clock = clock
         self._connections = connections
         self._role = role
-        self._carry = {}
-        self._accepted = aggregator.accepted
+        #: ``share(user, worker, difficulty, goal, now)``: an accepted share
+        #: credited at ``difficulty`` worth ``goal`` of a block, straight
+        #: into the aggregator (a call layer less on every share).
+        self.share = aggregator.accepted
         self._sampled_minute = None
         self._at_once = TurnBatch(clock, self._send_now)
         self._timer = LoopingCall(self.tick)
@@ -98,22 +95,6 @@ class GatewayStats:
                 )
 
     # -- inputs ---------------------------------------------------------------
-
-    def share(self, user, worker, difficulty, goal, now):
-        """An accepted share credited at ``difficulty`` (float) worth ``goal`` of a block."""
-        whole = int(difficulty)
-        if whole != difficulty or self._carry:
-            # The carry, inline: this runs for every share.
-            key = (user, worker)
-            total = self._carry.pop(key, 0.0) + difficulty
-            whole = int(total)
-            if total != whole:
-                self._carry[key] = total - whole
-        self._accepted(user, worker, whole, goal, now, difficulty)
-
-    def forget(self, user, worker):
-        """A worker's session ended: drop its fraction of a pow unit."""
-        self._carry.pop((user, worker), None)
 
     def reject(self, user, worker, code, now):
         """A rejected share; counted per user and worker only when the session named one."""

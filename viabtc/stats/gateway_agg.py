@@ -13,8 +13,20 @@ with its minute (``viabtc.stats.records``), and then forgotten.
 Blocks and events are not aggregated: the gateway sends them at once
 (``records.BlockRecord`` / ``records.EventRecord``).
 
-``share`` is on the hot path: it allocates nothing once a user and worker
-have been seen in the current minute; record keys are built only at flush.
+``accepted`` is on the hot path (every share): it touches one worker's
+counters and allocates nothing once a user and worker have been seen in
+the current minute; the user's and the minute's sums, the integral pow and
+the record keys are made at flush.
+
+Pow on the wire is an integer (the seed's varint) while difficulties are
+floats (a CPU miner on regtest works at 0.001).  A worker's fractional
+difficulties are summed over the minute, and at flush its integral part is
+the minute's pow and the fraction is carried into the worker's next minute
+(dropped after a minute without its shares: less than one pow unit when it
+stops).  Integral difficulties (every mainnet one) are summed as integers.
+The exact sum also goes out as the float monitor counter ``pow_float``
+(our addition), so the hashrate reads right at regtest's difficulties
+(``viabtc.stats.hashrate``).
 """
 
 import math
@@ -66,19 +78,19 @@ class MinuteRecords:
         return out
 
 
+# A worker's counters in a minute: [num, pow, goal, exact, fraction, rejects]
+# (pow: the integral difficulties' sum; fraction: the others').
+_NUM, _POW, _GOAL, _EXACT, _FRACTION, _REJECTS = range(6)
+
+
 class _Bucket:
     """Mutable counters of one minute; lives only until that minute is flushed."""
 
-    __slots__ = ("users", "share", "pow", "pow_float", "reject", "goal", "reject_codes", "ints", "floats")
+    __slots__ = ("users", "reject_codes", "ints", "floats")
 
     def __init__(self):
-        # user -> [num, pow, goal, rejects, {worker: [num, pow, rejects]}]
+        # user -> {worker: [num, pow, goal, exact, fraction, rejects]}
         self.users = {}
-        self.share = 0
-        self.pow = 0
-        self.pow_float = 0.0
-        self.reject = 0
-        self.goal = 0.0
         self.reject_codes = {}
         self.ints = {}
         self.floats = {}
@@ -98,6 +110,8 @@ class MinuteAggregator:
         self._minute = None
         self._minute_end = None
         self._bucket = None
+        # (user, worker) -> (minute, the fraction of a pow unit that minute left over)
+        self._carry = {}
         # Monitor sums of every minute handed out so far (for /metrics).
         self._sent_ints = {}
         self._sent_floats = {}
@@ -114,22 +128,22 @@ class MinuteAggregator:
         self._bucket = bucket
         return bucket
 
-    def _entries(self, user, worker, now):
-        """The minute's bucket and ``user``'s and ``worker``'s entries in it, made when new."""
+    def _worker(self, user, worker, now):
+        """The minute's bucket and ``worker``'s counters in it (made when new)."""
         minute = self._minute
         if minute is not None and minute <= now < self._minute_end:
             bucket = self._bucket
         else:
             bucket = self._bucket_for(now)
-        entry = bucket.users.get(user)
+        workers = bucket.users.get(user)
+        if workers is None:
+            workers = bucket.users[user] = {}
+        entry = workers.get(worker)
         if entry is None:
-            entry = bucket.users[user] = [0, 0, 0.0, 0, {}]
-        wentry = entry[4].get(worker)
-        if wentry is None:
-            wentry = entry[4][worker] = [0, 0, 0]
-        return bucket, entry, wentry
+            entry = workers[worker] = [0, 0, 0.0, 0.0, 0.0, 0]
+        return bucket, entry
 
-    def share(self, user, worker, code, difficulty, goal, now, exact=None):
+    def share(self, user, worker, code, difficulty, goal, now):
         """
         Count one share: ``code`` 0 is accepted (``accepted``), any other
         code is a reject of that code.
@@ -137,39 +151,36 @@ class MinuteAggregator:
         if code:
             self.rejected(user, worker, code, now)
         else:
-            self.accepted(user, worker, difficulty, goal, now, difficulty if exact is None else exact)
+            self.accepted(user, worker, difficulty, goal, now)
 
-    def accepted(self, user, worker, difficulty, goal, now, exact):
+    def accepted(self, user, worker, difficulty, goal, now):
         """
-        An accepted share: ``difficulty`` (an int, the share's pow), ``goal``
-        (its fraction of a block) and ``exact``, the share's difficulty as
-        a float, summed into the ``pow_float`` counter.  A negative or
-        non-integral pow, or a goal that is negative or not finite, is
-        refused here (``ValueError``): a metawriter would drop it, and the
-        seed's would spoil the user's Redis goal (issue 17).  Called for
-        every share, so the minute's bucket is found with two compares.
+        An accepted share credited at ``difficulty`` (a number, the share's
+        pow) worth ``goal`` of a block.  A negative or non-finite pow or
+        goal is refused here (``ValueError``): a metawriter would drop it,
+        and the seed's would spoil the user's Redis goal (issue 17).
+        Called for every share: the minute's bucket is found with two
+        compares and one worker's counters change.
         """
-        if type(difficulty) is not int or difficulty < 0 or not 0.0 <= goal < math.inf:
+        if not (0.0 <= difficulty < math.inf and 0.0 <= goal < math.inf):
             raise ValueError("share of %r: impossible pow %r or goal %r" % (user, difficulty, goal))
-        bucket, entry, wentry = self._entries(user, worker, now)
-        bucket.share += 1
-        bucket.pow += difficulty
-        bucket.pow_float += exact
-        bucket.goal += goal
+        entry = self._worker(user, worker, now)[1]
+        # Literal indices (_NUM, _POW, _FRACTION, _GOAL, _EXACT): no global lookups per share.
         entry[0] += 1
-        entry[1] += difficulty
+        whole = int(difficulty)
+        if whole == difficulty:
+            entry[1] += whole
+        else:
+            entry[4] += difficulty
         entry[2] += goal
-        wentry[0] += 1
-        wentry[1] += difficulty
+        entry[3] += difficulty
 
     def rejected(self, user, worker, code, now):
         """A share rejected with ``code`` (non-zero)."""
-        bucket, entry, wentry = self._entries(user, worker, now)
-        bucket.reject += 1
+        bucket, entry = self._worker(user, worker, now)
         codes = bucket.reject_codes
         codes[code] = codes.get(code, 0) + 1
-        entry[3] += 1
-        wentry[2] += 1
+        entry[_REJECTS] += 1
 
     def monitor(self, key, value, now):
         """
@@ -216,26 +227,51 @@ class MinuteAggregator:
         """Every minute still held, the current one included (for shutdown)."""
         return [self._take(m) for m in sorted(self._buckets)]
 
+    def _carry_pow(self, minute, bucket):
+        """
+        Fold each worker's fractional difficulties into its integral pow:
+        the carry from its last minute plus this minute's fractions, whose
+        integral part is added and whose rest is carried to its next
+        minute.  A worker without shares this minute loses its carry.
+        """
+        carried, self._carry = self._carry, {}
+        previous = minute - 60
+        for user, workers in bucket.users.items():
+            for worker, entry in workers.items():
+                total = entry[_FRACTION]
+                carry = carried.get((user, worker))
+                if carry is not None and carry[0] == previous:
+                    total += carry[1]
+                whole = int(total)
+                entry[_POW] += whole
+                if total != whole:
+                    self._carry[user, worker] = (minute, total - whole)
+
     def _take(self, minute):
         bucket = self._buckets.pop(minute)
         if minute == self._minute:
             self._minute = self._bucket = None
+        self._carry_pow(minute, bucket)
         host, coin = self.host, self.coin
         shares = []
-        for user, (num, pow_, goal, rejects, workers) in bucket.users.items():
+        for user, workers in bucket.users.items():
+            num = sum(entry[_NUM] for entry in workers.values())
             if num:
+                pow_ = sum(entry[_POW] for entry in workers.values())
+                goal = sum(entry[_GOAL] for entry in workers.values())
                 shares.append(records.ShareRecord(user, host, coin, num, pow_, goal))
-            for worker, (wnum, wpow, wrejects) in workers.items():
-                if wnum:
+            for worker, entry in workers.items():
+                if entry[_NUM]:
                     shares.append(records.ShareRecord(
-                        share_record_key(user, worker), host, coin, wnum, wpow, 0.0))
+                        share_record_key(user, worker), host, coin, entry[_NUM], entry[_POW], 0.0))
+            rejects = sum(entry[_REJECTS] for entry in workers.values())
             if rejects:
                 shares.append(records.ShareRecord(
                     share_record_key(user, reject=True), host, coin, rejects, 0, 0.0))
-            for worker, (_wnum, _wpow, wrejects) in workers.items():
-                if wrejects:
+            for worker, entry in workers.items():
+                if entry[_REJECTS]:
                     shares.append(records.ShareRecord(
-                        share_record_key(user, worker, reject=True), host, coin, wrejects, 0, 0.0))
+                        share_record_key(user, worker, reject=True), host, coin, entry[_REJECTS], 0, 0.0))
         ints, floats = _monitor_sums(bucket)
         _add_into(self._sent_ints, ints)
         _add_into(self._sent_floats, floats)
@@ -251,12 +287,17 @@ class MinuteAggregator:
 
 def _monitor_sums(bucket):
     """The monitor counters of one minute's bucket: ``(ints, floats)``."""
-    ints = {SHARE: bucket.share, POW: bucket.pow, REJECT: bucket.reject}
+    entries = [entry for workers in bucket.users.values() for entry in workers.values()]
+    ints = {
+        SHARE: sum(entry[_NUM] for entry in entries),
+        POW: sum(entry[_POW] for entry in entries),
+        REJECT: sum(entry[_REJECTS] for entry in entries),
+    }
     for code, n in bucket.reject_codes.items():
         ints[REJECT_CODE % code] = n
     for key, value in bucket.ints.items():
         ints[key] = ints.get(key, 0) + value
-    floats = {GOAL: bucket.goal, POW_FLOAT: bucket.pow_float}
+    floats = {GOAL: sum(entry[_GOAL] for entry in entries), POW_FLOAT: sum(entry[_EXACT] for entry in entries)}
     for key, value in bucket.floats.items():
         floats[key] = floats.get(key, 0.0) + value
     return ints, floats
