@@ -1,5 +1,9 @@
 """Tests for viabtc.stratum.session."""
 
+from collections import deque
+
+from hypothesis import given
+from hypothesis import strategies as st
 from twisted.trial.unittest import TestCase
 
 from viabtc.stratum.session import RESULT_RING, TRANSITIONS, Input, Session, State, sessions_table
@@ -106,6 +110,16 @@ class ResultRingTests(TestCase):
         for _ in range(RESULT_RING):
             s.record(True)
         self.assertFalse(s.record(False))
+
+    @given(st.lists(st.booleans(), max_size=3 * RESULT_RING))
+    def test_same_verdicts_as_a_plain_window(self, results):
+        """The ring (with its shortcut while all of it is valid) against the last RESULT_RING results kept whole."""
+        s = session()
+        window = deque(maxlen=RESULT_RING)
+        for valid in results:
+            window.append(valid)
+            expected = len(window) == RESULT_RING and window.count(False) > 0.6 * RESULT_RING
+            self.assertEqual(s.record(valid), expected)
 
 
 class SessionsTableTests(TestCase):

@@ -70,6 +70,7 @@ else:
 _AUTHORIZED = State.AUTHORIZED
 _CLOSING = State.CLOSING
 _TRUE_TAIL = b',"error":null,"result":true}\n'
+_TRUE_REPLY = b'{"id":%d' + _TRUE_TAIL
 _SEPARATORS = (",", ":")
 _decode_json = json.JSONDecoder().decode
 _MAX_USER_AGENT = 64
@@ -653,7 +654,7 @@ class StratumServerProtocol(Protocol):
         upstream holds it back until the gateway has judged the share
         (``viabtc.mineragent.server``).
         """
-        out.append(_render_id(msg_id) + _TRUE_TAIL)
+        out.append(_TRUE_REPLY % msg_id if type(msg_id) is int else _render_id(msg_id) + _TRUE_TAIL)
 
     def _block(self, user, worker, prepared, result):
         """

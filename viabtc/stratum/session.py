@@ -197,6 +197,10 @@ class Session:
         close: the last ``RESULT_RING`` results are known and more than 60 %
         of them were invalid.
         """
+        if valid and not self._invalid:
+            # Every result in the ring is valid: only the count moves.
+            self._result_count += 1
+            return False
         slot = self._result_count % RESULT_RING
         if self._result_count >= RESULT_RING:
             self._invalid -= self._results[slot]
