@@ -17,6 +17,9 @@ and this process talks to them by creating its sockets inside the host's
 namespace (``setns`` on the calling thread, switched back at once: a socket
 stays in the namespace it was made in).
 
+``Network.hold`` is a network fault a process kill cannot stage: one TCP
+stream stops being delivered while its connection stays up (``tc``).
+
 Building namespaces needs root and a kernel that allows them; where either
 is missing the tests are skipped with the reason (never passed silently).
 """

@@ -260,8 +260,8 @@ class MultiHostFailover(TestCase):
         address = dict(field.split("=", 1) for field in link.split() if "=" in field)["addr"]
         host, port = address.rsplit(":", 1)
         self.assertEqual(host, replica.host)
-        by_address = {address: host for host, (_, address) in self.net.hosts.items()}
-        release = self.net.hold(by_address[master.host], master.port, by_address[replica.host], int(port))
+        named = {address: name for name, (_, address) in self.net.hosts.items()}
+        release = self.net.hold(named[master.host], master.port, named[replica.host], int(port))
         return master, replica, release
 
     def log_since(self, name, offset):
@@ -324,8 +324,8 @@ class MultiHostFailover(TestCase):
         old, replica, release = self.hold_replication()
 
         # A rolling upgrade: gw2 stops gracefully (its minute goes to the relay
-        # and mw1) and starts again; only miner2 moves, to the gateway its
-        # resolver lists next, and the other miners' sessions are never touched.
+        # and on to a metawriter) and starts again; only miner2 moves, to
+        # another gateway, and the other miners' sessions are never touched.
         retries = {miner: self.reconnects(miner) for miner in MINERS}
         await self.stop("gw2")
         await self.wait(lambda: self.sessions()["gw2"] == 0 and sum(self.sessions().values()) == 3,
