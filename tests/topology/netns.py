@@ -17,6 +17,9 @@ and this process talks to them by creating its sockets inside the host's
 namespace (``setns`` on the calling thread, switched back at once: a socket
 stays in the namespace it was made in).
 
+``Network.hold`` is a network fault a process kill cannot stage: one TCP
+stream stops being delivered while its connection stays up (``tc``).
+
 Building namespaces needs root and a kernel that allows them; where either
 is missing the tests are skipped with the reason (never passed silently).
 """
@@ -90,6 +93,8 @@ class Network:
         self.subnet = f"10.{200 + tag % 50}.{tag % 250}"
         self.switch = f"{self._prefix}sw"
         self.hosts = {}
+        #: each host's end of its veth link (inside the host)
+        self.links = {}
         self.processes = {}
         testcase.addCleanup(self.teardown)
         _ip("netns", "add", self.switch)
@@ -106,6 +111,7 @@ class Network:
         inner, outer = f"{ns}a"[-15:], f"{ns}b"[-15:]
         _ip("netns", "add", ns)
         self.hosts[name] = (ns, address)
+        self.links[name] = inner
         _ip("link", "add", inner, "type", "veth", "peer", "name", outer)
         _ip("link", "set", inner, "netns", ns)
         _ip("link", "set", outer, "netns", self.switch)
@@ -118,6 +124,35 @@ class Network:
 
     def address(self, name):
         return self.hosts[name][1]
+
+    def hold(self, host, port, peer, peer_port):
+        """
+        Stop delivering the TCP stream that ``host``'s ``port`` sends to
+        ``peer``'s ``peer_port``, as a link that stopped carrying one
+        connection: its packets leave ``host`` into a ``blackhole`` queue
+        (``tc``: an ``htb`` root whose ``u32`` filter picks the connection by
+        addresses and ports), so the connection stays established, what the
+        peer sends still arrives, and every other flow passes.  Returns
+        ``release()``, which removes the queue again.
+        """
+        ns, link = self.hosts[host][0], self.links[host]
+        tc = ["ip", "netns", "exec", ns, "tc"]
+        for argv in (["qdisc", "add", "dev", link, "root", "handle", "1:", "htb", "default", "1"],
+                     ["class", "add", "dev", link, "parent", "1:", "classid", "1:1", "htb", "rate", "10gbit"],
+                     ["class", "add", "dev", link, "parent", "1:", "classid", "1:2", "htb", "rate", "10gbit"],
+                     ["qdisc", "add", "dev", link, "parent", "1:2", "handle", "20:", "blackhole"],
+                     ["filter", "add", "dev", link, "parent", "1:", "protocol", "ip", "prio", "1", "u32",
+                      "match", "ip", "protocol", "6", "0xff", "match", "ip", "dst", f"{self.address(peer)}/32",
+                      "match", "ip", "sport", str(port), "0xffff", "match", "ip", "dport", str(peer_port), "0xffff",
+                      "classid", "1:2"]):
+            result = subprocess.run(tc + argv, capture_output=True, text=True)
+            if result.returncode != 0:
+                raise AssertionError(f"tc {' '.join(argv)} on {host}: {result.stderr.strip()}")
+
+        def release():
+            subprocess.run(tc + ["qdisc", "del", "dev", link, "root"], capture_output=True, check=True)
+
+        return release
 
     def place(self, host):
         """``host`` as a ``viabtc.devnet`` place (see the module docstring)."""
@@ -189,11 +224,12 @@ class Network:
             raise OSError(f"on {host}: {result.stderr.strip()[-2000:]}")
         return result.stdout
 
-    def established(self, host, port):
-        """How many TCP connections to local ``port`` are established on ``host``."""
+    def established(self, host, port, peer=None):
+        """How many TCP connections to local ``port`` are established on ``host`` (from host ``peer`` only)."""
         ns = self.hosts[host][0]
+        match = f"sport = :{port}" if peer is None else f"sport = :{port} and dst {self.address(peer)}"
         out = subprocess.run(["ip", "netns", "exec", ns, "ss", "-Htn", "state", "established",
-                              f"( sport = :{port} )"], capture_output=True, text=True).stdout
+                              f"( {match} )"], capture_output=True, text=True).stdout
         return len([line for line in out.splitlines() if line.strip()])
 
     def listening(self, host, port):
