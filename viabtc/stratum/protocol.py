@@ -217,7 +217,10 @@ class StratumServerProtocol(Protocol):
     Methods are dispatched through ``METHODS`` (name -> handler), so a
     subclass can add a family of methods (the ``agent.*`` protocol) without
     touching this one.  A handler is called as ``handler(self, msg_id,
-    params, out, now)`` and appends its reply lines to ``out``.
+    params, out, now)`` and appends its reply lines to ``out``.  The one
+    exception is the common ``mining.submit`` line, read in C and handed
+    to ``_share`` without a table lookup: a subclass changes what a share
+    does by overriding ``_share`` or ``_accepted``, not its table entry.
     """
 
     _log = Logger()
