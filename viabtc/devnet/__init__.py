@@ -8,6 +8,7 @@ missing, ``ServiceUnavailable`` says which and how to install it; tests turn it
 into a skip only when ``VIABTC_REQUIRE_SERVICES`` is unset (never in CI).
 """
 
+import collections
 import os
 import socket
 import subprocess
@@ -27,17 +28,34 @@ def services_required():
     return os.environ.get("VIABTC_REQUIRE_SERVICES", "") not in ("", "0")
 
 
+#: Ports ``free_port`` handed out lately, oldest first: never handed out twice
+#: while a test may still be about to bind the first.
+_HANDED_OUT = collections.OrderedDict()
+_REMEMBERED = 4096
+
+
 def free_port(host="127.0.0.1", kind=socket.SOCK_STREAM):
     """
-    A port on ``host`` that nothing listens on right now.
+    A port on ``host`` that nothing listens on right now, and that this
+    process has not been given lately.
 
     The socket is bound with port 0 and closed, so there is a small window in
     which another process may take the port; the launchers retry on a bind
-    failure for that reason.
+    failure for that reason.  Within one process the kernel may hand the
+    port just released out again at the next call (a config asking for
+    five ports got one twice), so the last ports given are remembered and
+    skipped.
     """
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    while True:
+        with socket.socket(socket.AF_INET, kind) as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        if port not in _HANDED_OUT:
+            break
+    _HANDED_OUT[port] = None
+    if len(_HANDED_OUT) > _REMEMBERED:
+        _HANDED_OUT.popitem(last=False)
+    return port
 
 
 @attrs.frozen
