@@ -116,11 +116,11 @@ small_integer(cursor *c, long long *value)
     skip_ws(c);
     s = c->p;
     while (c->p < c->end && *c->p >= '0' && *c->p <= '9') {
+        if (c->p - s == 18) {
+            return 0; /* a 19th digit: beyond what is read here (and beyond 64 bits soon) */
+        }
         v = v * 10 + (*c->p - '0');
         c->p++;
-        if (c->p - s > 18) {
-            return 0;
-        }
     }
     if (c->p == s || (*s == '0' && c->p - s > 1)) {
         return 0;
