@@ -99,8 +99,7 @@ class SentinelFailoverTests(Pipeline):
         # A host reboots in longer than the Sentinels take to agree, and its
         # Redis comes back as the new master's replica.
         await wait_for(lambda: self.group.agreed_master() == new.port, timeout=30, what="every Sentinel agreeing")
-        old.start()
-        old.command("REPLICAOF", "127.0.0.1", new.port)
+        self.group.restart(old, new)
         return new
 
     async def test_master_killed_after_a_confirmed_flush(self):

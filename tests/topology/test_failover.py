@@ -357,11 +357,8 @@ class MultiHostFailover(TestCase):
         await self.wait(lambda: self.redis.agreed_master_address() == (replica.host, replica.port),
                         "the Sentinels promoting the replica")
         release()
-        # The killed server comes back empty, as the new master's replica (an
-        # operator's ``replicaof``: never an empty master the Sentinels might
-        # pick while they have not yet demoted it).
-        self.redis.restart(old)
-        old.command("REPLICAOF", replica.host, str(replica.port))
+        # The killed server comes back empty, as the new master's replica.
+        self.redis.restart(old, replica)
         await self.stopped("relay")
         self.metarelay()
         await self.stopped(writer)

@@ -167,10 +167,19 @@ class SentinelGroup:
         master.process.wait()
         return master
 
-    def restart(self, server, timeout=10.0):
-        """Start a killed ``server`` again on its address (empty: Sentinel makes it a replica)."""
+    def restart(self, server, master, timeout=10.0):
+        """
+        Start a killed ``server`` again on its address, empty, and make it
+        the replica of ``master`` (the promoted server) at once, as an
+        operator brings back a crashed master: left to come back as a master,
+        an empty server can be elected again before the Sentinels demote it,
+        and its replicas then copy its emptiness (seen in the multi-host
+        test under load, docs/deployment.md).
+        """
         server.process = None
-        return server.start(timeout)
+        server.start(timeout)
+        server.command("REPLICAOF", master.host, str(master.port))
+        return server
 
     def stop(self):
         for process in self._sentinel_processes:
