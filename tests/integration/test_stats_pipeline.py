@@ -46,6 +46,8 @@ from viabtc.stats import records, schema
 from viabtc.stats.gateway_agg import MinuteAggregator
 from viabtc.stats.records import BlockRecord, EventRecord, encode_bodies
 
+from tests.stats.test_gateway_agg import count
+
 HOST = "gw-1"
 COIN = "btc"
 M0 = 1700000040  # a minute start
@@ -257,7 +259,7 @@ class ScriptedGateway:
         for step in steps:
             kind, when = step[0], step[1]
             if kind == "share":
-                self.aggregator.share(*step[2:], now=when)
+                count(self.aggregator, *step[2:], now=when)
             elif kind == "monitor":
                 self.aggregator.monitor(step[2], step[3], when)
             elif kind == "event":
@@ -451,7 +453,7 @@ class BrotherTests(Pipeline):
         aggregator = MinuteAggregator(HOST, COIN)
         for step in SCRIPT:
             if step[0] == "share":
-                aggregator.share(*step[2:], now=step[1])
+                count(aggregator, *step[2:], now=step[1])
         bodies = [(command, body) for minute in aggregator.flush_all() for command, body in minute.bodies()]
         events = [(records.META_EVENT, encode_bodies(records.META_EVENT, [EventRecord(
             s[2], s[3], COIN, s[4], s[5])])[0]) for s in SCRIPT if s[0] == "event"]

@@ -13,16 +13,24 @@ def agg():
     return MinuteAggregator("10.0.0.1", "btc")
 
 
+def count(aggregator, user, worker, code, difficulty, goal, now):
+    """One share as the seed's records name it: ``code`` 0 accepted, any other a reject of that code."""
+    if code:
+        aggregator.rejected(user, worker, code, now)
+    else:
+        aggregator.accepted(user, worker, difficulty, goal, now)
+
+
 class CounterTests(unittest.TestCase):
     def test_valid_and_rejected_shares(self):
         """The counters of ref §4.9's table, for one minute."""
         a = agg()
-        a.share("alice", "rig1", 0, 1024, 0.25, T + 1)
-        a.share("alice", "rig1", 0, 2048, 0.5, T + 2)
-        a.share("alice", "rig2", 0, 16, 0.125, T + 3)
-        a.share("alice", "rig1", 23, 0, 0.0, T + 4)
-        a.share("bob", "x", 21, 0, 0.0, T + 5)
-        a.share("bob", "x", 23, 0, 0.0, T + 6)
+        count(a, "alice", "rig1", 0, 1024, 0.25, T + 1)
+        count(a, "alice", "rig1", 0, 2048, 0.5, T + 2)
+        count(a, "alice", "rig2", 0, 16, 0.125, T + 3)
+        count(a, "alice", "rig1", 23, 0, 0.0, T + 4)
+        count(a, "bob", "x", 21, 0, 0.0, T + 5)
+        count(a, "bob", "x", 23, 0, 0.0, T + 6)
         [minute] = a.flush(T + 60)
         H, C = "10.0.0.1", "btc"
         self.assertEqual(minute, MinuteRecords(
@@ -109,8 +117,8 @@ class CounterTests(unittest.TestCase):
         a = agg()
         for difficulty, goal in ((1, float("inf")), (1, float("nan")), (1, -0.1), (-1, 0.5), (float("nan"), 0.5),
                                  (float("inf"), 0.5), (-0.5, 0.5)):
-            self.assertRaises(ValueError, a.share, "alice", "rig1", 0, difficulty, goal, T)
-        a.share("alice", "rig1", 0, 0, 0.0, T)
+            self.assertRaises(ValueError, count, a, "alice", "rig1", 0, difficulty, goal, T)
+        count(a, "alice", "rig1", 0, 0, 0.0, T)
         (minute,) = a.flush_all()
         self.assertEqual(minute.shares[0], ShareRecord("alice", "10.0.0.1", "btc", 1, 0, 0.0))
 
@@ -119,7 +127,7 @@ class CounterTests(unittest.TestCase):
         a = agg()
         a.monitor("connections", 0, T)
         a.monitor_float("goal", 1e-16, T)
-        a.share("alice", "rig1", 0, 0, 0.0, T)  # a share of difficulty 0: counted, no pow
+        count(a, "alice", "rig1", 0, 0, 0.0, T)  # a share of difficulty 0: counted, no pow
         [minute] = a.flush(T + 60)
         self.assertEqual(minute.shares, (
             ShareRecord("alice", "10.0.0.1", "btc", 1, 0, 0.0),
@@ -133,8 +141,8 @@ class MinuteTests(unittest.TestCase):
     def test_attribution_across_boundary(self):
         """A share at hh:mm:59.9 counts for hh:mm; one at hh:(mm+1):00.0 for the next minute."""
         a = agg()
-        a.share("alice", "w", 0, 1, 0.0, T + 59.9)
-        a.share("alice", "w", 0, 2, 0.0, T + 60.0)
+        count(a, "alice", "w", 0, 1, 0.0, T + 59.9)
+        count(a, "alice", "w", 0, 2, 0.0, T + 60.0)
         self.assertEqual(a.flush(T + 59.99), [])
         [first] = a.flush(T + 60)
         self.assertEqual(first.minute, T)
@@ -147,7 +155,7 @@ class MinuteTests(unittest.TestCase):
     def test_flush_returns_each_minute_once_oldest_first(self):
         a = agg()
         for k in (2, 0, 1):
-            a.share("u", "w", 0, k + 1, 0.0, T + 60 * k)
+            count(a, "u", "w", 0, k + 1, 0.0, T + 60 * k)
         got = a.flush(T + 180)
         self.assertEqual([m.minute for m in got], [T, T + 60, T + 120])
         self.assertEqual(a.flush(T + 180), [])
@@ -156,7 +164,7 @@ class MinuteTests(unittest.TestCase):
     def test_late_event_for_flushed_minute(self):
         """Something reported late for an already flushed minute is still filed under its minute."""
         a = agg()
-        a.share("u", "w", 0, 1, 0.0, T + 10)
+        count(a, "u", "w", 0, 1, 0.0, T + 10)
         a.flush(T + 60)
         a.monitor("block", 1, T + 20)
         [late] = a.flush(T + 61)
@@ -164,18 +172,18 @@ class MinuteTests(unittest.TestCase):
 
     def test_flush_all_includes_current_minute(self):
         a = agg()
-        a.share("u", "w", 0, 1, 0.0, T + 10)
-        a.share("u", "w", 0, 1, 0.0, T + 70)
+        count(a, "u", "w", 0, 1, 0.0, T + 10)
+        count(a, "u", "w", 0, 1, 0.0, T + 70)
         self.assertEqual([m.minute for m in a.flush_all()], [T, T + 60])
         self.assertEqual(a.flush_all(), [])
-        a.share("u", "w", 0, 5, 0.0, T + 75)  # the cached current bucket was released
+        count(a, "u", "w", 0, 5, 0.0, T + 75)  # the cached current bucket was released
         [m] = a.flush_all()
         self.assertEqual(m.shares[0].pow, 5)
 
     def test_bodies_are_stamped(self):
         a = agg()
         for i in range(200):
-            a.share("user%03d" % i, "worker", 0, 1000, 0.001, T + 5)
+            count(a, "user%03d" % i, "worker", 0, 1000, 0.001, T + 5)
         [minute] = a.flush(T + 60)
         bodies = minute.bodies()
         commands = [c for c, _ in bodies]

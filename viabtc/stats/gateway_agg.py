@@ -143,16 +143,6 @@ class MinuteAggregator:
             entry = workers[worker] = [0, 0, 0.0, 0.0, 0.0, 0]
         return bucket, entry
 
-    def share(self, user, worker, code, difficulty, goal, now):
-        """
-        Count one share: ``code`` 0 is accepted (``accepted``), any other
-        code is a reject of that code.
-        """
-        if code:
-            self.rejected(user, worker, code, now)
-        else:
-            self.accepted(user, worker, difficulty, goal, now)
-
     def accepted(self, user, worker, difficulty, goal, now):
         """
         An accepted share credited at ``difficulty`` (a number, the share's
