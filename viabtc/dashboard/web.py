@@ -45,7 +45,9 @@ def _arg(request, name):
     return values[0].decode("utf-8", "replace") if values else ""
 
 
-class OverviewPage(Resource):
+class _SnapshotPage(Resource):
+    """A page drawn from the latest snapshot; the waiting page until the first read from Redis."""
+
     isLeaf = True
 
     def __init__(self, state):
@@ -56,20 +58,16 @@ class OverviewPage(Resource):
         state = self._state
         if state.snapshot is None:
             return _html(request, pages.waiting(state.coin, state.refresh))
+        return self.render_snapshot(request, state)
+
+
+class OverviewPage(_SnapshotPage):
+    def render_snapshot(self, request, state):
         return _html(request, pages.overview(state.snapshot, _arg(request, "q"), state.refresh))
 
 
-class UserPage(Resource):
-    isLeaf = True
-
-    def __init__(self, state):
-        super().__init__()
-        self._state = state
-
-    def render_GET(self, request):
-        state = self._state
-        if state.snapshot is None:
-            return _html(request, pages.waiting(state.coin, state.refresh))
+class UserPage(_SnapshotPage):
+    def render_snapshot(self, request, state):
         text = pages.user_page(state.snapshot, _arg(request, "name"), state.refresh)
         if text is None:
             request.setResponseCode(404)
